@@ -1,0 +1,60 @@
+# flagged-cron: `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+MARIADB_URL ?= mysql://root:@127.0.0.1:3306/flagged_cron
+DEMO_ADDR ?= 127.0.0.1:8000
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup setup-dev demo test test-sqlite test-mariadb lint format bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# The stamp files reinstall only when a requirements file changes.
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	bin/system-deps build
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	bin/system-deps test
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
+
+demo: setup
+	bin/demo $(DEMO_ADDR)
+
+test: setup-dev lint test-sqlite test-mariadb
+
+lint: setup-dev
+	$(BIN)/ruff check .
+
+format: setup-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test-sqlite: setup-dev
+	env -u DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
+
+# Outside CI a missing MariaDB skips this suite with a message; with CI=true it is an error.
+test-mariadb: setup-dev
+	@if $(BIN)/python bin/mariadb-ready "$(MARIADB_URL)"; then \
+	  DATABASE_URL="$(MARIADB_URL)" $(BIN)/pytest $(PYTEST_ARGS); \
+	elif [ "$${CI:-}" = true ]; then \
+	  echo "MariaDB at $(MARIADB_URL) is required with CI=true" >&2; exit 1; \
+	else \
+	  echo "skipping the MariaDB suite: install and start MariaDB on 127.0.0.1:3306" \
+	       "(apt-get install mariadb-server) or set MARIADB_URL"; \
+	fi
+
+bench: setup-dev
+	$(BIN)/python bench/runjob_overhead.py
+
+clean:
+	rm -rf $(VENV) staticfiles logs db.sqlite3

@@ -1,0 +1,15 @@
+"""`manage.py check` fails when a task declaration is invalid (design section 5)."""
+
+from django.core import checks
+
+
+@checks.register("cronjobs")
+def check_task_declarations(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from cronjobs.registry import registry
+
+    registry.load()
+    return [
+        checks.Error(str(error), hint="Fix the declaration; see README.md, Declaring tasks.",
+                     obj=error.task, id="cronjobs.E001")
+        for error in registry.errors
+    ]  # fmt: skip

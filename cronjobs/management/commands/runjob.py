@@ -1,0 +1,105 @@
+"""manage.py runjob <task> | --all | --list  (design section 6; exit codes 0, 1, 2, 3)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from cronjobs.models import Execution
+from cronjobs.registry import registry
+from cronjobs.runner import EXIT_FAILED, EXIT_SUCCEEDED, EXIT_USAGE, run_task
+
+
+class SupervisorTerminated(Exception):
+    pass
+
+
+def _terminate(signum, frame):
+    raise SupervisorTerminated(f"received {signal.Signals(signum).name}")
+
+
+class Command(BaseCommand):
+    help = "Run a task under supervision (timeout, retries, memory limit) and record every attempt."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("task", nargs="?", help="task name (see --list)")
+        parser.add_argument(
+            "--all", action="store_true", help="every enabled task once, by priority"
+        )
+        parser.add_argument("--list", action="store_true", help="list the declared tasks")
+        parser.add_argument(
+            "--trigger",
+            choices=Execution.Trigger.values,
+            default=Execution.Trigger.MANUAL,
+            help="what started this run (recorded with each attempt)",
+        )
+        parser.add_argument("--run-id", help=argparse.SUPPRESS)  # set by "run now" callers
+
+    def handle(self, *args, **options) -> None:
+        registry.load()
+        if options["list"]:
+            return self.list_tasks()
+        if options["all"] == bool(options["task"]):
+            raise CommandError("name one task, or use --all or --list", returncode=EXIT_USAGE)
+        # cron and `kill` send SIGTERM: record the attempt as failed instead of vanishing.
+        signal.signal(signal.SIGTERM, _terminate)
+        if options["all"]:
+            sys.exit(self.run_all(options["trigger"]))
+        sys.exit(self.run_one(options["task"], options["trigger"], options["run_id"]))
+
+    def run_one(self, name: str, trigger: str, run_id: str | None = None) -> int:
+        spec = registry.get(name)
+        if spec is None:
+            raise CommandError(self.unknown_task_message(name), returncode=EXIT_USAGE)
+        outcome = run_task(spec, trigger, run_id=run_id)
+        last = outcome.executions[-1]
+        detail = f": {last.error}" if last.error else ""
+        attempts = f" after {len(outcome.executions)} attempt(s)" if last.attempt > 1 else ""
+        stream = self.stdout if outcome.exit_code == EXIT_SUCCEEDED else self.stderr
+        stream.write(f"{name}: {outcome.status}{attempts} (run {outcome.run_id}){detail}")
+        return outcome.exit_code
+
+    def run_all(self, trigger: str) -> int:
+        code = EXIT_SUCCEEDED
+        for spec in registry.by_priority():
+            outcome = run_task(spec, trigger)
+            self.stdout.write(f"{spec.name}: {outcome.status} (run {outcome.run_id})")
+            if outcome.exit_code == EXIT_FAILED:
+                code = EXIT_FAILED
+        if registry.errors:
+            self.stderr.write(self.errors_text())
+            return EXIT_USAGE
+        return code
+
+    def unknown_task_message(self, name: str) -> str:
+        invalid = [e for e in registry.errors if e.task == name]
+        if invalid:
+            return "invalid task declaration:\n" + "\n".join(f"  {e}" for e in invalid)
+        known = ", ".join(sorted(registry.tasks)) or "(none)"
+        message = f"unknown task {name!r}. Known tasks: {known}"
+        if registry.errors:
+            message += "\n" + self.errors_text()
+        return message
+
+    def errors_text(self) -> str:
+        return "invalid task declarations:\n" + "\n".join(f"  {e}" for e in registry.errors)
+
+    def list_tasks(self) -> None:
+        from cronjobs.models import Task
+
+        enabled = dict(Task.objects.values_list("name", "enabled"))
+        rows = [("TASK", "KIND", "SCHEDULE", "PRIO", "TIMEOUT", "ENABLED", "DESCRIPTION")]
+        for spec in registry.by_priority():
+            state = {True: "yes", False: "no"}.get(enabled.get(spec.name), "not synced")
+            rows.append((spec.name, spec.kind, spec.schedule or "-", str(spec.priority),
+                         f"{spec.timeout}s", state, spec.description))  # fmt: skip
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            self.stdout.write("  ".join([*cells, row[-1]]).rstrip())
+        if registry.errors:
+            self.stderr.write(self.errors_text())
+            sys.exit(EXIT_USAGE)

@@ -1,0 +1,195 @@
+"""The supervisor's tables: tasks, executions (one row per attempt or skip), leases, circuits,
+alerts. Behaviour lives in the modules named after each concept (runner, lease, circuit,
+alerts); the models hold data and the small queries everyone shares."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Task(models.Model):
+    """A mirror of one declared task. Code and the tasks file own every field except `enabled`,
+    which operators toggle; `manage.py synctasks` keeps the rest in step with the registry."""
+
+    class Kind(models.TextChoices):
+        CALLABLE = "callable"
+        COMMAND = "command"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    target = models.TextField(help_text="Dotted path of the callable, or the command as JSON")
+    source = models.CharField(max_length=255, blank=True, help_text="Where it is declared")
+    schedule = models.CharField(max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    timeout = models.PositiveIntegerField(help_text="Seconds")
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    retry_delay = models.PositiveIntegerField(default=60, help_text="Seconds")
+    memory_limit = models.BigIntegerField(null=True, blank=True, help_text="Bytes, whole tree")
+    circuit_breaker = models.BooleanField(default=True)
+    log_level = models.CharField(max_length=10, default="INFO")
+    alert_on_failure = models.BooleanField(default=True)
+    slow_after = models.FloatField(help_text="Seconds")
+    memory_warn = models.BigIntegerField(null=True, blank=True, help_text="Bytes")
+    priority = models.PositiveSmallIntegerField(default=3)
+    enabled = models.BooleanField(default=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_retired(self) -> bool:
+        return self.retired_at is not None
+
+
+class Execution(models.Model):
+    """One attempt of a run, or one skipped invocation. Attempts of one invocation share run_id;
+    a skip has attempt 0. (run_id, attempt) is unique so a replayed spool cannot duplicate."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        TIMED_OUT = "timed_out"
+        MEMORY_EXCEEDED = "memory_exceeded"
+        ABANDONED = "abandoned"
+        SKIPPED = "skipped"
+
+    class SkipReason(models.TextChoices):
+        DISABLED = "disabled"
+        CIRCUIT_OPEN = "circuit_open"
+        OVERLAP = "overlap"
+
+    class Trigger(models.TextChoices):
+        CRON = "cron"
+        MANUAL = "manual"
+        ADMIN = "admin"
+        API = "api"
+
+    FAILURES = (Status.FAILED, Status.TIMED_OUT, Status.MEMORY_EXCEEDED, Status.ABANDONED)
+
+    run_id = models.CharField(max_length=32, db_index=True)
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="executions")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    skip_reason = models.CharField(max_length=16, choices=SkipReason.choices, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds")
+    exit_code = models.IntegerField(null=True, blank=True)
+    signal = models.IntegerField(null=True, blank=True)
+    peak_rss_bytes = models.BigIntegerField(null=True, blank=True)
+    cpu_user = models.FloatField(null=True, blank=True, help_text="Seconds")
+    cpu_system = models.FloatField(null=True, blank=True, help_text="Seconds")
+    output = models.TextField(blank=True, help_text="Tail of stdout and stderr")
+    error = models.TextField(blank=True, help_text="One-line summary of what went wrong")
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "attempt"], name="execution_run_attempt"),
+        ]
+        indexes = [
+            # History of one task, newest first; and the dashboard's per-status windows.
+            models.Index(fields=["task", "started_at"], name="execution_task_started"),
+            models.Index(fields=["status", "started_at"], name="execution_status_started"),
+            models.Index(fields=["started_at"], name="execution_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} {self.run_id[:8]}#{self.attempt} {self.status}"
+
+    @property
+    def is_failure(self) -> bool:
+        return self.status in self.FAILURES
+
+
+class Lease(models.Model):
+    """Overlap guard for one task, shared by every host on the same database. Taken and renewed
+    by conditional UPDATEs against the database clock in cronjobs/lease.py."""
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, primary_key=True)
+    run_id = models.CharField(max_length=32, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"lease {self.task_id} {self.run_id or 'free'}"
+
+
+class CircuitState(models.Model):
+    """Breaker state for one task; transitions live in cronjobs/circuit.py."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed"
+        OPEN = "open"
+        HALF_OPEN = "half_open"
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, primary_key=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLOSED)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    trial_run_id = models.CharField(max_length=32, blank=True)
+    failure_count = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"circuit {self.task_id} {self.state}"
+
+
+class Alert(models.Model):
+    """At most one unresolved alert per (task, kind): `open_key` holds "task:kind" while the
+    alert is unresolved and NULL afterwards, and a unique index on it enforces the rule on both
+    SQLite and MySQL (neither offers partial unique indexes in common)."""
+
+    class Kind(models.TextChoices):
+        FAILED = "failed"
+        CIRCUIT_OPEN = "circuit_open"
+        SLOW = "slow"
+        MEMORY = "memory"
+        LATE = "late"
+        ABANDONED = "abandoned"
+
+    class Severity(models.TextChoices):
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    state = models.CharField(max_length=14, choices=State.choices, default=State.OPEN)
+    open_key = models.CharField(max_length=150, null=True, blank=True, unique=True, editable=False)
+    message = models.TextField()
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    occurrences = models.PositiveIntegerField(default=1)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        indexes = [models.Index(fields=["state", "last_seen"], name="alert_state_last_seen")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} alert for {self.task_id} ({self.state})"

@@ -1,0 +1,423 @@
+"""Run one attempt of a task in a child process tree, measure it, and kill it when it must die.
+
+The tree (Linux):
+
+    supervisor (runjob)
+      `- keeper: own session and process group; child subreaper; dies with the supervisor
+           `- worker: runs the callable, or execs the command; stdout+stderr -> one pipe
+                `- anything the job starts (same process group unless it calls setsid)
+
+Why a keeper: if the supervisor is SIGKILLed nobody is left to clean up, so the keeper asks the
+kernel for a parent-death signal and then kills its whole process group. It also adopts
+orphaned grandchildren (PR_SET_CHILD_SUBREAPER), so their memory and CPU stay on the bill.
+Two forks of an already-loaded Django process cost about a millisecond, far less than starting
+a new interpreter, which is what keeps supervision cheap.
+
+This module knows nothing about the database; cronjobs/runner.py records what it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import json
+import logging
+import os
+import selectors
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+# The keeper's parent-death signal; SIGTERM is taken by timeouts, which the keeper ignores.
+DEATH_SIGNAL = signal.SIGUSR2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class Status:
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    MEMORY_EXCEEDED = "memory_exceeded"
+
+
+@dataclasses.dataclass
+class Limits:
+    timeout: float
+    memory_limit: int | None = None
+    grace: float = 5.0
+    output_cap: int = 64 * 1024
+
+
+@dataclasses.dataclass
+class AttemptResult:
+    status: str
+    duration: float
+    exit_code: int | None = None
+    signal: int | None = None
+    peak_rss_bytes: int = 0
+    cpu_user: float = 0.0
+    cpu_system: float = 0.0
+    output: str = ""
+    output_truncated: bool = False
+    error: str = ""
+    traceback: str = ""
+
+
+def run_attempt(
+    work: Callable[[], Any] | tuple[str, ...],
+    limits: Limits,
+    on_output: Callable[[bytes], None] = lambda chunk: None,
+    on_tick: Callable[[], None] = lambda: None,
+    cwd: str | None = None,
+) -> AttemptResult:
+    """Run `work` (a zero-argument callable, or an argv to exec) under `limits`.
+
+    1. Fork the keeper, which forks the worker.
+    2. Pump output to `on_output` and keep a capped tail; sample the tree's memory.
+    3. On timeout: SIGTERM to the group, wait `grace`, SIGKILL. Over the memory limit: SIGKILL.
+    4. Reap the keeper; wait4's rusage covers everything it reaped (CPU, peak RSS).
+    """
+    out_r, out_w = os.pipe()
+    res_r, res_w = os.pipe()
+    started = time.monotonic()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    supervisor_pid = os.getpid()
+    keeper = os.fork()
+    if keeper == 0:  # pragma: no cover - runs in the child, reported through the pipes
+        os.close(out_r)
+        os.close(res_r)
+        _keeper(work, out_w, res_w, supervisor_pid, cwd)
+    os.close(out_w)
+    os.close(res_w)
+    monitor = _Monitor(keeper, limits, on_output, on_tick)
+    try:
+        monitor.watch(out_r, res_r, started)
+    finally:
+        monitor.stop()  # nothing the attempt started outlives it, even on an exception
+        os.close(out_r)
+        os.close(res_r)
+    return monitor.result(time.monotonic() - started)
+
+
+class _Monitor:
+    def __init__(self, keeper: int, limits: Limits, on_output, on_tick):
+        self.keeper, self.limits = keeper, limits
+        self.on_output, self.on_tick = on_output, on_tick
+        self.tail = bytearray()
+        self.truncated = False
+        self.reports: list[dict[str, Any]] = []
+        self.res_buffer = b""
+        self.killed_for: str | None = None
+        self.term_sent_at: float | None = None
+        self.keeper_exited = False
+        self.peak_rss = 0
+        self.wait_status: int | None = None
+        self.rusage: Any = None
+        try:
+            self.proc: psutil.Process | None = psutil.Process(keeper)
+        except psutil.NoSuchProcess:
+            self.proc = None
+
+    def watch(self, out_r: int, res_r: int, started: float) -> None:
+        deadline = started + self.limits.timeout
+        pidfd = os.pidfd_open(self.keeper)
+        sel = selectors.DefaultSelector()
+        sel.register(out_r, selectors.EVENT_READ, self._read_output)
+        sel.register(res_r, selectors.EVENT_READ, self._read_report)
+        sel.register(pidfd, selectors.EVENT_READ, None)
+        interval = 0.01  # sample often at first so short spikes are seen, then back off
+        try:
+            while True:
+                for key, _ in sel.select(timeout=interval):
+                    if key.data is None:
+                        self.keeper_exited = True
+                        return self._drain(sel)
+                    if not key.data(key.fd):
+                        sel.unregister(key.fd)
+                now = time.monotonic()
+                self._sample_memory()
+                self.on_tick()
+                if self.term_sent_at is None and now >= deadline:
+                    self.killed_for = Status.TIMED_OUT
+                    self._signal_group(signal.SIGTERM)
+                    self.term_sent_at = now
+                elif self.term_sent_at is not None and now >= self.term_sent_at + self.limits.grace:
+                    self._signal_group(signal.SIGKILL)
+                interval = min(interval * 2, 0.25)
+        finally:
+            sel.close()
+            os.close(pidfd)
+
+    def _drain(self, sel: selectors.BaseSelector) -> None:
+        """The keeper has exited: take what is still buffered in the pipes, without waiting on
+        background processes that may hold the write ends open."""
+        for key in list(sel.get_map().values()):
+            if key.data is None:
+                continue
+            os.set_blocking(key.fd, False)
+            try:
+                while key.data(key.fd):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def _read_output(self, fd: int) -> bool:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return False
+        self.on_output(chunk)
+        self.tail += chunk
+        cap = self.limits.output_cap
+        if len(self.tail) > 2 * cap:
+            del self.tail[: len(self.tail) - cap]
+            self.truncated = True
+        return True
+
+    def _read_report(self, fd: int) -> bool:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return False
+        self.res_buffer += chunk
+        *lines, self.res_buffer = self.res_buffer.split(b"\n")
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                self.reports.append(json.loads(line))
+        return True
+
+    def _sample_memory(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            procs = [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return
+        total = 0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                total += proc.memory_info().rss
+        self.peak_rss = max(self.peak_rss, total)
+        limit = self.limits.memory_limit
+        if limit and total > limit and self.killed_for is None:
+            self.killed_for = Status.MEMORY_EXCEEDED
+            self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.keeper, signum)
+
+    def stop(self) -> None:
+        """Reap the keeper, give a timed-out group the rest of its grace, then SIGKILL whatever
+        is left of the group (background processes the job left behind included)."""
+        if not self.keeper_exited:
+            self._signal_group(signal.SIGKILL)
+        self._reap()
+        if self.term_sent_at is not None:
+            # The kernel does not reuse a pid while it names a live process group, so after
+            # reaping the keeper this probe only ever sees the job's own stragglers.
+            give_up = self.term_sent_at + self.limits.grace
+            while time.monotonic() < give_up:
+                try:
+                    os.killpg(self.keeper, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.02)
+        self._signal_group(signal.SIGKILL)
+
+    def _reap(self) -> None:
+        try:
+            _, self.wait_status, self.rusage = os.wait4(self.keeper, 0)
+        except ChildProcessError:
+            self.wait_status = 0
+
+    def result(self, duration: float) -> AttemptResult:
+        worker = next((r for r in self.reports if r.get("kind") == "exit"), {})
+        error = next((r for r in self.reports if r.get("kind") == "error"), {})
+        exit_code, signum = worker.get("exit_code"), worker.get("signal")
+        if not worker and self.wait_status is not None and os.WIFSIGNALED(self.wait_status):
+            signum = os.WTERMSIG(self.wait_status)  # the keeper itself was killed
+        if self.killed_for:
+            status = self.killed_for
+        elif exit_code == 0:
+            status = Status.SUCCEEDED
+        else:
+            status = Status.FAILED
+        peak = self.peak_rss
+        if self.rusage is not None:
+            peak = max(peak, self.rusage.ru_maxrss * 1024)  # Linux reports KiB
+        text = bytes(self.tail[-self.limits.output_cap :]).decode("utf-8", errors="replace")
+        return AttemptResult(
+            status=status,
+            duration=duration,
+            exit_code=exit_code,
+            signal=signum,
+            peak_rss_bytes=peak,
+            cpu_user=self.rusage.ru_utime if self.rusage else 0.0,
+            cpu_system=self.rusage.ru_stime if self.rusage else 0.0,
+            output=text,
+            output_truncated=self.truncated or len(self.tail) > self.limits.output_cap,
+            error=error.get("error", "") or self._describe(status, exit_code, signum),
+            traceback=error.get("traceback", ""),
+        )
+
+    def _describe(self, status: str, exit_code: int | None, signum: int | None) -> str:
+        if status == Status.TIMED_OUT:
+            return f"timed out after {self.limits.timeout:g} s"
+        if status == Status.MEMORY_EXCEEDED:
+            limit, peak = self.limits.memory_limit, self.peak_rss
+            return f"memory limit of {limit} bytes exceeded (peak {peak} bytes)"
+        if signum:
+            return f"killed by {signal.Signals(signum).name}"
+        if exit_code:
+            return f"exited with status {exit_code}"
+        return ""
+
+
+# --- child side ---------------------------------------------------------------------------
+
+
+def _keeper(work, out_w: int, res_w: int, supervisor_pid: int, cwd: str | None) -> None:
+    """Own session, die with the supervisor, fork the worker, report how it ended."""
+    try:
+        os.setsid()
+        signal.signal(DEATH_SIGNAL, _kill_own_group)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the worker decides; SIGKILL follows
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL)
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        if os.getppid() != supervisor_pid:  # the supervisor died before prctl took effect
+            _kill_own_group()
+        worker = os.fork()
+        if worker == 0:
+            _worker(work, out_w, res_w, cwd)
+        os.close(out_w)
+        report = _wait_for(worker)
+        os.write(res_w, (json.dumps(report) + "\n").encode())
+    finally:
+        os._exit(0)
+
+
+def _wait_for(worker: int) -> dict[str, Any]:
+    """Reap children (adopted orphans included) until the worker itself has ended."""
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == worker:
+            if os.WIFSIGNALED(status):
+                return {"kind": "exit", "exit_code": None, "signal": os.WTERMSIG(status)}
+            return {"kind": "exit", "exit_code": os.WEXITSTATUS(status), "signal": None}
+
+
+def _worker(work, out_w: int, res_w: int, cwd: str | None) -> None:
+    code = 1
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT, DEATH_SIGNAL, signal.SIGPIPE):
+            signal.signal(signum, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_w, 1)
+        os.dup2(out_w, 2)
+        os.close(out_w)
+        if cwd:
+            os.chdir(cwd)
+        if isinstance(work, tuple):
+            _exec(work, res_w)
+        _rebind_std_streams()
+        _detach_database_connections()
+        code = _call(work, res_w)
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _rebind_std_streams() -> None:
+    """Point sys.stdout/sys.stderr, and logging handlers that wrote to them, at the pipe (fds 1
+    and 2). The inherited objects may be anything (a terminal wrapper, a test's capture)."""
+    old = {id(sys.stdout), id(sys.stderr), id(sys.__stdout__), id(sys.__stderr__)}
+    sys.stdout = open(  # noqa: SIM115 - lives as long as the process
+        1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False
+    )
+    sys.stderr = open(  # noqa: SIM115
+        2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False
+    )
+    loggers = [logging.root, *logging.root.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and id(handler.stream) in old:
+                handler.setStream(sys.stderr)
+
+
+def _exec(argv: tuple[str, ...], res_w: int) -> None:
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        _report_error(res_w, f"cannot run {argv[0]!r}: {exc.strerror or exc}", "")
+        os._exit(127)
+
+
+def _call(func: Callable[[], Any], res_w: int) -> int:
+    try:
+        func()
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:
+        tb = traceback.format_exc()
+        sys.stderr.write(tb)
+        _report_error(res_w, f"{type(exc).__name__}: {exc}", tb)
+        return 1
+    finally:
+        _close_database_connections()
+    return 0
+
+
+def _report_error(res_w: int, error: str, tb: str) -> None:
+    line = json.dumps({"kind": "error", "error": error[:2000], "traceback": tb[-16000:]})
+    os.write(res_w, (line + "\n").encode())
+
+
+# The supervisor's open database connections were copied into this process by fork. Using them
+# here would interleave two processes on one socket, and closing them would tell the server to
+# hang up on the supervisor too. Keep the objects alive (never closed, never freed) and let
+# Django open fresh connections for the job.
+_inherited_connections: list[Any] = []
+
+
+def _detach_database_connections() -> None:
+    if "django.db" not in sys.modules:
+        return
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _inherited_connections.append(conn.connection)
+            conn.connection = None
+
+
+def _close_database_connections() -> None:
+    if "django.db" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+
+
+def _kill_own_group(*_: Any) -> None:
+    os.killpg(0, signal.SIGKILL)
+
+
+def _prctl(option: int, value: int) -> None:
+    if _libc.prctl(option, value, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))

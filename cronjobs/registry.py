@@ -1,0 +1,297 @@
+"""The task registry: what can run, with which limits.
+
+Tasks come from two places (design section 5):
+
+* `@cronjob(...)` on a function in any installed app's `jobs.py`;
+* `[tasks.<name>]` tables in the TOML tasks file (settings.CRONJOBS_TASKS_FILE) for commands.
+
+Both are validated the same way. A mistake does not stop Django from starting: it is collected
+as a `ConfigError` naming the task and the field, reported by `manage.py check`, and makes
+`runjob` exit 2. The registry loads once per process, on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import json
+import logging
+import re
+import shlex
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from croniter import croniter
+from django.apps import apps
+from django.conf import settings
+from django.utils.module_loading import module_has_submodule
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+class ConfigError(ValueError):
+    """A task declaration that cannot be used. The message names the task and the field."""
+
+    def __init__(self, task: str, field: str, problem: str):
+        self.task, self.field, self.problem = task, field, problem
+        super().__init__(f"task {task!r}: {field}: {problem}")
+
+
+def parse_size(value: Any) -> int:
+    """'512M', '1.5G', '256MiB', '1048576' or an int -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"{value} must be positive")
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a size like 512M or 2G")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    size = int(number * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"{value!r} must be positive")
+    return size
+
+
+def format_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""  # unreachable
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """A validated task declaration. `target` is 'module:qualname' or a command argv."""
+
+    name: str
+    kind: str  # "callable" | "command"
+    target: str | tuple[str, ...]
+    timeout: int
+    schedule: str = ""
+    description: str = ""
+    max_attempts: int = 3
+    retry_delay: int = 60
+    memory_limit: int | None = None
+    circuit_breaker: bool = True
+    log_level: str = "INFO"
+    alert_on_failure: bool = True
+    slow_after: float | None = None
+    memory_warn: int | None = None
+    priority: int = 3
+    enabled: bool = True
+    source: str = ""
+
+    @property
+    def effective_slow_after(self) -> float:
+        return self.slow_after if self.slow_after is not None else 0.8 * self.timeout
+
+    @property
+    def effective_memory_warn(self) -> int | None:
+        if self.memory_warn is not None:
+            return self.memory_warn
+        return int(0.8 * self.memory_limit) if self.memory_limit else None
+
+    @property
+    def target_text(self) -> str:
+        return self.target if isinstance(self.target, str) else json.dumps(list(self.target))
+
+    def resolve_callable(self) -> Callable[..., Any]:
+        module_name, _, qualname = self.target.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return getattr(obj, "__wrapped_job__", obj)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobContext:
+    """What a job function receives: which run this is, and a logger whose lines land in the
+    attempt's captured output and the daily log."""
+
+    task: str
+    run_id: str
+    attempt: int
+    max_attempts: int
+    trigger: str
+    logger: logging.Logger
+
+
+# Option name -> (accepted types, human description). Shared by the decorator and the file.
+OPTIONS: dict[str, tuple[tuple[type, ...], str]] = {
+    "schedule": ((str,), "a cron expression"),
+    "timeout": ((int,), "whole seconds"),
+    "max_attempts": ((int,), "a whole number"),
+    "retry_delay": ((int, float), "seconds"),
+    "memory_limit": ((str, int), "a size like 512M"),
+    "circuit_breaker": ((bool,), "true or false"),
+    "log_level": ((str,), "one of " + ", ".join(LOG_LEVELS)),
+    "alert_on_failure": ((bool,), "true or false"),
+    "slow_after": ((int, float), "seconds"),
+    "memory_warn": ((str, int), "a size like 400M"),
+    "priority": ((int,), "1 (first) to 5 (last)"),
+    "description": ((str,), "text"),
+    "enabled": ((bool,), "true or false"),
+}
+
+
+def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], source: str) -> TaskSpec:
+    """Validate one declaration. Raises ConfigError naming the first bad field."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError(str(name), "name", "use lower-case letters, digits and _ (max 100)")
+    for key, value in options.items():
+        if key not in OPTIONS:
+            known = ", ".join(sorted(OPTIONS))
+            raise ConfigError(name, key, f"unknown setting (known: {known})")
+        types, wanted = OPTIONS[key]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise ConfigError(name, key, f"{value!r} is not {wanted}")
+    if "timeout" not in options:
+        raise ConfigError(name, "timeout", "is required (seconds)")
+    fields: dict[str, Any] = dict(options)
+    _check_positive(name, fields, "timeout")
+    _check_positive(name, fields, "max_attempts")
+    _check_positive(name, fields, "slow_after")
+    if fields.get("retry_delay", 0) < 0:
+        raise ConfigError(name, "retry_delay", f"{fields['retry_delay']} must not be negative")
+    for key in ("memory_limit", "memory_warn"):
+        if key in fields:
+            try:
+                fields[key] = parse_size(fields[key])
+            except ValueError as exc:
+                raise ConfigError(name, key, str(exc)) from None
+    schedule = fields.get("schedule", "").strip()
+    if schedule and not croniter.is_valid(schedule):
+        raise ConfigError(name, "schedule", f"{schedule!r} is not a valid cron expression")
+    fields["schedule"] = schedule
+    level = fields.get("log_level", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(name, "log_level", f"{fields['log_level']!r} is not one of {LOG_LEVELS}")
+    fields["log_level"] = level
+    if not 1 <= fields.get("priority", 3) <= 5:
+        raise ConfigError(name, "priority", f"{fields['priority']} is not between 1 and 5")
+    return TaskSpec(name=name, kind=kind, target=target, source=source, **fields)
+
+
+def _check_positive(name: str, fields: dict[str, Any], key: str) -> None:
+    if key in fields and fields[key] <= 0:
+        raise ConfigError(name, key, f"{fields[key]} must be greater than zero")
+
+
+# Declarations made by @cronjob while jobs.py modules import: (name, target, options, source).
+_declared: list[tuple[str, str, dict[str, Any], str]] = []
+
+
+def cronjob(name: str | None = None, **options: Any) -> Callable[[Callable], Callable]:
+    """Declare a function as a supervised task. It is called with a JobContext when it takes an
+    argument, or with none. Validation happens when the registry loads, so a bad declaration is
+    reported by `manage.py check` instead of breaking every command at import time."""
+
+    def register(func: Callable) -> Callable:
+        task_name = name or func.__name__
+        target = f"{func.__module__}:{func.__qualname__}"
+        source = f"{inspect.getsourcefile(func)}:{func.__code__.co_firstlineno}"
+        _declared.append((task_name, target, options, source))
+        return func
+
+    return register
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskSpec] = {}
+        self.errors: list[ConfigError] = []
+        self._loaded = False
+
+    def load(self, force: bool = False) -> Registry:
+        if self._loaded and not force:
+            return self
+        self.tasks, self.errors = {}, []
+        _import_jobs_modules()
+        for task_name, target, options, source in _declared:
+            self._add(build_spec, task_name, "callable", target, options, source)
+        tasks_file = getattr(settings, "CRONJOBS_TASKS_FILE", None)
+        if tasks_file and Path(tasks_file).exists():
+            for build in _file_declarations(Path(tasks_file)):
+                self._add(build)
+        self._loaded = True
+        return self
+
+    def _add(self, build: Callable[..., TaskSpec], *args: Any) -> None:
+        try:
+            spec = build(*args)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return
+        if spec.name in self.tasks:
+            other = self.tasks[spec.name].source
+            self.errors.append(ConfigError(spec.name, "name", f"declared twice ({other})"))
+            return
+        self.tasks[spec.name] = spec
+
+    def get(self, name: str) -> TaskSpec | None:
+        return self.load().tasks.get(name)
+
+    def by_priority(self) -> list[TaskSpec]:
+        return sorted(self.load().tasks.values(), key=lambda s: (s.priority, s.name))
+
+
+def _import_jobs_modules() -> None:
+    for app in apps.get_app_configs():
+        if module_has_submodule(app.module, "jobs"):
+            importlib.import_module(f"{app.name}.jobs")
+
+
+def _file_declarations(path: Path) -> list[Callable[[], TaskSpec]]:
+    """One builder per [tasks.<name>] table; a file that cannot be parsed is one error."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return [_fail(ConfigError(path.name, "file", f"cannot be read as TOML: {exc}"))]
+    unknown = sorted(set(data) - {"tasks"})
+    if unknown:
+        problem = "unknown top-level key (use [tasks.NAME] tables)"
+        return [_fail(ConfigError(path.name, unknown[0], problem))]
+    tables = data.get("tasks", {})
+    builders = []
+    for task_name, table in tables.items():
+        if not isinstance(table, dict):
+            builders.append(_fail(ConfigError(task_name, "table", "must be a [tasks.NAME] table")))
+            continue
+        builders.append(_command_builder(task_name, dict(table), f"{path}:[tasks.{task_name}]"))
+    return builders
+
+
+def _command_builder(task_name: str, table: dict[str, Any], source: str) -> Callable[[], TaskSpec]:
+    def build() -> TaskSpec:
+        command = table.pop("command", None)
+        if isinstance(command, str) and command.strip():
+            argv = tuple(shlex.split(command))
+        elif isinstance(command, list) and command and all(isinstance(a, str) for a in command):
+            argv = tuple(command)
+        else:
+            raise ConfigError(task_name, "command", "is required: a list of strings or a string")
+        return build_spec(task_name, "command", argv, table, source)
+
+    return build
+
+
+def _fail(error: ConfigError) -> Callable[[], TaskSpec]:
+    def build() -> TaskSpec:
+        raise error
+
+    return build
+
+
+registry = Registry()

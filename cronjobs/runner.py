@@ -1,0 +1,227 @@
+"""One invocation of a task, as `manage.py runjob` performs it (design section 6).
+
+    resolve -> skip if disabled -> attempts (each in cronjobs.process) -> record -> log
+
+Every attempt gets an Execution row inserted as `running` before the child starts and is
+finalised afterwards whatever happens, so the history never shows a success in advance and
+never loses an attempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from cronjobs import logs
+from cronjobs.models import Execution, Task
+from cronjobs.process import AttemptResult, Limits, run_attempt
+from cronjobs.registry import JobContext, TaskSpec
+from cronjobs.sync import sync_task
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
+Status = Execution.Status
+
+
+@dataclasses.dataclass
+class Outcome:
+    run_id: str
+    status: str
+    executions: list[Execution]
+    skip_reason: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == Status.SUCCEEDED:
+            return EXIT_SUCCEEDED
+        if self.status == Status.SKIPPED:
+            return EXIT_SKIPPED
+        return EXIT_FAILED
+
+
+class Invocation:
+    """The state of one `runjob <task>` call: which run, where, triggered how."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        trigger: str,
+        run_id: str | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+    ):
+        self.spec = spec
+        self.trigger = trigger
+        self.sleep = sleep
+        self.run_id = run_id or new_run_id()
+        self.host = settings.CRONJOBS_HOST
+        self.task: Task | None = None
+
+    def run(self) -> Outcome:
+        self.task = sync_task(self.spec)
+        if not self.task.enabled:
+            return self.skip(Execution.SkipReason.DISABLED, "task is disabled")
+        return self.attempts()
+
+    def skip(self, reason: str, why: str) -> Outcome:
+        now = timezone.now()
+        row = Execution.objects.create(
+            run_id=self.run_id, task=self.task, attempt=0, trigger=self.trigger,
+            status=Status.SKIPPED, skip_reason=reason, host=self.host, pid=os.getpid(),
+            started_at=now, finished_at=now, duration=0.0, error=why,
+        )  # fmt: skip
+        logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} skipped: {why}")
+        return Outcome(self.run_id, Status.SKIPPED, [row], skip_reason=reason)
+
+    def attempts(self) -> Outcome:
+        rows: list[Execution] = []
+        for attempt in range(1, self.spec.max_attempts + 1):
+            row = self.attempt(attempt)
+            rows.append(row)
+            if row.status == Status.SUCCEEDED or row.status == Status.MEMORY_EXCEEDED:
+                break  # a job over its memory limit will be over it again: no retry
+            if attempt < self.spec.max_attempts:
+                self.sleep(self.spec.retry_delay)
+        return Outcome(self.run_id, rows[-1].status, rows)
+
+    def attempt(self, number: int) -> Execution:
+        row = Execution.objects.create(
+            run_id=self.run_id, task=self.task, attempt=number, trigger=self.trigger,
+            status=Status.RUNNING, host=self.host, pid=os.getpid(), started_at=timezone.now(),
+        )  # fmt: skip
+        output = logs.OutputLog(self.spec.name, self.run_id, number)
+        logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} attempt {number} started")
+        try:
+            result = run_attempt(
+                self.work(number),
+                self.limits(),
+                on_output=output.feed,
+                cwd=str(settings.BASE_DIR),
+            )
+        except BaseException as exc:  # the supervisor itself was interrupted: record it
+            result = AttemptResult(
+                status=Status.FAILED,
+                duration=(timezone.now() - row.started_at).total_seconds(),
+                error=f"supervisor interrupted: {type(exc).__name__}: {exc}".rstrip(": "),
+            )
+            self.finish(row, result)
+            raise
+        finally:
+            output.close()
+        self.finish(row, result)
+        return row
+
+    def work(self, attempt: int) -> Callable[[], Any] | tuple[str, ...]:
+        if self.spec.kind == Task.Kind.COMMAND:
+            return tuple(self.spec.target)
+        func = self.spec.resolve_callable()
+        logger = logging.getLogger(f"cronjobs.job.{self.spec.name}")
+        ctx = JobContext(
+            task=self.spec.name, run_id=self.run_id, attempt=attempt,
+            max_attempts=self.spec.max_attempts, trigger=self.trigger, logger=logger,
+        )  # fmt: skip
+        args = (ctx,) if inspect.signature(func).parameters else ()
+
+        def job() -> None:  # runs in the worker process
+            _configure_job_logger(logger, self.spec.log_level)
+            func(*args)
+
+        return job
+
+    def limits(self) -> Limits:
+        return Limits(
+            timeout=self.spec.timeout,
+            memory_limit=self.spec.memory_limit,
+            grace=settings.CRONJOBS_KILL_GRACE,
+            output_cap=settings.CRONJOBS_OUTPUT_TAIL,
+        )
+
+    def finish(self, row: Execution, result: AttemptResult) -> None:
+        """Finalise the attempt's row and write both log files."""
+        row.status = result.status
+        row.finished_at = timezone.now()
+        row.duration = round(result.duration, 3)
+        row.exit_code = result.exit_code
+        row.signal = result.signal
+        row.peak_rss_bytes = result.peak_rss_bytes
+        row.cpu_user = round(result.cpu_user, 3)
+        row.cpu_system = round(result.cpu_system, 3)
+        row.output = result.output
+        row.error = result.error
+        row.traceback = result.traceback
+        _ensure_usable_connection()
+        row.save()
+        level = "INFO" if result.status == Status.SUCCEEDED else "ERROR"
+        summary = f" ({result.error})" if result.error else ""
+        logs.write(
+            level,
+            self.spec.name,
+            f"run={self.run_id[:8]} attempt {row.attempt}/{self.spec.max_attempts} "
+            f"{result.status} in {result.duration:.2f}s peak={result.peak_rss_bytes}B{summary}",
+        )
+        logs.write_metrics(metrics_record(self.spec.name, row))
+
+
+def metrics_record(task: str, row: Execution) -> dict[str, Any]:
+    return {
+        "task": task,
+        "run_id": row.run_id,
+        "attempt": row.attempt,
+        "status": row.status,
+        "duration_s": row.duration,
+        "peak_rss_bytes": row.peak_rss_bytes,
+        "cpu_user_s": row.cpu_user,
+        "cpu_system_s": row.cpu_system,
+        "exit_code": row.exit_code,
+        "host": row.host,
+        "trigger": row.trigger,
+        "started_at": row.started_at.isoformat(),
+    }
+
+
+def _ensure_usable_connection() -> None:
+    # A long job leaves the supervisor's connection idle; MySQL may have closed it meanwhile
+    # (wait_timeout). Django only notices after an error, so ask before writing the result.
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
+
+
+def _configure_job_logger(logger: logging.Logger, level: str) -> None:
+    """The job's own lines go to its stderr (so into the captured output and the daily log) at
+    the task's log_level, whatever the project's logging configuration says."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def start_in_background(task_name: str, trigger: str, env: dict[str, str] | None = None) -> str:
+    """Start `manage.py runjob <task>` detached from the caller (admin or API "run now") and
+    return its run id at once; the run records itself like any other."""
+    run_id = new_run_id()
+    subprocess.Popen(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), "runjob", task_name,
+         "--trigger", trigger, "--run-id", run_id],
+        cwd=settings.BASE_DIR, env=env or os.environ.copy(), start_new_session=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return run_id
+
+
+def run_task(spec: TaskSpec, trigger: str = Execution.Trigger.MANUAL, **kwargs: Any) -> Outcome:
+    return Invocation(spec, trigger, **kwargs).run()

@@ -1,0 +1,213 @@
+"""Settings for flagged-cron, read from the environment (and `.env` in the project root).
+
+Every variable is documented in README.md ("Configuration"). Parsing is strict: a value that
+cannot be understood stops start-up with a message naming the variable, rather than silently
+becoming a default. Cron runs jobs with a bare environment, so the `.env` file is read here, by
+the settings themselves, and nothing depends on the login shell.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Values already in the environment win over the file, so a test or a crontab line can override.
+load_dotenv(BASE_DIR / ".env", override=False)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def envbool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is neither true (1/yes/on) nor false (0/no/off)")
+
+
+def envint(name: str, default: int, minimum: int | None = None) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
+    return value
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def envpath(name: str, default: Path) -> Path:
+    raw = os.environ.get(name, "").strip()
+    return Path(raw).expanduser().resolve() if raw else default
+
+
+def system_time_zone() -> str:
+    """The machine's own zone name from /etc/localtime, else UTC (design section 4)."""
+    try:
+        target = os.path.realpath("/etc/localtime")
+    except OSError:
+        return "UTC"
+    marker = "/zoneinfo/"
+    if marker in target:
+        name = target.split(marker, 1)[1]
+        # Debian links Etc/UTC; Django wants a plain name it can load.
+        return "UTC" if name in {"Etc/UTC", "UCT", "Etc/UCT", "Zulu"} else name
+    return "UTC"
+
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required unless DEBUG is on (see README.md)")
+    SECRET_KEY = "insecure-local-demo-key-only-used-with-DEBUG-on"
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_crontab",
+    "import_export",
+    "cronjobs",
+]
+INSTALLED_APPS += envlist("EXTRA_APPS")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "flagged_cron_project.urls"
+WSGI_APPLICATION = "flagged_cron_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_config(url: str) -> dict:
+    try:
+        config = dj_database_url.parse(url)
+    except Exception as exc:  # dj-database-url raises several types for one kind of mistake
+        raise ImproperlyConfigured(f"DATABASE_URL={url!r} cannot be parsed: {exc}") from None
+    if config["ENGINE"] == "django.db.backends.mysql":
+        config["OPTIONS"] = {
+            "charset": "utf8mb4",
+            # The lease and circuit compare-and-set rely on seeing other hosts' commits.
+            "isolation_level": "read committed",
+            "connect_timeout": 5,
+            **config.get("OPTIONS", {}),
+        }
+    elif config["ENGINE"] == "django.db.backends.sqlite3":
+        # Several runjob processes write at once; wait for the lock instead of failing.
+        config["OPTIONS"] = {"timeout": 30, **config.get("OPTIONS", {})}
+    # Tests create their own database; TEST_DB_SUFFIX keeps parallel test runs apart.
+    suffix = os.environ.get("TEST_DB_SUFFIX", "")
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+        test_name = str(tmp / f"test_flagged_cron{suffix}.sqlite3")
+    else:
+        test_name = f"test_{config['NAME']}{suffix}"
+    config["TEST"] = {"NAME": test_name, "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    return config
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": database_config(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-nz"
+TIME_ZONE = os.environ.get("TIME_ZONE", "").strip() or system_time_zone()
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if not DEBUG
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+LOG_DIR = envpath("LOG_DIR", BASE_DIR / "logs")
+
+_default_tasks_file = BASE_DIR / "cronjobs.toml"
+CRONJOBS_TASKS_FILE = envpath("CRONJOBS_TASKS_FILE", _default_tasks_file)
+
+# The supervisor (design section 6).
+CRONJOBS_HOST = os.environ.get("CRONJOBS_HOST", "").strip() or socket.gethostname()
+CRONJOBS_KILL_GRACE = envint("CRONJOBS_KILL_GRACE", 5, minimum=0)
+CRONJOBS_OUTPUT_TAIL = envint("CRONJOBS_OUTPUT_TAIL", 64 * 1024, minimum=1024)
+
+# Alerts (design section 8).
+ALERT_EMAILS = envlist("ALERT_EMAILS")
+ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flagged-cron@localhost")
+
+# AI insights (flagged_products); rule-based text without a key.
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "").strip()
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "").strip()
+OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "").strip() or "gpt-4o-mini"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING").upper()},
+}

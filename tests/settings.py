@@ -1,0 +1,12 @@
+"""Settings for the test suites: the project's own, plus a test app of jobs."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret")
+
+from flagged_cron_project.settings import *  # noqa: F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.jobsapp"]  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CRONJOBS_KILL_GRACE = 1
