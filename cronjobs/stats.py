@@ -1,0 +1,245 @@
+"""Aggregate history queries: the one place the API, Prometheus, the admin task list and the
+dashboard get their numbers from. Everything is computed by the database (aggregates, window
+functions, index range scans); no function here loops over execution rows in Python.
+
+Vocabulary, shared by every caller:
+
+* a *run* is an attempt row (attempt >= 1), whatever its status; skips are counted apart;
+* a *finished* attempt is a run that is no longer `running`;
+* durations and memory figures are over finished attempts (failures included: a timed-out
+  attempt that ran for ten minutes is exactly what an operator wants to see in the maximum);
+* `success_rate` is succeeded / finished attempts, None when nothing finished;
+* `p95_duration` is the nearest-rank 95th percentile: the smallest duration d such that at least
+  95 % of the finished attempts took d or less.
+
+Local hours and dates are in settings.TIME_ZONE. Bucket edges are computed here in Python with
+zoneinfo (so DST days have 23 or 25 hours, correctly) and the database only compares
+`started_at` against them: a nested CASE performs a binary search over the edges. We do not use
+Django's timezone-aware Trunc, because on MySQL/MariaDB it relies on CONVERT_TZ, which returns
+NULL unless the server's time zone tables were loaded (a fresh MariaDB has none), and the
+comparison form also keeps the range condition on the indexed `started_at` column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Expression,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from cronjobs.models import Execution, Task
+
+Status = Execution.Status
+FAILURE_STATUSES: tuple[str, ...] = tuple(s.value for s in Execution.FAILURES)
+OUTCOMES: tuple[str, ...] = (Status.SUCCEEDED, *FAILURE_STATUSES, Status.SKIPPED, Status.RUNNING)
+
+_RUNS = Q(attempt__gte=1)
+_FINISHED = _RUNS & ~Q(status=Status.RUNNING)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSummary:
+    """One task's history within a window. Durations in seconds, memory in bytes."""
+
+    task_id: int
+    runs: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    memory_exceeded: int = 0
+    abandoned: int = 0
+    skipped: int = 0
+    avg_duration: float | None = None
+    p95_duration: float | None = None
+    max_duration: float | None = None
+    avg_peak_rss_bytes: float | None = None
+    max_peak_rss_bytes: int | None = None
+
+    @property
+    def failures(self) -> int:
+        return self.failed + self.timed_out + self.memory_exceeded + self.abandoned
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failures
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.finished if self.finished else None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.update(failures=self.failures, success_rate=self.success_rate)
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class HourOutcomes:
+    """Attempts and skips that started in one local hour, by status."""
+
+    hour: dt.datetime  # aware, in TIME_ZONE, the start of the hour
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    memory_exceeded: int = 0
+    abandoned: int = 0
+    skipped: int = 0
+    running: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyTrend(TaskSummary):
+    """A TaskSummary for one task and one local date (p95 is not computed per day)."""
+
+    date: dt.date | None = None
+
+
+def _summary_aggregates() -> dict[str, Any]:
+    counts = {status: Count("id", filter=_RUNS & Q(status=status)) for status in OUTCOMES}
+    counts[Status.SKIPPED] = Count("id", filter=Q(status=Status.SKIPPED))
+    return {
+        "runs": Count("id", filter=_RUNS),
+        **counts,
+        "avg_duration": Avg("duration", filter=_FINISHED),
+        "max_duration": Max("duration", filter=_FINISHED),
+        "avg_peak_rss_bytes": Avg("peak_rss_bytes", filter=_FINISHED),
+        "max_peak_rss_bytes": Max("peak_rss_bytes", filter=_FINISHED),
+    }
+
+
+def _window(since: dt.datetime, until: dt.datetime | None) -> Q:
+    """Half-open [since, until): a row exactly at `until` belongs to the next window."""
+    return Q(started_at__gte=since, started_at__lt=until or timezone.now())
+
+
+def task_summaries(since: dt.datetime, until: dt.datetime | None = None) -> dict[int, TaskSummary]:
+    """Per task id, the history of attempts that started in [since, until). Tasks without any
+    row in the window are absent; use TaskSummary(task_id) for them."""
+    window = _window(since, until)
+    rows = (
+        Execution.objects.filter(window)
+        .order_by()
+        .values("task_id")
+        .annotate(**_summary_aggregates())
+    )
+    p95 = p95_durations(window)
+    return {
+        row["task_id"]: TaskSummary(**row, p95_duration=p95.get(row["task_id"])) for row in rows
+    }
+
+
+def p95_durations(window: Q) -> dict[int, float]:
+    """Nearest-rank 95th percentile of finished attempts' durations per task, in one query:
+    ROW_NUMBER and COUNT window functions partitioned by task, keeping the row whose rank is
+    ceil(0.95 * n). The database sorts each task's window rows; none reach Python. Integer
+    arithmetic (100 * rank vs 95 * n) avoids float rounding in the rank test."""
+    ranked = (
+        Execution.objects.filter(window, _FINISHED, duration__isnull=False)
+        .order_by()
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("task_id")], order_by=[F("duration").asc()]),
+            total=Window(Count("id"), partition_by=[F("task_id")]),
+        )
+        .alias(rank100=F("rank") * 100, total95=F("total") * 95)
+        .filter(rank100__gte=F("total95"), rank100__lt=F("total95") + 100)
+    )
+    return dict(ranked.values_list("task_id", "duration"))
+
+
+def last_executions(status: str | None = None) -> dict[int, Execution]:
+    """The latest finished attempt of every task (or the latest with `status`), in one query.
+    The correlated subquery walks the (task, started_at) index backwards and stops at the first
+    match, so it costs a few index reads per task however long the history is."""
+    attempts = Execution.objects.filter(_FINISHED, task_id=OuterRef("pk"))
+    if status:
+        attempts = attempts.filter(status=status)
+    latest = attempts.order_by("-started_at", "-id").values("id")[:1]
+    ids = Task.objects.annotate(last_id=Subquery(latest)).filter(last_id__isnull=False)
+    rows = Execution.objects.filter(id__in=ids.values("last_id")).order_by()
+    return {row.task_id: row for row in rows}
+
+
+def _bucket(edges: list[dt.datetime], lo: int, hi: int) -> Expression:
+    """The index i with edges[i] <= started_at < edges[i + 1], for rows already filtered to
+    [edges[lo], edges[hi]): a binary search as nested CASEs, log2(buckets) comparisons a row."""
+    if hi - lo == 1:
+        return Value(lo)
+    mid = (lo + hi) // 2
+    return Case(
+        When(started_at__lt=edges[mid], then=_bucket(edges, lo, mid)),
+        default=_bucket(edges, mid, hi),
+        output_field=IntegerField(),
+    )
+
+
+def _bucketed(edges: list[dt.datetime], *group_by: str):
+    buckets = len(edges) - 1
+    return (
+        Execution.objects.filter(started_at__gte=edges[0], started_at__lt=edges[-1])
+        .order_by()
+        .annotate(bucket=_bucket(edges, 0, buckets))
+        .values("bucket", *group_by)
+    )
+
+
+def hour_edges(hours: int, now: dt.datetime | None = None) -> list[dt.datetime]:
+    """hours + 1 edges: the start of the local hour `hours - 1` hours ago ... the next hour.
+    Stepping in absolute time keeps every bucket 3600 s long across DST changes."""
+    local = timezone.localtime(now or timezone.now())
+    current = local.replace(minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+    return [current + dt.timedelta(hours=k) for k in range(1 - hours, 2)]
+
+
+def day_edges(days: int, now: dt.datetime | None = None) -> list[dt.datetime]:
+    """days + 1 edges: local midnights from `days - 1` days ago to tomorrow."""
+    zone = timezone.get_current_timezone()
+    today = timezone.localtime(now or timezone.now()).date()
+    dates = [today + dt.timedelta(days=k) for k in range(1 - days, 2)]
+    return [dt.datetime.combine(day, dt.time(), tzinfo=zone) for day in dates]
+
+
+def runs_per_hour(hours: int = 24, now: dt.datetime | None = None) -> list[HourOutcomes]:
+    """Every local hour of the last `hours` (the current one included, oldest first), with the
+    number of attempts and skips that started in it by status; empty hours are zeros."""
+    edges = hour_edges(hours, now)
+    counts: dict[int, dict[str, int]] = {}
+    for row in _bucketed(edges, "status").annotate(n=Count("id")):
+        counts.setdefault(row["bucket"], {})[row["status"]] = row["n"]
+    return [
+        HourOutcomes(hour=timezone.localtime(edges[i]), **counts.get(i, {}))
+        for i in range(len(edges) - 1)
+    ]
+
+
+def daily_trends(days: int = 30, now: dt.datetime | None = None) -> list[DailyTrend]:
+    """Per task and local date of the last `days` (today included), oldest first; only the
+    (task, date) pairs that have rows."""
+    edges = day_edges(days, now)
+    rows = _bucketed(edges, "task_id").annotate(**_summary_aggregates())
+    trends = [
+        DailyTrend(**{k: v for k, v in row.items() if k != "bucket"}, date=_date(edges, row))
+        for row in rows
+    ]
+    return sorted(trends, key=lambda t: (t.date, t.task_id))
+
+
+def _date(edges: list[dt.datetime], row: dict[str, Any]) -> dt.date:
+    return edges[row["bucket"]].date()

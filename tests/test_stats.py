@@ -1,0 +1,196 @@
+"""cronjobs.stats against hand-built executions: the numbers the API, Prometheus and the
+dashboard show."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from cronjobs import stats
+from cronjobs.models import Execution, Task
+
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+_ids = itertools.count()
+
+
+def make_task(name: str = "nightly") -> Task:
+    return Task.objects.create(name=name, kind="callable", target="x:y", timeout=60, slow_after=48)
+
+
+def make_exec(task: Task, status: str = "succeeded", at: dt.datetime = NOW, **fields) -> Execution:
+    fields.setdefault("attempt", 0 if status == "skipped" else 1)
+    if status not in ("skipped", "running"):
+        fields.setdefault("duration", 1.0)
+    return Execution.objects.create(
+        run_id=f"run{next(_ids)}", task=task, status=status, started_at=at, **fields
+    )
+
+
+@pytest.mark.django_db
+def test_summary_counts_rate_and_duration_figures():
+    task = make_task()
+    for seconds in range(1, 21):  # durations 1..20 s; every 4th attempt failed
+        status = "failed" if seconds % 4 == 0 else "succeeded"
+        make_exec(task, status, NOW - dt.timedelta(minutes=seconds), duration=float(seconds),
+                  peak_rss_bytes=seconds * 1_000_000)  # fmt: skip
+    make_exec(task, "timed_out", NOW - dt.timedelta(minutes=30), duration=60.0)
+    make_exec(task, "skipped", NOW - dt.timedelta(minutes=31), skip_reason="overlap")
+    make_exec(task, "running", NOW - dt.timedelta(minutes=1))
+
+    summary = stats.task_summaries(NOW - dt.timedelta(hours=1), NOW)[task.id]
+
+    assert (summary.runs, summary.succeeded, summary.failed) == (22, 15, 5)
+    assert (summary.timed_out, summary.skipped, summary.running) == (1, 1, 1)
+    assert summary.failures == 6
+    assert summary.success_rate == pytest.approx(15 / 21)  # the running one is not judged yet
+    assert summary.max_duration == 60.0
+    assert summary.avg_duration == pytest.approx((210 + 60) / 21)
+    assert summary.p95_duration == 20.0  # rank ceil(0.95 * 21) = 20 of 1..20, 60
+    assert summary.max_peak_rss_bytes == 20_000_000
+    assert summary.avg_peak_rss_bytes == pytest.approx(10_500_000)
+
+
+@pytest.mark.django_db
+def test_p95_is_nearest_rank_per_task():
+    slow, quick = make_task("slow"), make_task("quick")
+    for seconds in range(1, 101):
+        make_exec(slow, at=NOW - dt.timedelta(seconds=seconds), duration=float(seconds))
+    make_exec(quick, at=NOW - dt.timedelta(seconds=5), duration=0.5)
+
+    summaries = stats.task_summaries(NOW - dt.timedelta(hours=1), NOW)
+
+    assert summaries[slow.id].p95_duration == 95.0
+    assert summaries[quick.id].p95_duration == 0.5
+
+
+@pytest.mark.django_db
+def test_p95_with_tied_durations_is_the_tied_value():
+    task = make_task()
+    for n in range(10):
+        make_exec(task, at=NOW - dt.timedelta(seconds=n + 1), duration=7.0)
+    assert stats.task_summaries(NOW - dt.timedelta(hours=1), NOW)[task.id].p95_duration == 7.0
+
+
+@pytest.mark.django_db
+def test_window_is_half_open_and_tasks_without_rows_are_absent():
+    task, idle = make_task(), make_task("idle")
+    make_exec(task, at=NOW - dt.timedelta(hours=24))  # exactly at `since`: inside
+    make_exec(task, "failed", at=NOW)  # exactly at `until`: outside
+    make_exec(idle, at=NOW - dt.timedelta(hours=25))
+
+    summaries = stats.task_summaries(NOW - dt.timedelta(hours=24), NOW)
+
+    assert summaries[task.id].runs == 1
+    assert summaries[task.id].success_rate == 1.0
+    assert idle.id not in summaries
+    assert stats.TaskSummary(idle.id).success_rate is None
+
+
+@pytest.mark.django_db
+def test_window_until_defaults_to_now_when_travelling():
+    task = make_task()
+    make_exec(task, at=NOW - dt.timedelta(minutes=5))
+    make_exec(task, at=NOW + dt.timedelta(minutes=5))
+    with time_machine.travel(NOW, tick=False):
+        summaries = stats.task_summaries(NOW - dt.timedelta(hours=1))
+    assert summaries[task.id].runs == 1
+
+
+@pytest.mark.django_db
+def test_summaries_take_two_queries(django_assert_num_queries):
+    for name in ("a", "b", "c"):
+        make_exec(make_task(name), at=NOW - dt.timedelta(minutes=1))
+    with django_assert_num_queries(2):
+        assert len(stats.task_summaries(NOW - dt.timedelta(hours=1), NOW)) == 3
+
+
+@pytest.mark.django_db
+def test_last_executions_skip_running_and_skipped_rows(django_assert_num_queries):
+    task, other = make_task(), make_task("other")
+    make_exec(task, "failed", NOW - dt.timedelta(hours=2))
+    latest = make_exec(task, "succeeded", NOW - dt.timedelta(hours=1))
+    make_exec(task, "skipped", NOW - dt.timedelta(minutes=30), skip_reason="disabled")
+    make_exec(task, "running", NOW - dt.timedelta(minutes=5))
+    other_fail = make_exec(other, "timed_out", NOW - dt.timedelta(minutes=10))
+    make_task("never_ran")
+
+    with django_assert_num_queries(1):
+        last = stats.last_executions()
+
+    assert {k: v.id for k, v in last.items()} == {task.id: latest.id, other.id: other_fail.id}
+
+
+@pytest.mark.django_db
+def test_last_executions_with_status_finds_last_success():
+    task = make_task()
+    success = make_exec(task, "succeeded", NOW - dt.timedelta(hours=3))
+    make_exec(task, "failed", NOW - dt.timedelta(hours=1))
+    assert stats.last_executions(status="succeeded")[task.id].id == success.id
+
+
+@pytest.mark.django_db
+def test_runs_per_hour_fills_empty_hours_and_counts_by_outcome(settings):
+    settings.TIME_ZONE = "Pacific/Auckland"
+    task = make_task()
+    make_exec(task, "succeeded", NOW - dt.timedelta(minutes=10))
+    make_exec(task, "failed", NOW - dt.timedelta(minutes=20))
+    make_exec(task, "skipped", NOW - dt.timedelta(hours=2), skip_reason="circuit_open")
+    make_exec(task, "succeeded", NOW - dt.timedelta(hours=30))  # outside 24 h
+
+    with timezone.override("Pacific/Auckland"):
+        hours = stats.runs_per_hour(24, now=NOW)
+
+    assert len(hours) == 24
+    assert hours[-1].hour == dt.datetime(2026, 11, 21, 1, 0, tzinfo=ZoneInfo("Pacific/Auckland"))
+    assert (hours[-1].succeeded, hours[-1].failed) == (0, 0)  # 12:00 UTC is 01:00 NZDT
+    assert (hours[-2].succeeded, hours[-2].failed) == (1, 1)
+    assert hours[-3].skipped == 1
+    assert sum(h.succeeded for h in hours) == 1
+
+
+@pytest.mark.django_db
+def test_runs_per_hour_across_dst_start_keeps_one_hour_buckets():
+    # Auckland springs forward at 02:00 NZST on 2026-09-27 (14:00 UTC on the 26th).
+    task = make_task()
+    change = dt.datetime(2026, 9, 26, 14, 0, tzinfo=dt.UTC)
+    make_exec(task, at=change + dt.timedelta(minutes=30))  # 03:30 NZDT
+    make_exec(task, at=change - dt.timedelta(minutes=30))  # 01:30 NZST
+
+    with timezone.override("Pacific/Auckland"):
+        hours = stats.runs_per_hour(4, now=change + dt.timedelta(hours=1, minutes=5))
+
+    labels = [h.hour.strftime("%H:%M") for h in hours]
+    assert labels == ["00:00", "01:00", "03:00", "04:00"]
+    assert [h.succeeded for h in hours] == [0, 1, 1, 0]
+
+
+@pytest.mark.django_db
+def test_daily_trends_use_local_dates():
+    task = make_task()
+    # 11:30 UTC on the 19th is 00:30 on the 20th in Auckland; 10:30 UTC is 23:30 on the 19th.
+    make_exec(task, "succeeded", dt.datetime(2026, 11, 19, 11, 30, tzinfo=dt.UTC), duration=4.0)
+    make_exec(task, "failed", dt.datetime(2026, 11, 19, 10, 30, tzinfo=dt.UTC), duration=2.0)
+
+    with timezone.override("Pacific/Auckland"):
+        trends = stats.daily_trends(3, now=NOW)
+
+    by_date = {t.date: t for t in trends}
+    assert set(by_date) == {dt.date(2026, 11, 19), dt.date(2026, 11, 20)}
+    assert by_date[dt.date(2026, 11, 20)].success_rate == 1.0
+    assert by_date[dt.date(2026, 11, 19)].failures == 1
+    assert by_date[dt.date(2026, 11, 19)].max_duration == 2.0
+
+
+@pytest.mark.django_db
+def test_daily_trends_leave_out_days_before_the_window():
+    task = make_task()
+    make_exec(task, at=NOW - dt.timedelta(days=3))
+    make_exec(task, at=NOW - dt.timedelta(hours=1))
+    with timezone.override("UTC"):
+        trends = stats.daily_trends(2, now=NOW)
+    assert [(t.date, t.runs) for t in trends] == [(NOW.date(), 1)]
