@@ -1,0 +1,166 @@
+"""When a task runs, in words and in time (design sections 9 and 10).
+
+Everything is read in settings.TIME_ZONE, the zone the installed crontab fires in (`crontab add`
+refuses to install when the system zone differs). Expressions are validated by the registry;
+these helpers assume a valid expression, and an empty one means "manual only".
+
+Daylight saving follows what Debian's cron does, not what a naive calendar would:
+
+* clocks go forward (Pacific/Auckland, last Sunday of September, 02:00 -> 03:00): a fixed-time
+  job (minute and hour fields without a leading `*`) scheduled in the missing hour runs once
+  when the clock lands at 03:00; a wildcard job (`*/30 * * * *`, `0 */6 * * *`) just has no
+  runs in the missing hour;
+* clocks go back (first Sunday of April, 03:00 -> 02:00): a fixed-time job runs only in the
+  first pass of the repeated hour; a wildcard job runs in both passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from cron_descriptor import Options, get_description
+from croniter import CroniterBadDateError, croniter
+from django.conf import settings
+from django.utils import timezone
+
+MANUAL_ONLY = "Manual only"
+
+# croniter and cron-descriptor read these differently or not at all; cron means exactly this.
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+# Real daylight-saving shifts are an hour or less; cron itself only catches up jumps under 3 h.
+_MAX_SHIFT = timedelta(hours=3)
+
+
+def next_runs(expression: str, count: int = 1, after: datetime | None = None) -> list[datetime]:
+    """The next `count` times the schedule fires strictly after `after` (default: now)."""
+    expression = _expand(expression)
+    if not expression or count < 1:
+        return []
+    zone, after_utc = _zone(), _as_utc(after)
+    wildcard = is_wildcard(expression)
+    found: list[datetime] = []
+    for naive in _candidates(expression, _wall(after_utc, zone), forward=True):
+        fires = _fires(naive, zone, wildcard)
+        if len(found) >= count and fires and min(fires) > found[count - 1]:
+            break  # the earliest fire time only grows with the wall clock: nothing sooner follows
+        found = sorted({*found, *(f for f in fires if f > after_utc)})
+    return [f.astimezone(zone) for f in found[:count]]
+
+
+def next_run(expression: str, after: datetime | None = None) -> datetime | None:
+    """The next time the schedule fires, or None for a manual-only task."""
+    runs = next_runs(expression, 1, after)
+    return runs[0] if runs else None
+
+
+def previous_run(expression: str, before: datetime | None = None) -> datetime | None:
+    """The last time the schedule fired strictly before `before` (default: now), or None."""
+    expression = _expand(expression)
+    if not expression:
+        return None
+    zone, before_utc = _zone(), _as_utc(before)
+    wildcard, best = is_wildcard(expression), None
+    start = _wall(before_utc, zone) + _fold_shift(before_utc, zone)
+    for naive in _candidates(expression, start, forward=False):
+        fires = _fires(naive, zone, wildcard)
+        if best is not None and fires and max(fires) <= best:
+            break  # the latest fire time only shrinks going back: nothing later precedes
+        earlier = [f for f in fires if f < before_utc]
+        best = max([*earlier, best] if best else earlier, default=None)
+    return best.astimezone(zone) if best else None
+
+
+def describe(expression: str) -> str:
+    """The schedule as a sentence, e.g. 'At 07:05 AM'; 'Manual only' when there is none."""
+    expression = _expand(expression)
+    if not expression:
+        return MANUAL_ONLY
+    options = Options()
+    options.verbose = False
+    return get_description(expression, options)
+
+
+def is_wildcard(expression: str) -> bool:
+    """Debian cron's 'wildcard job': the minute or hour field starts with `*`."""
+    fields = _expand(expression).split()
+    return len(fields) >= 2 and (fields[0].startswith("*") or fields[1].startswith("*"))
+
+
+def _expand(expression: str) -> str:
+    expression = (expression or "").strip()
+    return MACROS.get(expression.lower(), expression)
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def _as_utc(moment: datetime | None) -> datetime:
+    moment = moment or timezone.now()
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=_zone())
+    # Comparisons stay in UTC: aware datetimes in one zone compare by wall clock, ignoring fold.
+    return moment.astimezone(UTC)
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(tzinfo=None, fold=0)
+
+
+def _fold_shift(moment: datetime, zone: ZoneInfo) -> timedelta:
+    """In the second pass of a repeated hour, first-pass runs of later wall times came earlier."""
+    local = moment.astimezone(zone)
+    if local.fold == 0:
+        return timedelta(0)
+    return local.replace(fold=0).utcoffset() - local.utcoffset()
+
+
+def _candidates(expression: str, start: datetime, forward: bool) -> Iterator[datetime]:
+    """Wall-clock (naive) times matching the expression, moving away from `start`."""
+    matches = croniter(expression, start)
+    step = matches.get_next if forward else matches.get_prev
+    while True:
+        try:
+            yield step(datetime)
+        except CroniterBadDateError:  # e.g. "0 0 30 2 *": never fires
+            return
+
+
+def _fires(naive: datetime, zone: ZoneInfo, wildcard: bool) -> list[datetime]:
+    """The UTC instants at which cron fires for one matching wall-clock time."""
+    first = naive.replace(tzinfo=zone, fold=0)
+    second = naive.replace(tzinfo=zone, fold=1)
+    if not _exists(first):
+        return [] if wildcard else [_end_of_gap(naive, zone)]
+    if wildcard and first.utcoffset() != second.utcoffset():
+        return [first.astimezone(UTC), second.astimezone(UTC)]
+    return [first.astimezone(UTC)]
+
+
+def _exists(local: datetime) -> bool:
+    """False for a wall-clock time the clocks jumped over."""
+    round_trip = local.astimezone(UTC).astimezone(local.tzinfo)
+    return round_trip.replace(tzinfo=None, fold=0) == local.replace(tzinfo=None, fold=0)
+
+
+def _end_of_gap(naive: datetime, zone: ZoneInfo) -> datetime:
+    """The first minute after the clocks jumped over `naive`: when cron catches up."""
+    moment = naive.replace(second=0, microsecond=0)
+    limit = moment + _MAX_SHIFT
+    while moment < limit:
+        moment += timedelta(minutes=1)
+        local = moment.replace(tzinfo=zone)
+        if _exists(local):
+            return local.astimezone(UTC)
+    return naive.replace(tzinfo=zone).astimezone(UTC)

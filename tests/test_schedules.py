@@ -1,0 +1,149 @@
+"""Next runs and schedules in words, in TIME_ZONE, across Pacific/Auckland's clock changes."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+
+from cronjobs.schedules import describe, is_wildcard, next_run, next_runs, previous_run
+
+NZ = ZoneInfo("Pacific/Auckland")
+
+
+@pytest.fixture(autouse=True)
+def _auckland(settings):
+    settings.TIME_ZONE = "Pacific/Auckland"
+
+
+def nz(*args, fold=0) -> datetime:
+    return datetime(*args, tzinfo=NZ, fold=fold)
+
+
+def stamps(runs) -> list[str]:
+    """What an operator reads: local time with its offset."""
+    return [run.isoformat(timespec="minutes") for run in runs]
+
+
+SEED = [
+    # task, schedule, words, next run after Tuesday 2026-06-09 12:10 NZST
+    ("generate_daily_products", "5 7 * * *", "At 07:05 AM", "2026-06-10T07:05+12:00"),
+    ("refresh_store_stats", "*/30 * * * *", "Every 30 minutes", "2026-06-09T12:30+12:00"),
+    ("refresh_leaderboard", "0 2 * * *", "At 02:00 AM", "2026-06-10T02:00+12:00"),
+    ("check_achievements", "0 */6 * * *", "Every 6 hours", "2026-06-09T18:00+12:00"),
+    ("generate_ai_insights", "0 * * * *", "Every hour", "2026-06-09T13:00+12:00"),
+]
+
+
+@pytest.mark.parametrize(("task", "schedule", "words", "expected"), SEED, ids=[s[0] for s in SEED])
+def test_seed_schedule_next_run_and_words(task, schedule, words, expected):
+    with time_machine.travel(nz(2026, 6, 9, 12, 10), tick=False):
+        run = next_run(schedule)
+    assert stamps([run]) == [expected]
+    assert describe(schedule) == words
+
+
+def test_next_runs_are_local_aware_times_in_order():
+    runs = next_runs("0 */6 * * *", 4, after=nz(2026, 6, 9, 12, 10))
+    assert stamps(runs) == [
+        "2026-06-09T18:00+12:00",
+        "2026-06-10T00:00+12:00",
+        "2026-06-10T06:00+12:00",
+        "2026-06-10T12:00+12:00",
+    ]
+    assert all(run.tzinfo == NZ for run in runs)
+
+
+def test_next_run_is_strictly_after_a_run_that_just_fired():
+    assert stamps([next_run("5 7 * * *", after=nz(2026, 6, 9, 7, 5))]) == ["2026-06-10T07:05+12:00"]
+
+
+def test_previous_run_defaults_to_now():
+    with time_machine.travel(nz(2026, 6, 9, 12, 10), tick=False):
+        assert stamps([previous_run("*/30 * * * *")]) == ["2026-06-09T12:00+12:00"]
+        assert stamps([previous_run("5 7 * * *")]) == ["2026-06-09T07:05+12:00"]
+
+
+def test_manual_only_task_has_no_runs():
+    assert next_runs("", 3) == []
+    assert next_run("") is None
+    assert previous_run("") is None
+    assert describe("") == "Manual only"
+
+
+def test_a_date_that_never_comes_has_no_next_run():
+    assert next_run("0 0 30 2 *") is None
+
+
+def test_macros_read_like_their_expansion():
+    assert describe("@daily") == "At 12:00 AM"
+    assert stamps([next_run("@hourly", after=nz(2026, 6, 9, 12, 10))]) == ["2026-06-09T13:00+12:00"]
+
+
+def test_wildcard_jobs_are_the_ones_with_a_star_in_minute_or_hour():
+    assert is_wildcard("*/30 * * * *") and is_wildcard("0 */6 * * *") and is_wildcard("@hourly")
+    assert not is_wildcard("5 7 * * *") and not is_wildcard("0 1-3 * * *")
+
+
+# September 27 2026: 02:00 NZST jumps to 03:00 NZDT; 02:xx does not exist.
+
+
+def test_fixed_time_job_in_the_skipped_hour_runs_once_when_clocks_jump():
+    runs = next_runs("30 2 * * *", 2, after=nz(2026, 9, 26, 12, 0))
+    assert stamps(runs) == ["2026-09-27T03:00+13:00", "2026-09-28T02:30+13:00"]
+
+
+def test_leaderboard_at_two_still_runs_on_the_night_clocks_go_forward():
+    with time_machine.travel(nz(2026, 9, 26, 23, 0), tick=False):
+        assert stamps(next_runs("0 2 * * *", 2)) == [
+            "2026-09-27T03:00+13:00",
+            "2026-09-28T02:00+13:00",
+        ]
+
+
+def test_wildcard_job_has_no_runs_in_the_skipped_hour():
+    runs = next_runs("*/30 * * * *", 4, after=nz(2026, 9, 27, 1, 0))
+    assert stamps(runs) == [
+        "2026-09-27T01:30+12:00",
+        "2026-09-27T03:00+13:00",
+        "2026-09-27T03:30+13:00",
+        "2026-09-27T04:00+13:00",
+    ]
+
+
+def test_previous_run_across_the_spring_gap():
+    with time_machine.travel(nz(2026, 9, 27, 3, 10), tick=False):
+        assert stamps([previous_run("30 2 * * *")]) == ["2026-09-27T03:00+13:00"]
+        assert stamps([previous_run("*/30 * * * *")]) == ["2026-09-27T03:00+13:00"]
+    assert stamps([previous_run("*/30 * * * *", before=nz(2026, 9, 27, 3, 0))]) == [
+        "2026-09-27T01:30+12:00"
+    ]
+
+
+# April 5 2026: 03:00 NZDT goes back to 02:00 NZST; 02:xx happens twice.
+
+
+def test_fixed_time_job_in_the_repeated_hour_runs_only_once():
+    runs = next_runs("30 2 * * *", 2, after=nz(2026, 4, 4, 12, 0))
+    assert stamps(runs) == ["2026-04-05T02:30+13:00", "2026-04-06T02:30+12:00"]
+
+
+def test_wildcard_job_runs_in_both_passes_of_the_repeated_hour():
+    runs = next_runs("*/30 * * * *", 6, after=nz(2026, 4, 5, 1, 45))
+    assert stamps(runs) == [
+        "2026-04-05T02:00+13:00",
+        "2026-04-05T02:30+13:00",
+        "2026-04-05T02:00+12:00",
+        "2026-04-05T02:30+12:00",
+        "2026-04-05T03:00+12:00",
+        "2026-04-05T03:30+12:00",
+    ]
+
+
+def test_runs_seen_from_inside_the_second_pass():
+    second_pass = nz(2026, 4, 5, 2, 10, fold=1)  # 02:10 NZST, after 02:30 NZDT already happened
+    with time_machine.travel(second_pass, tick=False):
+        assert stamps([next_run("0 * * * *")]) == ["2026-04-05T03:00+12:00"]
+        assert stamps([previous_run("0 * * * *")]) == ["2026-04-05T02:00+12:00"]
+        assert stamps([previous_run("30 2 * * *")]) == ["2026-04-05T02:30+13:00"]
+        assert stamps([next_run("30 2 * * *")]) == ["2026-04-06T02:30+12:00"]
