@@ -193,3 +193,33 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} alert for {self.task_id} ({self.state})"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API and /metrics. Only a SHA-256 of the secret is stored;
+    the secret is shown once when the token is made (cronjobs/tokens.py), and `prefix` (its
+    first characters) lets an operator tell tokens apart without it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=12, editable=False)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    read_only = models.BooleanField(
+        default=True, help_text="Read-only tokens can read everything and change nothing"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
