@@ -8,7 +8,8 @@ class CronjobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from cronjobs import checks  # noqa: F401  (registers the system check)
+        # Imported for their side effects: the system check, and ApiToken in the admin.
+        from cronjobs import admin_tokens, checks  # noqa: F401
 
         post_migrate.connect(_sync_after_migrate, sender=self)
 
