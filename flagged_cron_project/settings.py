@@ -91,9 +91,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django_crontab",
     "import_export",
     "cronjobs",
+    # After cronjobs: the first app wins a command name, and cronjobs overrides `crontab`.
+    "django_crontab",
 ]
 INSTALLED_APPS += envlist("EXTRA_APPS")
 
@@ -185,6 +186,13 @@ LOG_DIR = envpath("LOG_DIR", BASE_DIR / "logs")
 
 _default_tasks_file = BASE_DIR / "cronjobs.toml"
 CRONJOBS_TASKS_FILE = envpath("CRONJOBS_TASKS_FILE", _default_tasks_file)
+
+# Installed crontab lines (design section 9, `manage.py crontab`). The comment marks this
+# checkout's lines, so two checkouts on one host do not replace each other's.
+CRONTAB_COMMENT = f"django-cronjobs for flagged-cron at {BASE_DIR}"
+CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
+# Extra per-line environment, e.g. "DJANGO_SETTINGS_MODULE=...": the .env file is the usual way.
+CRONTAB_COMMAND_PREFIX = os.environ.get("CRONTAB_COMMAND_PREFIX", "").strip()
 
 # The supervisor (design section 6).
 CRONJOBS_HOST = os.environ.get("CRONJOBS_HOST", "").strip() or socket.gethostname()

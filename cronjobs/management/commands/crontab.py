@@ -1,0 +1,58 @@
+"""manage.py crontab add | show | remove | check  (design section 9).
+
+Replaces django-crontab's command of the same name (cronjobs comes first in INSTALLED_APPS):
+the lines come from the task registry and call `runjob`, not `crontab run <hash>`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from cronjobs.crontab import CrontabError, RegistryCrontab, crontab_status, install_problems
+
+
+class Command(BaseCommand):
+    help = (
+        "Install (add), list (show), uninstall (remove) this checkout's crontab lines, one per "
+        "scheduled task, or compare them with the task declarations (check; exits 1 when out "
+        "of date)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("subcommand", choices=["add", "show", "remove", "check", "run"])
+        parser.add_argument("jobhash", nargs="?", help="(django-crontab's `run`; not supported)")
+
+    def handle(self, *args, subcommand: str, **options) -> None:
+        if subcommand == "run":
+            raise CommandError("lines installed by this project call `manage.py runjob <task>`")
+        try:
+            getattr(self, f"do_{subcommand}")(options)
+        except CrontabError as exc:
+            raise CommandError(str(exc)) from None
+
+    def do_add(self, options: dict) -> None:
+        problems = install_problems()
+        if problems:
+            raise CommandError("not installing:\n" + "\n".join(f"  {p}" for p in problems))
+        with RegistryCrontab(out=self.stdout.write, **options) as crontab:
+            crontab.remove_jobs()
+            crontab.add_jobs()
+
+    def do_show(self, options: dict) -> None:
+        with RegistryCrontab(out=self.stdout.write, readonly=True, **options) as crontab:
+            crontab.show_jobs()
+
+    def do_remove(self, options: dict) -> None:
+        with RegistryCrontab(out=self.stdout.write, **options) as crontab:
+            crontab.remove_jobs()
+
+    def do_check(self, options: dict) -> None:
+        status = crontab_status()
+        if status.ok:
+            self.stdout.write("crontab is up to date with the task declarations")
+        for message in status.messages():
+            (self.stdout if status.ok else self.stderr).write(message)
+        if not status.ok:
+            sys.exit(1)
