@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "cronjobs",
     # After cronjobs: the first app wins a command name, and cronjobs overrides `crontab`.
     "django_crontab",
+    "flagged_products",
 ]
 INSTALLED_APPS += envlist("EXTRA_APPS")
 
@@ -211,6 +212,11 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flagged-cron@localhos
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "").strip()
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "").strip()
 OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "").strip() or "gpt-4o-mini"
+# Seconds per request; the runner, not the client, retries a failed attempt.
+OPENAI_TIMEOUT = envint("OPENAI_TIMEOUT", 30, minimum=1)
+
+# The domain (flagged_products): products flagged for counting per outlet and day.
+FLAGGED_PRODUCTS_PER_OUTLET = envint("FLAGGED_PRODUCTS_PER_OUTLET", 20, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,76 @@
+"""The five Flagged Products jobs (design section 13), with the old system's schedules,
+timeouts and priorities. Each is idempotent: retries and overlapping hosts may run it again.
+
+The work lives in the module named after each job; these wrappers time it, count its SQL
+queries and print one summary line, which lands in the attempt's output and the daily log
+(bench/flagged_jobs.py reads the query count from there)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db import connection
+
+from cronjobs.registry import JobContext, cronjob
+from flagged_products import achievements, insights, leaderboard, selection, stats
+
+MEMORY_LIMIT = "512M"
+
+
+class QueryCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute: Callable, sql: str, params: Any, many: bool, context: Any):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+@contextlib.contextmanager
+def counted_queries() -> Iterator[QueryCounter]:
+    counter = QueryCounter()
+    with connection.execute_wrapper(counter):
+        yield counter
+
+
+def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    started = time.monotonic()
+    with counted_queries() as counter:
+        result = work()
+    figures = " ".join(f"{key}={value}" for key, value in result.items())
+    elapsed = time.monotonic() - started
+    print(f"{ctx.task}: {figures} queries={counter.count} seconds={elapsed:.3f}")
+    return result
+
+
+@cronjob(schedule="5 7 * * *", timeout=600, priority=1, memory_limit=MEMORY_LIMIT,
+         description="Flag the products each outlet's staff count today.")  # fmt: skip
+def generate_daily_products(ctx: JobContext) -> None:
+    run_and_report(ctx, selection.generate_daily_products)
+
+
+@cronjob(schedule="*/30 * * * *", timeout=180, priority=2, memory_limit=MEMORY_LIMIT,
+         description="Cache per-outlet counting statistics.")  # fmt: skip
+def refresh_store_stats(ctx: JobContext) -> None:
+    run_and_report(ctx, stats.refresh_store_stats)
+
+
+@cronjob(schedule="0 2 * * *", timeout=300, priority=3, memory_limit=MEMORY_LIMIT,
+         description="Rank staff by counting points: today, week, month, all time.")  # fmt: skip
+def refresh_leaderboard(ctx: JobContext) -> None:
+    run_and_report(ctx, leaderboard.refresh_leaderboard)
+
+
+@cronjob(schedule="0 */6 * * *", timeout=300, priority=3, memory_limit=MEMORY_LIMIT,
+         description="Award counting badges.")  # fmt: skip
+def check_achievements(ctx: JobContext) -> None:
+    run_and_report(ctx, achievements.check_achievements)
+
+
+@cronjob(schedule="0 * * * *", timeout=600, priority=4, memory_limit=MEMORY_LIMIT,
+         description="Write per-outlet insights (OpenAI-compatible API, or rules).")  # fmt: skip
+def generate_ai_insights(ctx: JobContext) -> None:
+    run_and_report(ctx, insights.generate_ai_insights)

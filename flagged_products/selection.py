@@ -1,0 +1,194 @@
+"""generate_daily_products: which products each outlet's staff count today.
+
+Every candidate (a product the outlet stocks) gets a score in points; the highest are flagged.
+
+    score = 200 x anomaly        negative stock, or none on hand although it sold in the last 7 days
+          +  30 x value at risk  log(1 + on-hand units x cost) / log(1 + 10 000), at most 1
+          +  25 x velocity       units sold per day over the last 28 days / 5, at most 1
+          +  25 x staleness      days since last counted at this outlet / 90, at most 1 (never: 1)
+          +  20 x discrepancies  past counts at this outlet that did not match / 3, at most 1
+          +   1 x random         seeded by outlet and day, so reruns choose the same products
+
+The regular terms add up to at most 101 points, so every anomaly is flagged before any other
+product. Products flagged at the outlet in the last 7 days (today included) are not candidates,
+which is also what makes a rerun top up instead of duplicating.
+
+Queries per outlet are fixed (lock, count, stock, sales, history, insert) whatever the number
+of products: the aggregation happens in SQL and the scoring over one outlet's rows in Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import heapq
+import math
+import random
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Max, Q, Sum
+from django.utils import timezone
+
+from flagged_products.models import FlaggedProduct, Outlet, Sale, StockLevel
+
+ANOMALY_POINTS = 200
+WEIGHTS = {"value": 30, "velocity": 25, "staleness": 25, "discrepancies": 20}
+VALUE_CAP = 10_000  # dollars on hand at cost that earn the full value term
+VELOCITY_CAP = 5.0  # units a day that earn the full velocity term
+STALE_DAYS = 90
+DISCREPANCY_CAP = 3
+VELOCITY_DAYS = 28
+RECENT_SALE_DAYS = 7
+EXCLUDE_DAYS = 7
+
+REASONS = {
+    "negative": "negative stock",
+    "zero_selling": "zero stock but selling",
+    "value": "high value at risk",
+    "velocity": "fast mover",
+    "staleness": "not counted recently",
+    "discrepancies": "past discrepancies",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    product_id: int
+    quantity: int
+    score: float
+    reason: str
+
+
+@dataclasses.dataclass
+class OutletFacts:
+    """One outlet's aggregates, keyed by product id, as read from the database."""
+
+    stock: list[tuple[int, int, float]]  # (product_id, quantity, cost), by product id
+    sold: dict[int, tuple[int, datetime.date]]  # units over VELOCITY_DAYS, last day sold
+    last_counted: dict[int, datetime.date]
+    mismatches: dict[int, int]
+    recently_flagged: set[int]
+
+
+def generate_daily_products(day: datetime.date | None = None) -> dict[str, int]:
+    """Flag up to FLAGGED_PRODUCTS_PER_OUTLET products at every active outlet for `day`.
+    Returns counts for the job's log line."""
+    day = day or timezone.localdate()
+    per_outlet = settings.FLAGGED_PRODUCTS_PER_OUTLET
+    outlets = list(Outlet.objects.filter(is_active=True).values_list("id", flat=True))
+    created = sum(flag_outlet(outlet_id, day, per_outlet) for outlet_id in outlets)
+    return {"outlets": len(outlets), "flagged": created}
+
+
+def flag_outlet(outlet_id: int, day: datetime.date, per_outlet: int) -> int:
+    """Top the outlet's flags for `day` up to `per_outlet`; returns how many were added.
+
+    Two runs (retries, or the same crontab on two hosts) must not exceed the quota, so the
+    work happens under a lock on the outlet's row. The lock is a no-op UPDATE rather than
+    SELECT ... FOR UPDATE because SQLite ignores FOR UPDATE but takes its write lock, with
+    busy-waiting, on a transaction's first write. The unique constraint backs it up."""
+    with transaction.atomic():
+        Outlet.objects.filter(pk=outlet_id).update(code=F("code"))
+        have = FlaggedProduct.objects.filter(outlet_id=outlet_id, flag_date=day).count()
+        need = per_outlet - have
+        if need <= 0:
+            return 0
+        chosen = best_candidates(outlet_id, day, need)
+        rows = [flag_row(outlet_id, day, candidate) for candidate in chosen]
+        FlaggedProduct.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(chosen)
+
+
+def flag_row(outlet_id: int, day: datetime.date, candidate: Candidate) -> FlaggedProduct:
+    return FlaggedProduct(
+        outlet_id=outlet_id,
+        product_id=candidate.product_id,
+        flag_date=day,
+        reason=candidate.reason,
+        score=round(candidate.score, 3),
+        expected_quantity=candidate.quantity,
+    )
+
+
+def best_candidates(outlet_id: int, day: datetime.date, limit: int) -> list[Candidate]:
+    facts = load_facts(outlet_id, day)
+    rng = random.Random(f"{outlet_id}:{day.isoformat()}")
+    scored = []
+    for product_id, quantity, cost in facts.stock:
+        jitter = rng.random()  # drawn for every stocked product, so it is stable per product
+        if product_id not in facts.recently_flagged:
+            scored.append(score(product_id, quantity, cost, facts, day, jitter))
+    return heapq.nsmallest(limit, scored, key=lambda c: (-c.score, c.product_id))
+
+
+def load_facts(outlet_id: int, day: datetime.date) -> OutletFacts:
+    stock = [
+        (product_id, quantity, float(cost))
+        for product_id, quantity, cost in StockLevel.objects.filter(
+            outlet_id=outlet_id, product__is_active=True
+        )
+        .order_by("product_id")
+        .values_list("product_id", "quantity", "product__cost")
+    ]
+    sales = (
+        Sale.objects.filter(
+            outlet_id=outlet_id,
+            sold_on__gt=day - datetime.timedelta(days=VELOCITY_DAYS),
+            sold_on__lte=day,
+        )
+        .values("product_id")
+        .annotate(units=Sum("quantity"), last_sold=Max("sold_on"))
+        .order_by()
+    )
+    completed = Q(status=FlaggedProduct.Status.COMPLETED)
+    history = (
+        FlaggedProduct.objects.filter(outlet_id=outlet_id, flag_date__lte=day)
+        .values("product_id")
+        .annotate(
+            last_flagged=Max("flag_date"),
+            last_counted=Max("flag_date", filter=completed),
+            mismatches=Count("id", filter=completed & ~Q(counted_quantity=F("expected_quantity"))),
+        )
+        .order_by()
+    )
+    facts = OutletFacts(stock, {}, {}, {}, set())
+    for row in sales:
+        facts.sold[row["product_id"]] = (row["units"], row["last_sold"])
+    exclude_from = day - datetime.timedelta(days=EXCLUDE_DAYS)
+    for row in history:
+        pid = row["product_id"]
+        if row["last_flagged"] >= exclude_from:
+            facts.recently_flagged.add(pid)
+        if row["last_counted"]:
+            facts.last_counted[pid] = row["last_counted"]
+        if row["mismatches"]:
+            facts.mismatches[pid] = row["mismatches"]
+    return facts
+
+
+def score(
+    product_id: int,
+    quantity: int,
+    cost: float,
+    facts: OutletFacts,
+    day: datetime.date,
+    jitter: float,
+) -> Candidate:
+    units, last_sold = facts.sold.get(product_id, (0, None))
+    sold_recently = last_sold is not None and (day - last_sold).days < RECENT_SALE_DAYS
+    last_counted = facts.last_counted.get(product_id)
+    days_since = (day - last_counted).days if last_counted else STALE_DAYS
+    terms = {
+        "value": min(1.0, math.log1p(max(quantity, 0) * cost) / math.log1p(VALUE_CAP)),
+        "velocity": min(1.0, units / VELOCITY_DAYS / VELOCITY_CAP),
+        "staleness": min(1.0, days_since / STALE_DAYS),
+        "discrepancies": min(1.0, facts.mismatches.get(product_id, 0) / DISCREPANCY_CAP),
+    }
+    points = {name: WEIGHTS[name] * value for name, value in terms.items()}
+    total = sum(points.values()) + jitter
+    if quantity < 0:
+        return Candidate(product_id, quantity, total + ANOMALY_POINTS, REASONS["negative"])
+    if quantity == 0 and sold_recently:
+        return Candidate(product_id, quantity, total + ANOMALY_POINTS, REASONS["zero_selling"])
+    return Candidate(product_id, quantity, total, REASONS[max(points, key=points.get)])
