@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "import_export",
+    "rangefilter",
     "cronjobs",
     # After cronjobs: the first app wins a command name, and cronjobs overrides `crontab`.
     "django_crontab",

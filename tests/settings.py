@@ -10,3 +10,8 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.jobsapp"]  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CRONJOBS_KILL_GRACE = 1
+# Pages render without a collectstatic run; tests/test_static_files.py covers the manifest.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

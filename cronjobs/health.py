@@ -1,0 +1,85 @@
+"""Per-task health, as the task list and the dashboard show it (the seed's
+`vw_flagged_products_cron_health`): the last attempt, success over 24 hours and 30 days, the
+circuit, unresolved alerts, and one word for all of it.
+
+A fixed handful of queries for any number of tasks and rows: the numbers come from
+cronjobs.stats, the circuits and alert counts from one query each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from django.db.models import Count
+from django.utils import timezone
+
+from cronjobs import schedules, stats
+from cronjobs.models import Alert, CircuitState, Execution, Task
+
+# Below these 24-hour success rates a task is critical, or needs a look.
+CRITICAL_RATE = 0.5
+WARNING_RATE = 0.9
+
+
+@dataclasses.dataclass
+class TaskHealth:
+    task: Task
+    last: Execution | None
+    day: stats.TaskSummary
+    month: stats.TaskSummary
+    circuit: str
+    open_alerts: int
+
+    @property
+    def status(self) -> str:
+        """retired, disabled, critical, warning, healthy or idle (never ran)."""
+        if self.task.is_retired:
+            return "retired"
+        if not self.task.enabled:
+            return "disabled"
+        rate = self.day.success_rate
+        if self.circuit != CircuitState.State.CLOSED or (self.last and self.last.is_failure):
+            return "critical"
+        if rate is not None and rate < CRITICAL_RATE:
+            return "critical"
+        if self.open_alerts or (rate is not None and rate < WARNING_RATE):
+            return "warning"
+        return "healthy" if self.last else "idle"
+
+    @property
+    def schedule_in_words(self) -> str:
+        return schedules.describe(self.task.schedule)
+
+    @property
+    def next_run(self) -> dt.datetime | None:
+        if not self.task.enabled or self.task.is_retired:
+            return None
+        return schedules.next_run(self.task.schedule)
+
+
+def task_health(tasks: list[Task], now: dt.datetime | None = None) -> dict[int, TaskHealth]:
+    """Health of each task, by task id."""
+    now = now or timezone.now()
+    last = stats.last_executions()
+    day = stats.task_summaries(now - dt.timedelta(hours=24), now)
+    month = stats.task_summaries(now - dt.timedelta(days=30), now)
+    circuits = dict(CircuitState.objects.values_list("task_id", "state"))
+    alerts = dict(
+        Alert.objects.filter(open_key__isnull=False)
+        .order_by()
+        .values("task_id")
+        .annotate(n=Count("id"))
+        .values_list("task_id", "n")
+    )
+    return {
+        task.pk: TaskHealth(
+            task=task,
+            last=last.get(task.pk),
+            day=day.get(task.pk) or stats.TaskSummary(task.pk),
+            month=month.get(task.pk) or stats.TaskSummary(task.pk),
+            circuit=circuits.get(task.pk, CircuitState.State.CLOSED),
+            open_alerts=alerts.get(task.pk, 0),
+        )
+        for task in tasks
+    }

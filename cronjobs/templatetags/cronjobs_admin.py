@@ -1,0 +1,39 @@
+"""Template helpers for the control room: status badges and the calendar date hierarchy."""
+
+from __future__ import annotations
+
+from django import template
+from django.contrib.admin.templatetags.base import InclusionAdminNode
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from cronjobs.changelist import calendar_date_hierarchy
+
+register = template.Library()
+
+
+@register.simple_tag
+def badge(value: str | None, label: str | None = None) -> SafeString:
+    """A coloured pill for a status, circuit or alert state; the colour comes from admin.css."""
+    if not value:
+        return format_html('<span class="fc-badge fc-none">{}</span>', label or "never")
+    return format_html(
+        '<span class="fc-badge fc-{}">{}</span>', value, label or value.replace("_", " ")
+    )
+
+
+@register.tag(name="calendar_date_hierarchy")
+def calendar_date_hierarchy_tag(parser, token):
+    return InclusionAdminNode(
+        parser,
+        token,
+        func=calendar_date_hierarchy,
+        template_name="date_hierarchy.html",
+        takes_context=False,
+    )
+
+
+@register.simple_tag
+def page_url(cl, number: int) -> str:
+    """The changelist's current query string with another page number."""
+    return cl.get_query_string({"p": number})
