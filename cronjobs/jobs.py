@@ -5,7 +5,42 @@ import platform
 from cronjobs.registry import JobContext, cronjob
 
 
-@cronjob(schedule="0 * * * *", timeout=60, max_attempts=1, priority=5,
-         description="Proves the supervisor, the database and the logs work.")  # fmt: skip
+@cronjob(
+    schedule="0 * * * *",
+    timeout=60,
+    max_attempts=1,
+    priority=5,
+    description="Proves the supervisor, the database and the logs work.",
+)
 def heartbeat(ctx: JobContext) -> None:
     print(f"heartbeat from {platform.node()} (run {ctx.run_id[:8]}, trigger {ctx.trigger})")
+
+
+@cronjob(
+    schedule="*/5 * * * *",
+    timeout=120,
+    max_attempts=1,
+    priority=1,
+    description="Raises late alerts for missed schedules; abandons runs of dead supervisors.",
+)
+def watchdog(ctx: JobContext) -> None:
+    from cronjobs.watchdog import sweep
+
+    report = sweep()
+    print(
+        f"late: {', '.join(report['late']) or 'none'}; abandoned runs: {report['abandoned_runs']}"
+    )
+
+
+@cronjob(
+    schedule="30 3 * * *",
+    timeout=1800,
+    max_attempts=1,
+    priority=5,
+    description="Deletes executions and resolved alerts older than 90 days, in batches.",
+)
+def prune_history(ctx: JobContext) -> None:
+    from cronjobs.history import prune
+
+    counts = prune(days=90)
+    print(f"deleted {counts['executions']} execution(s), {counts['alerts']} alert(s)")

@@ -1,10 +1,12 @@
 """One invocation of a task, as `manage.py runjob` performs it (design section 6).
 
-    resolve -> skip if disabled -> attempts (each in cronjobs.process) -> record -> log
+    resolve -> skip if disabled -> consult the circuit -> take the lease -> attempts
+    -> update circuit and alerts -> release the lease -> logs
 
 Every attempt gets an Execution row inserted as `running` before the child starts and is
-finalised afterwards whatever happens, so the history never shows a success in advance and
-never loses an attempt.
+finalised afterwards whatever happens, so the history never shows a success in advance. When
+the database cannot be reached to record a row, the row goes to the spool (cronjobs/spool.py)
+and the exit status is still the job's own.
 """
 
 from __future__ import annotations
@@ -21,17 +23,22 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from cronjobs import logs
+from cronjobs import alerts, circuit, logs, spool
+from cronjobs.db import ensure_usable_connection
+from cronjobs.lease import TaskLease
 from cronjobs.models import Execution, Task
 from cronjobs.process import AttemptResult, Limits, run_attempt
 from cronjobs.registry import JobContext, TaskSpec
 from cronjobs.sync import sync_task
 
+log = logging.getLogger(__name__)
+
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
 Status = Execution.Status
+SkipReason = Execution.SkipReason
 
 
 @dataclasses.dataclass
@@ -66,21 +73,40 @@ class Invocation:
         self.run_id = run_id or new_run_id()
         self.host = settings.CRONJOBS_HOST
         self.task: Task | None = None
+        self.lease: TaskLease | None = None
 
     def run(self) -> Outcome:
         self.task = sync_task(self.spec)
         if not self.task.enabled:
-            return self.skip(Execution.SkipReason.DISABLED, "task is disabled")
-        return self.attempts()
+            return self.skip(SkipReason.DISABLED, "task is disabled")
+        decision = circuit.consult(self.task, self.run_id, enabled=self.spec.circuit_breaker)
+        if not decision.allowed:
+            return self.skip(SkipReason.CIRCUIT_OPEN, decision.reason)
+        self.lease = TaskLease(self.task, self.run_id, self.host)
+        taken = self.lease.acquire()
+        if not taken.ok:
+            circuit.release_trial(self.task, self.run_id)
+            return self.skip(SkipReason.OVERLAP, _holder_text(taken.holder))
+        if taken.abandoned_run:
+            logs.write(
+                "WARNING", self.spec.name, f"took over from dead run {taken.abandoned_run[:8]}"
+            )
+        try:
+            outcome = self.attempts()
+        finally:
+            self.lease.release()
+        self.conclude(outcome)
+        return outcome
 
     def skip(self, reason: str, why: str) -> Outcome:
         now = timezone.now()
-        row = Execution.objects.create(
+        row = Execution(
             run_id=self.run_id, task=self.task, attempt=0, trigger=self.trigger,
             status=Status.SKIPPED, skip_reason=reason, host=self.host, pid=os.getpid(),
             started_at=now, finished_at=now, duration=0.0, error=why,
         )  # fmt: skip
-        logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} skipped: {why}")
+        self.save(row)
+        logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} skipped ({reason}): {why}")
         return Outcome(self.run_id, Status.SKIPPED, [row], skip_reason=reason)
 
     def attempts(self) -> Outcome:
@@ -90,15 +116,41 @@ class Invocation:
             rows.append(row)
             if row.status == Status.SUCCEEDED or row.status == Status.MEMORY_EXCEEDED:
                 break  # a job over its memory limit will be over it again: no retry
+            if self.circuit_opened(row):
+                logs.write("WARNING", self.spec.name, "circuit opened: no more attempts")
+                break
             if attempt < self.spec.max_attempts:
-                self.sleep(self.spec.retry_delay)
+                self.wait(self.spec.retry_delay)
         return Outcome(self.run_id, rows[-1].status, rows)
 
+    def circuit_opened(self, row: Execution) -> bool:
+        if not self.spec.circuit_breaker or row.status == Status.SUCCEEDED:
+            return False
+        try:
+            ensure_usable_connection()
+            return circuit.record_attempt(self.task, self.run_id, row)
+        except DatabaseError as exc:
+            log.warning("circuit not updated for %s: %s", self.spec.name, exc)
+            return False
+
+    def wait(self, seconds: float) -> None:
+        """Sleep between attempts, renewing the lease so it cannot lapse meanwhile."""
+        step = max(1.0, self.lease.ttl / 3) if self.lease else seconds
+        remaining = seconds
+        while True:
+            self.sleep(min(step, remaining))
+            remaining -= step
+            if self.lease:
+                self.lease.renew_if_due()
+            if remaining <= 0:
+                return
+
     def attempt(self, number: int) -> Execution:
-        row = Execution.objects.create(
+        row = Execution(
             run_id=self.run_id, task=self.task, attempt=number, trigger=self.trigger,
             status=Status.RUNNING, host=self.host, pid=os.getpid(), started_at=timezone.now(),
         )  # fmt: skip
+        self.save(row)
         output = logs.OutputLog(self.spec.name, self.run_id, number)
         logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} attempt {number} started")
         try:
@@ -106,6 +158,7 @@ class Invocation:
                 self.work(number),
                 self.limits(),
                 on_output=output.feed,
+                on_tick=self.lease.renew_if_due if self.lease else lambda: None,
                 cwd=str(settings.BASE_DIR),
             )
         except BaseException as exc:  # the supervisor itself was interrupted: record it
@@ -120,6 +173,24 @@ class Invocation:
             output.close()
         self.finish(row, result)
         return row
+
+    def save(self, row: Execution) -> None:
+        """Write the row, or spool it when the database cannot be reached."""
+        try:
+            ensure_usable_connection()
+            row.save()
+        except DatabaseError as exc:
+            log.error("database unreachable, spooling %s: %s", self.spec.name, exc)
+            spool.append(self.spec.name, row)
+            connection.close()  # reconnect on the next write instead of reusing a dead socket
+
+    def conclude(self, outcome: Outcome) -> None:
+        """Raise and resolve alerts from the finished run (design section 8)."""
+        try:
+            ensure_usable_connection()
+            raise_run_alerts(self.task, self.spec, outcome)
+        except DatabaseError as exc:
+            log.error("alerts not updated for %s: %s", self.spec.name, exc)
 
     def work(self, attempt: int) -> Callable[[], Any] | tuple[str, ...]:
         if self.spec.kind == Task.Kind.COMMAND:
@@ -159,8 +230,7 @@ class Invocation:
         row.output = result.output
         row.error = result.error
         row.traceback = result.traceback
-        _ensure_usable_connection()
-        row.save()
+        self.save(row)
         level = "INFO" if result.status == Status.SUCCEEDED else "ERROR"
         summary = f" ({result.error})" if result.error else ""
         logs.write(
@@ -189,11 +259,45 @@ def metrics_record(task: str, row: Execution) -> dict[str, Any]:
     }
 
 
-def _ensure_usable_connection() -> None:
-    # A long job leaves the supervisor's connection idle; MySQL may have closed it meanwhile
-    # (wait_timeout). Django only notices after an error, so ask before writing the result.
-    if connection.connection is not None and not connection.is_usable():
-        connection.close()
+def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
+    kinds = alerts.Kind
+    rows = [row for row in outcome.executions if row.status != Status.SKIPPED]
+    succeeded = outcome.status == Status.SUCCEEDED
+    last = rows[-1]
+    if succeeded:
+        alerts.resolve_kinds(task, [kinds.FAILED, kinds.LATE], "a run succeeded")
+    elif spec.alert_on_failure:
+        alerts.raise_alert(
+            task, kinds.FAILED,
+            f"run {outcome.run_id[:8]}: {len(rows)} attempt(s) failed; last {last.status}: "
+            f"{last.error or 'no detail'}",
+        )  # fmt: skip
+    slow = max((row.duration or 0 for row in rows), default=0)
+    if slow > spec.effective_slow_after:
+        alerts.raise_alert(
+            task,
+            kinds.SLOW,
+            f"an attempt took {slow:.1f} s (slow after {spec.effective_slow_after:g} s)",
+        )
+    elif succeeded:
+        alerts.resolve_kinds(task, [kinds.SLOW], "a run finished in time")
+    warn = spec.effective_memory_warn
+    peak = max((row.peak_rss_bytes or 0 for row in rows), default=0)
+    if warn and peak > warn:
+        alerts.raise_alert(task, kinds.MEMORY, f"peak memory {peak} bytes over {warn} bytes")
+    elif warn and succeeded:
+        alerts.resolve_kinds(task, [kinds.MEMORY], "memory back under the warning level")
+
+
+def _holder_text(holder) -> str:
+    if holder is None or not holder.run_id:
+        return "another invocation took the lease first"
+    since = (
+        timezone.localtime(holder.acquired_at).strftime("%H:%M:%S") if holder.acquired_at else "?"
+    )
+    return (
+        f"run {holder.run_id[:8]} on {holder.host} (pid {holder.pid}) holds the lease since {since}"
+    )
 
 
 def _configure_job_logger(logger: logging.Logger, level: str) -> None:

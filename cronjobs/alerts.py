@@ -1,0 +1,161 @@
+"""Alerts (design section 8): raise, de-duplicate, resolve, notify.
+
+At most one unresolved alert exists per (task, kind); the unique `open_key` column enforces it,
+so two hosts raising the same alert at once end with one row and two occurrences. Receivers
+(email to ALERT_EMAILS, a JSON POST to ALERT_WEBHOOK_URL) hear about an alert when it opens,
+again at most every ALERT_REPEAT_HOURS while it stays open, and when it resolves. A receiver
+that fails or hangs is logged and given up after ALERT_TIMEOUT seconds; it never fails a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from cronjobs.models import Alert, Task
+
+log = logging.getLogger(__name__)
+Kind = Alert.Kind
+State = Alert.State
+
+SEVERITY = {
+    Kind.FAILED: Alert.Severity.CRITICAL,
+    Kind.CIRCUIT_OPEN: Alert.Severity.CRITICAL,
+    Kind.ABANDONED: Alert.Severity.CRITICAL,
+    Kind.LATE: Alert.Severity.CRITICAL,
+    Kind.SLOW: Alert.Severity.WARNING,
+    Kind.MEMORY: Alert.Severity.WARNING,
+}
+
+
+def _key(task: Task, kind: str) -> str:
+    return f"{task.pk}:{kind}"
+
+
+def raise_alert(task: Task, kind: str, message: str) -> Alert:
+    """Open an alert, or count one more occurrence of the unresolved one; notify if due."""
+    now = timezone.now()
+    alert = _bump(task, kind, message, now)
+    if alert is None:
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    task=task, kind=kind, severity=SEVERITY[kind], open_key=_key(task, kind),
+                    message=message, first_seen=now, last_seen=now,
+                )  # fmt: skip
+        except IntegrityError:  # another process opened it a moment ago
+            alert = _bump(task, kind, message, now)
+    _notify_if_due(alert, now)
+    return alert
+
+
+def _bump(task: Task, kind: str, message: str, now) -> Alert | None:
+    key = _key(task, kind)
+    updated = Alert.objects.filter(open_key=key).update(
+        occurrences=F("occurrences") + 1, last_seen=now, message=message
+    )
+    return Alert.objects.filter(open_key=key).first() if updated else None
+
+
+def resolve_kinds(task: Task, kinds: list[str], why: str = "recovered") -> int:
+    """Resolve the task's unresolved alerts of these kinds (a recovery)."""
+    alerts = list(Alert.objects.filter(task=task, kind__in=kinds, open_key__isnull=False))
+    return sum(_resolve(alert, why) for alert in alerts)
+
+
+def resolve(alert: Alert, by: str = "") -> None:
+    """Resolve by hand (admin action, API)."""
+    _resolve(alert, f"resolved by {by}" if by else "resolved by hand")
+
+
+def acknowledge(alert: Alert, user) -> None:
+    """Someone is on it: keep it unresolved (so it still de-duplicates) but stop repeats."""
+    Alert.objects.filter(pk=alert.pk, state=State.OPEN).update(
+        state=State.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=timezone.now()
+    )
+    alert.refresh_from_db()
+
+
+def _resolve(alert: Alert, why: str) -> bool:
+    now = timezone.now()
+    # Compare-and-set on open_key: exactly one resolver sends the "resolved" notification.
+    done = Alert.objects.filter(pk=alert.pk, open_key__isnull=False).update(
+        state=State.RESOLVED, resolved_at=now, open_key=None
+    )
+    if done:
+        alert.refresh_from_db()
+        _send(alert, f"RESOLVED ({why})")
+    return bool(done)
+
+
+def _notify_if_due(alert: Alert, now) -> None:
+    """Claim the notification with a compare-and-set on notified_at, so several hosts raising
+    the same alert send it once."""
+    if alert.state != State.OPEN:
+        return  # acknowledged: a person is on it
+    repeat = timedelta(hours=settings.ALERT_REPEAT_HOURS)
+    due = Q(notified_at__isnull=True) | Q(notified_at__lte=now - repeat)
+    if Alert.objects.filter(due, pk=alert.pk, notified_at=alert.notified_at).update(
+        notified_at=now
+    ):
+        label = "OPEN" if alert.occurrences == 1 else f"STILL OPEN ({alert.occurrences} times)"
+        _send(alert, label)
+
+
+def _send(alert: Alert, label: str) -> None:
+    task = alert.task
+    subject = f"[flagged-cron] {label}: {alert.kind} alert for {task.name}"
+    text = f"{subject}\n{alert.message}"
+    if settings.ALERT_EMAILS:
+        try:
+            send_mail(subject, _email_body(alert, label), None, settings.ALERT_EMAILS)
+        except Exception as exc:  # SMTP down, refused, timed out: log, never fail the run
+            log.error("alert email for %s not sent: %s", task.name, exc)
+    if settings.ALERT_WEBHOOK_URL:
+        _post_webhook(alert, label, text)
+
+
+def _email_body(alert: Alert, label: str) -> str:
+    return (
+        f"Task:        {alert.task.name}\n"
+        f"Alert:       {alert.kind} ({alert.severity}), {label}\n"
+        f"Message:     {alert.message}\n"
+        f"First seen:  {timezone.localtime(alert.first_seen):%Y-%m-%d %H:%M:%S %Z}\n"
+        f"Last seen:   {timezone.localtime(alert.last_seen):%Y-%m-%d %H:%M:%S %Z}\n"
+        f"Occurrences: {alert.occurrences}\n"
+    )
+
+
+def _post_webhook(alert: Alert, label: str, text: str) -> None:
+    payload = {
+        "text": text,  # what a Slack incoming webhook shows
+        "task": alert.task.name,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "state": alert.state,
+        "event": label.split(" ")[0].lower(),
+        "message": alert.message,
+        "occurrences": alert.occurrences,
+        "first_seen": alert.first_seen.isoformat(),
+        "last_seen": alert.last_seen.isoformat(),
+        "alert_id": alert.pk,
+    }
+    request = urllib.request.Request(
+        settings.ALERT_WEBHOOK_URL,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "flagged-cron"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.ALERT_TIMEOUT) as response:
+            response.read(1024)
+    except Exception as exc:  # 500, refused, hung past the timeout: log, never fail the run
+        log.error("alert webhook for %s failed: %s", alert.task.name, exc)

@@ -1,0 +1,142 @@
+"""The circuit breaker (design section 7), one CircuitState row per task.
+
+    closed --(threshold failed attempts within the window)--> open
+    open --(cooldown over; one invocation wins the compare-and-set)--> half_open (its trial)
+    half_open --trial succeeds--> closed        half_open --trial fails--> open again
+
+Every transition is a conditional UPDATE on the state the caller saw, so racing invocations on
+several hosts agree on exactly one winner. Times are the application's clock (timezone.now),
+which tests travel with time-machine. Failures are attempts with a failure status; skips never
+count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from cronjobs import alerts
+from cronjobs.models import CircuitState, Execution, Task
+
+State = CircuitState.State
+
+
+@dataclasses.dataclass
+class Decision:
+    allowed: bool
+    trial: bool = False
+    reason: str = ""
+
+
+def state_of(task: Task) -> CircuitState:
+    state, _ = CircuitState.objects.get_or_create(task=task)
+    return state
+
+
+def consult(task: Task, run_id: str, enabled: bool = True) -> Decision:
+    """May this invocation run? Reserves the half-open trial for it when the cooldown is over."""
+    if not enabled:
+        return Decision(True)
+    current = state_of(task)
+    now = timezone.now()
+    if current.state == State.CLOSED:
+        return Decision(True)
+    reopens_at = current.opened_at + timedelta(seconds=settings.CRONJOBS_CIRCUIT_COOLDOWN)
+    if current.state == State.OPEN and now < reopens_at:
+        return Decision(False, reason=f"circuit open until {_local(reopens_at)}")
+    if current.state == State.HALF_OPEN and not _trial_is_stale(task, current, now):
+        return Decision(
+            False, reason=f"circuit half-open: run {current.trial_run_id[:8]} is the trial"
+        )
+    won = _transition(current, State.HALF_OPEN, trial_run_id=run_id, changed_at=now)
+    if won:
+        return Decision(True, trial=True)
+    return Decision(False, reason="circuit half-open: another invocation took the trial")
+
+
+def record_attempt(task: Task, run_id: str, row: Execution) -> bool:
+    """Update the breaker after one attempt. Returns True when the circuit is now open, so the
+    runner stops retrying."""
+    current = state_of(task)
+    now = timezone.now()
+    is_trial = current.state == State.HALF_OPEN and current.trial_run_id == run_id
+    if row.status == Execution.Status.SUCCEEDED:
+        if is_trial and _transition(current, State.CLOSED, opened_at=None, trial_run_id="",
+                                    failure_count=0, changed_at=now):  # fmt: skip
+            alerts.resolve_kinds(task, [alerts.Kind.CIRCUIT_OPEN], "trial run succeeded")
+        return False
+    if not row.is_failure:
+        return False
+    if is_trial:
+        return _open(task, current, now, "the half-open trial run failed")
+    if current.state != State.CLOSED:
+        return current.state == State.OPEN
+    failures = recent_failures(task, now)
+    if failures < settings.CRONJOBS_CIRCUIT_THRESHOLD:
+        return False
+    return _open(task, current, now, f"{failures} failed attempts within {_window_text()}")
+
+
+def release_trial(task: Task, run_id: str) -> None:
+    """The trial could not run after all (the lease was busy): let the next invocation try."""
+    CircuitState.objects.filter(task=task, state=State.HALF_OPEN, trial_run_id=run_id).update(
+        state=State.OPEN, trial_run_id=""
+    )
+
+
+def reset(task: Task, by: str = "") -> None:
+    """Close the breaker by hand (admin action, `manage.py resetcircuit`)."""
+    CircuitState.objects.update_or_create(
+        task=task,
+        defaults={"state": State.CLOSED, "opened_at": None, "trial_run_id": "",
+                  "failure_count": 0, "changed_at": timezone.now()},
+    )  # fmt: skip
+    why = f"circuit reset by {by}" if by else "circuit reset by hand"
+    alerts.resolve_kinds(task, [alerts.Kind.CIRCUIT_OPEN], why)
+
+
+def recent_failures(task: Task, now: datetime) -> int:
+    since = now - timedelta(seconds=settings.CRONJOBS_CIRCUIT_WINDOW)
+    # Only failures after the last close count: a reset or a good trial starts afresh.
+    closed_at = CircuitState.objects.filter(task=task).values_list("changed_at", flat=True)
+    floor = max(since, *closed_at) if closed_at else since
+    return Execution.objects.filter(
+        task=task, status__in=Execution.FAILURES, finished_at__gte=floor
+    ).count()
+
+
+def _open(task: Task, current: CircuitState, now: datetime, why: str) -> bool:
+    if _transition(current, State.OPEN, opened_at=now, trial_run_id="", changed_at=now,
+                   failure_count=recent_failures(task, now)):  # fmt: skip
+        cooldown = settings.CRONJOBS_CIRCUIT_COOLDOWN
+        alerts.raise_alert(task, alerts.Kind.CIRCUIT_OPEN,
+                           f"circuit opened: {why}; runs skipped for {cooldown} s")  # fmt: skip
+    return True
+
+
+def _transition(current: CircuitState, to: str, **fields) -> bool:
+    """Compare-and-set from the state the caller saw (state, trial and when it changed)."""
+    won = CircuitState.objects.filter(
+        task_id=current.task_id, state=current.state, trial_run_id=current.trial_run_id,
+        changed_at=current.changed_at,
+    ).update(state=to, **fields)  # fmt: skip
+    return bool(won)
+
+
+def _trial_is_stale(task: Task, current: CircuitState, now: datetime) -> bool:
+    """A trial whose supervisor died would hold the circuit half-open forever; give it the
+    longest time a run can take, then let another invocation be the trial."""
+    longest = task.max_attempts * (task.timeout + settings.CRONJOBS_KILL_GRACE)
+    longest += (task.max_attempts - 1) * task.retry_delay + settings.CRONJOBS_LEASE_TTL
+    return now > current.changed_at + timedelta(seconds=longest)
+
+
+def _window_text() -> str:
+    return f"{settings.CRONJOBS_CIRCUIT_WINDOW // 60} min"
+
+
+def _local(when: datetime) -> str:
+    return timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S %Z")

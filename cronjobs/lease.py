@@ -1,0 +1,140 @@
+"""Overlap prevention across processes and hosts that share one database (design section 6).
+
+A task has one Lease row. Taking it is a single conditional UPDATE: "set me as holder where the
+holder is still the one I saw and its lease has expired by the database's clock". Exactly one
+of any number of racing processes matches the WHERE clause; the rest update nothing and skip.
+Nobody ever waits on a lock they cannot get. The database clock (NOW()) is the only clock
+compared, so hosts with skewed clocks still agree.
+
+The holder renews while its job runs. If it dies (SIGKILL, reboot), renewals stop, the lease
+expires after CRONJOBS_LEASE_TTL seconds, and the next invocation takes over and marks the dead
+run's `running` rows `abandoned`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from cronjobs.db import ensure_usable_connection
+from cronjobs.models import Execution, Lease, Task
+
+log = logging.getLogger(__name__)
+
+
+def _db_now_plus(seconds: float) -> ExpressionWrapper:
+    return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+@dataclasses.dataclass
+class Taken:
+    ok: bool
+    holder: Lease | None = None  # who has it, when not ok
+    abandoned_run: str = ""  # the expired holder we replaced, if any
+
+
+class TaskLease:
+    """The lease of one task for one run. `acquire()` once, `renew_if_due()` often, `release()`
+    at the end."""
+
+    def __init__(self, task: Task, run_id: str, host: str, ttl: float | None = None):
+        self.task, self.run_id, self.host = task, run_id, host
+        self.ttl = ttl if ttl is not None else settings.CRONJOBS_LEASE_TTL
+        self.renewed_at = 0.0
+
+    def acquire(self) -> Taken:
+        """1. Read the current holder. 2. Compare-and-set it to us if it is free or expired
+        (or its process is gone on this very host). 3. On success, abandon the replaced run."""
+        current, _ = Lease.objects.get_or_create(task=self.task)
+        free = Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
+        if current.run_id and self._holder_is_dead_here(current):
+            free = Q()  # no need to wait for the lease to expire
+        taken = (
+            Lease.objects.filter(free, task=self.task, run_id=current.run_id)
+            .update(run_id=self.run_id, host=self.host, pid=os.getpid(),
+                    acquired_at=Now(), expires_at=_db_now_plus(self.ttl))
+        )  # fmt: skip
+        if not taken:
+            return Taken(ok=False, holder=Lease.objects.filter(task=self.task).first())
+        self.renewed_at = time.monotonic()
+        if current.run_id:
+            abandon_run(current)
+            return Taken(ok=True, abandoned_run=current.run_id)
+        return Taken(ok=True)
+
+    def renew_if_due(self) -> None:
+        if time.monotonic() - self.renewed_at < self.ttl / 3:
+            return
+        self.renewed_at = time.monotonic()
+        try:
+            ensure_usable_connection()
+            still_ours = Lease.objects.filter(task=self.task, run_id=self.run_id).update(
+                expires_at=_db_now_plus(self.ttl)
+            )
+        except DatabaseError as exc:  # the job goes on; the lease may lapse meanwhile
+            log.warning("lease of %s not renewed: %s", self.task.name, exc)
+            return
+        if not still_ours:
+            log.warning("lease of %s was taken over while run %s was running",
+                        self.task.name, self.run_id)  # fmt: skip
+
+    def release(self) -> None:
+        try:
+            ensure_usable_connection()
+            Lease.objects.filter(task=self.task, run_id=self.run_id).update(
+                run_id="", host="", pid=None, expires_at=None
+            )
+        except DatabaseError as exc:  # it will expire by itself
+            log.warning("lease of %s not released: %s", self.task.name, exc)
+
+    def _holder_is_dead_here(self, lease: Lease) -> bool:
+        """Same host, and no runjob process with that pid: it cannot renew, take over now."""
+        if lease.host != self.host or not lease.pid:
+            return False
+        try:
+            import psutil
+
+            cmdline = psutil.Process(lease.pid).cmdline()
+        except Exception:  # NoSuchProcess, AccessDenied, zombie: not a live runjob
+            return True
+        return "runjob" not in cmdline
+
+
+def abandon_run(lease: Lease) -> int:
+    """Mark the `running` rows of a run whose holder stopped renewing as `abandoned`."""
+    from cronjobs import alerts
+
+    now = timezone.now()
+    why = f"supervisor on {lease.host} (pid {lease.pid}) stopped renewing its lease"
+    rows = Execution.objects.filter(run_id=lease.run_id, status=Execution.Status.RUNNING)
+    count = 0
+    for row in rows:
+        duration = (now - row.started_at).total_seconds()
+        count += Execution.objects.filter(pk=row.pk, status=Execution.Status.RUNNING).update(
+            status=Execution.Status.ABANDONED, finished_at=now, duration=duration, error=why
+        )
+    if count:
+        alerts.raise_alert(lease.task, alerts.Kind.ABANDONED, f"run {lease.run_id[:8]}: {why}")
+    return count
+
+
+def reap_expired() -> int:
+    """Free leases whose holders died and abandon their runs, even if the task is not invoked
+    again soon (a daily job). Called by the watchdog. Returns the number of runs abandoned."""
+    reaped = 0
+    expired = Lease.objects.select_related("task").exclude(run_id="").filter(expires_at__lt=Now())
+    for lease in expired:
+        freed = Lease.objects.filter(task=lease.task, run_id=lease.run_id, expires_at__lt=Now())
+        if freed.update(run_id="", host="", pid=None, expires_at=None):
+            abandon_run(lease)
+            reaped += 1
+    return reaped

@@ -1,0 +1,105 @@
+"""No attempt is ever lost (design section 6): when the database cannot be reached to record
+a result, the row goes to LOG_DIR/spool.jsonl, and the next `runjob` replays the file into the
+database before doing anything else. Replay is idempotent: rows are keyed by (run_id, attempt),
+so replaying twice, or two processes replaying at once, creates no duplicates. An exclusive
+flock on the file keeps appends and the replay-then-truncate from interleaving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from django.db import DatabaseError
+from django.utils.dateparse import parse_datetime
+
+from cronjobs import logs
+from cronjobs.models import Execution, Task
+from cronjobs.registry import registry
+from cronjobs.sync import sync_task
+
+log = logging.getLogger(__name__)
+
+FIELDS = (
+    "run_id", "attempt", "trigger", "status", "skip_reason", "host", "pid", "started_at",
+    "finished_at", "duration", "exit_code", "signal", "peak_rss_bytes", "cpu_user",
+    "cpu_system", "output", "error", "traceback",
+)  # fmt: skip
+DATETIMES = ("started_at", "finished_at")
+
+
+def spool_path() -> Path:
+    return logs.log_dir() / "spool.jsonl"
+
+
+@contextlib.contextmanager
+def _locked(mode: str) -> Iterator[Any]:
+    with open(spool_path(), mode, encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield fh
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def append(task_name: str, row: Execution) -> None:
+    record = {field: getattr(row, field) for field in FIELDS}
+    for field in DATETIMES:
+        if record[field] is not None:
+            record[field] = record[field].isoformat()
+    record["task"] = task_name
+    with _locked("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    logs.write("WARNING", task_name, f"run={row.run_id[:8]} attempt {row.attempt} spooled")
+
+
+def pending() -> int:
+    path = spool_path()
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def replay() -> int:
+    """Write spooled rows to the database and empty the file. Rows that cannot be written yet
+    (database still down, task unknown) stay in the file. Returns rows written."""
+    path = spool_path()
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with _locked("r+") as fh:
+        lines = [line for line in fh.read().splitlines() if line.strip()]
+        kept, written = [], 0
+        for line in lines:
+            try:
+                written += _write(json.loads(line))
+            except (DatabaseError, ValueError, KeyError) as exc:
+                log.warning("spooled row not replayed yet: %s", exc)
+                kept.append(line)
+        fh.seek(0)
+        fh.truncate()
+        fh.writelines(line + "\n" for line in kept)
+    return written
+
+
+def _write(record: dict[str, Any]) -> int:
+    task = Task.objects.filter(name=record["task"]).first()
+    if task is None:  # the database was down before the task was ever mirrored
+        spec = registry.get(record["task"])
+        if spec is None:
+            raise KeyError(f"task {record['task']!r} is neither in the database nor declared")
+        task = sync_task(spec)
+    values = {field: record.get(field) for field in FIELDS}
+    for field in DATETIMES:
+        if values[field]:
+            values[field] = parse_datetime(values[field])
+    Execution.objects.update_or_create(
+        run_id=values.pop("run_id"),
+        attempt=values.pop("attempt"),
+        defaults={**values, "task": task},
+    )
+    return 1

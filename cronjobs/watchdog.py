@@ -1,0 +1,59 @@
+"""The watchdog (design section 8): `late` alerts for tasks that missed their schedule, and
+abandonment of runs whose supervisor died without anyone invoking the task again."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Max
+from django.utils import timezone
+
+from cronjobs import alerts, lease, schedules
+from cronjobs.models import Execution, Task
+
+
+def grace_for(task: Task) -> timedelta:
+    """How long after its scheduled time a task may still succeed: every attempt may run to
+    its timeout, with the retry delays between, plus CRONJOBS_LATE_GRACE for cron's own lag."""
+    attempts = task.max_attempts * task.timeout + (task.max_attempts - 1) * task.retry_delay
+    return timedelta(seconds=attempts + settings.CRONJOBS_LATE_GRACE)
+
+
+def due_times(tasks: list[Task], now: datetime) -> dict[int, datetime]:
+    """The latest scheduled time of each task whose grace has run out by `now`."""
+    due = {}
+    for task in tasks:
+        previous = schedules.previous_run(task.schedule, before=now - grace_for(task))
+        # A task created after that time was never expected to have run.
+        if previous is not None and previous >= task.created_at:
+            due[task.pk] = previous
+    return due
+
+
+def check_late(now: datetime | None = None) -> dict[str, list[str]]:
+    """Raise `late` for tasks with no success since their due time; resolve it for the rest.
+    One query for the last successes, however many tasks."""
+    now = now or timezone.now()
+    tasks = list(Task.objects.filter(enabled=True, retired_at__isnull=True).exclude(schedule=""))
+    due = due_times(tasks, now)
+    last_success = dict(
+        Execution.objects.filter(status=Execution.Status.SUCCEEDED, task_id__in=list(due),
+                                 started_at__gte=min(due.values(), default=now))
+        .values_list("task_id").annotate(last=Max("started_at"))
+    )  # fmt: skip
+    report: dict[str, list[str]] = {"late": [], "on_time": []}
+    for task in tasks:
+        expected = due.get(task.pk)
+        if expected is not None and last_success.get(task.pk, expected) <= expected:
+            when = timezone.localtime(expected).strftime("%Y-%m-%d %H:%M %Z")
+            alerts.raise_alert(task, alerts.Kind.LATE, f"no successful run since the {when} run")
+            report["late"].append(task.name)
+        else:
+            alerts.resolve_kinds(task, [alerts.Kind.LATE], "ran on schedule")
+            report["on_time"].append(task.name)
+    return report
+
+
+def sweep() -> dict[str, object]:
+    return {"abandoned_runs": lease.reap_expired(), **check_late()}
