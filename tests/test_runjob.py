@@ -117,8 +117,10 @@ BAD_DECLARATIONS = [
     ('[tasks.bad_cron]\ncommand = "true"\ntimeout = 5\nschedule = "61 * * * *"', "bad_cron",
      "schedule", "not a valid cron expression"),
     ('[tasks.zero]\ncommand = "true"\ntimeout = 0', "zero", "timeout", "greater than zero"),
-    ('[tasks.negative]\ncommand = "true"\ntimeout = -5', "negative", "timeout", "greater than zero"),
-    ('[tasks.typo]\ncommand = "true"\ntimeout = 5\ntimeuot = 9', "typo", "timeuot", "unknown setting"),
+    ('[tasks.negative]\ncommand = "true"\ntimeout = -5', "negative", "timeout",
+     "greater than zero"),
+    ('[tasks.typo]\ncommand = "true"\ntimeout = 5\ntimeuot = 9', "typo", "timeuot",
+     "unknown setting"),
     ('[tasks.big]\ncommand = "true"\ntimeout = 5\nmemory_limit = "lots"', "big", "memory_limit",
      "not a size"),
 ]  # fmt: skip
