@@ -1,5 +1,7 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+
+from cronjobs.prometheus import metrics_view
 
 admin.site.site_header = "flagged-cron"
 admin.site.site_title = "flagged-cron"
@@ -7,4 +9,6 @@ admin.site.index_title = "Control room"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("cronjobs.api")),
+    path("metrics", metrics_view, name="prometheus-metrics"),
 ]

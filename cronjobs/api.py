@@ -1,0 +1,223 @@
+"""The JSON API (design section 11; README "API"). Views are thin: `authorize` decides who may
+call, `parse_params` turns the query string into checked values, cronjobs.overview builds the
+responses.
+
+Who may call: a staff session, or `Authorization: Bearer <token>` (cronjobs.tokens). Writes need
+a read-write token, or a staff user with the `cronjobs.change_task` permission. Token requests
+carry no cookies, so they are exempt from CSRF; session requests are CSRF-checked like any
+Django form post.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.urls import path
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from cronjobs import logs, overview, tokens
+from cronjobs.models import Task
+from cronjobs.registry import registry
+from cronjobs.runner import start_in_background
+
+log = logging.getLogger(__name__)
+WRITE_PERMISSION = "cronjobs.change_task"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+        super().__init__(message)
+
+
+def error(status: int, message: str) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="flagged-cron"'
+    return response
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    """The token from `Authorization: Bearer <secret>`, "" for a malformed header, None when
+    there is no header at all."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, secret = header.strip().partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else ""
+
+
+def check_access(request: HttpRequest, write: bool) -> None:
+    """Raise ApiError 401 (who are you?) or 403 (not allowed to do that)."""
+    secret = _bearer(request)
+    if secret is not None:
+        token = tokens.authenticate(secret)
+        if token is None:
+            raise ApiError(401, "invalid or revoked API token")
+        if write and token.read_only:
+            raise ApiError(403, f"token {token.name!r} is read-only")
+        request.api_token = token
+        return
+    user = request.user
+    if not user.is_authenticated:
+        raise ApiError(401, "authentication required: a staff session or a bearer token")
+    if not (user.is_active and user.is_staff):
+        raise ApiError(403, "staff access required")
+    if write and not user.has_perm(WRITE_PERMISSION):
+        raise ApiError(403, f"permission {WRITE_PERMISSION} required")
+    _check_csrf(request)
+
+
+def _check_csrf(request: HttpRequest) -> None:
+    """The view is csrf_exempt for token callers; session callers get Django's own check."""
+    middleware = CsrfViewMiddleware(lambda req: None)
+    middleware.process_request(request)
+    if middleware.process_view(request, None, (), {}) is not None:
+        raise ApiError(403, "CSRF check failed: send the csrftoken cookie and X-CSRFToken")
+
+
+def authorize(method: str = "GET", write: bool = False) -> Callable:
+    """Wrap a view returning a dict: method, access and errors become JSON responses."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                if request.method != method:
+                    response = error(405, f"method {request.method} not allowed; use {method}")
+                    response["Allow"] = method
+                    return response
+                check_access(request, write)
+                result = view(request, *args, **kwargs)
+            except ApiError as exc:
+                return error(exc.status, exc.message)
+            except DatabaseError:
+                log.exception("API request failed on the database")
+                return error(503, "database unavailable, try again shortly")
+            if isinstance(result, HttpResponse):
+                return result
+            return JsonResponse(result, json_dumps_params={"ensure_ascii": False})
+
+        return wrapper
+
+    return decorate
+
+
+def parse_params(request: HttpRequest, ranges: dict[str, tuple[int, int, int]]) -> dict[str, int]:
+    """Whole-number parameters, each with (minimum, maximum, default). Unknown parameters and
+    values out of range are a 400 naming the parameter."""
+    unknown = sorted(set(request.GET) - set(ranges))
+    if unknown:
+        allowed = ", ".join(ranges) or "none"
+        raise ApiError(400, f"unknown parameter {unknown[0]!r} (allowed: {allowed})")
+    values = {}
+    for name, (low, high, default) in ranges.items():
+        raw = request.GET.get(name)
+        values[name] = default if raw is None else _whole_number(name, raw, low, high)
+    return values
+
+
+def _whole_number(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ApiError(400, f"{name} must be a whole number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be from {low} to {high}, not {value}")
+    return value
+
+
+def _task(name: str) -> Task:
+    task = Task.objects.filter(name=name).first()
+    if task is None:
+        raise ApiError(404, f"unknown task {name!r}")
+    return task
+
+
+@authorize()
+def tasks(request: HttpRequest) -> dict:
+    parse_params(request, {})
+    return overview.tasks_payload()
+
+
+@authorize()
+def task_detail(request: HttpRequest, name: str) -> dict:
+    parse_params(request, {})
+    _task(name)
+    return overview.tasks_payload(name)["tasks"][0]
+
+
+@authorize()
+def status(request: HttpRequest) -> dict:
+    parse_params(request, {})
+    return overview.status_payload()
+
+
+@authorize()
+def metrics(request: HttpRequest) -> dict:
+    params = parse_params(request, {"hours": (1, 720, 24)})
+    return overview.metrics_payload(params["hours"])
+
+
+@authorize()
+def log_tail(request: HttpRequest) -> dict:
+    params = parse_params(request, {"lines": (1, 5000, 100)})
+    path = logs.daily_log_path()
+    return {"file": path.name, "date": timezone.localdate().isoformat(),
+            "lines": logs.tail(params["lines"])}  # fmt: skip
+
+
+@authorize(method="POST", write=True)
+def run_now(request: HttpRequest, name: str) -> JsonResponse:
+    parse_params(request, {})
+    task = _task(name)
+    if task.is_retired or registry.get(name) is None:
+        raise ApiError(409, f"task {name!r} is retired: it is no longer declared")
+    if not task.enabled:
+        raise ApiError(409, f"task {name!r} is disabled: enable it first")
+    run_id = start_in_background(name, "api")
+    body = {"task": name, "run_id": run_id, "trigger": "api", "started": True}
+    return JsonResponse(body, status=202)
+
+
+def _set_enabled(request: HttpRequest, name: str, enabled: bool) -> dict:
+    parse_params(request, {})
+    task = _task(name)
+    Task.objects.filter(pk=task.pk).update(enabled=enabled, updated_at=timezone.now())
+    return {"task": name, "enabled": enabled}
+
+
+@authorize(method="POST", write=True)
+def enable(request: HttpRequest, name: str) -> dict:
+    return _set_enabled(request, name, True)
+
+
+@authorize(method="POST", write=True)
+def disable(request: HttpRequest, name: str) -> dict:
+    return _set_enabled(request, name, False)
+
+
+@authorize()
+def not_found(request: HttpRequest, rest: str) -> dict:
+    raise ApiError(404, f"no API endpoint /api/{rest}")
+
+
+urlpatterns = [
+    path("tasks/", tasks, name="api-tasks"),
+    path("tasks/<str:name>/", task_detail, name="api-task"),
+    path("tasks/<str:name>/run/", run_now, name="api-task-run"),
+    path("tasks/<str:name>/enable/", enable, name="api-task-enable"),
+    path("tasks/<str:name>/disable/", disable, name="api-task-disable"),
+    path("status/", status, name="api-status"),
+    path("metrics/", metrics, name="api-metrics"),
+    path("logs/", log_tail, name="api-logs"),
+    path("<path:rest>", not_found),
+]

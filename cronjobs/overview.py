@@ -1,0 +1,215 @@
+"""What the JSON API says about tasks, health and history: plain dicts with stable, documented
+field names (README, "API"). Numbers come from cronjobs.stats; this module adds the task
+settings, circuit and alert state, and each task's health word from cronjobs.health."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+
+from cronjobs import health, schedules, stats
+from cronjobs.models import Alert, CircuitState, Execution, Task
+
+OPEN_ALERT_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    """Timestamps are ISO 8601 in TIME_ZONE with their UTC offset."""
+    return timezone.localtime(moment).isoformat() if moment else None
+
+
+def _round(value: float | None, places: int = 3) -> float | None:
+    return None if value is None else round(value, places)
+
+
+def circuit_state(task: Task) -> str:
+    """A task that never tripped has no CircuitState row yet: it is closed."""
+    try:
+        return task.circuitstate.state
+    except CircuitState.DoesNotExist:
+        return CircuitState.State.CLOSED
+
+
+class Snapshot:
+    """Everything the task list and status need, loaded with a fixed number of queries."""
+
+    def __init__(self) -> None:
+        self.now = timezone.now()
+        self.tasks = list(Task.objects.select_related("circuitstate").order_by("priority", "name"))
+        self.healths = health.task_health(self.tasks, self.now)
+        self.last = {task_id: h.last for task_id, h in self.healths.items() if h.last}
+        self.last_success = stats.last_executions(status=Execution.Status.SUCCEEDED)
+        self.running = list(
+            Execution.objects.filter(status=Execution.Status.RUNNING)
+            .select_related("task")
+            .order_by("started_at")
+        )
+
+    def health(self, task: Task) -> str:
+        return self.healths[task.id].status
+
+
+def execution_dict(row: Execution | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "run_id": row.run_id,
+        "attempt": row.attempt,
+        "status": row.status,
+        "trigger": row.trigger,
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+        "duration": _round(row.duration),
+        "exit_code": row.exit_code,
+        "peak_rss_bytes": row.peak_rss_bytes,
+        "error": row.error,
+    }
+
+
+def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
+    next_run = schedules.next_run(task.schedule, snap.now) if not task.is_retired else None
+    success = snap.last_success.get(task.id)
+    return {
+        "name": task.name,
+        "kind": task.kind,
+        "description": task.description,
+        "schedule": task.schedule,
+        "schedule_text": schedules.describe(task.schedule),
+        "next_run": iso(next_run),
+        "enabled": task.enabled,
+        "retired": task.is_retired,
+        "priority": task.priority,
+        "timeout": task.timeout,
+        "max_attempts": task.max_attempts,
+        "retry_delay": task.retry_delay,
+        "memory_limit_bytes": task.memory_limit,
+        "slow_after": task.slow_after,
+        "memory_warn_bytes": task.memory_warn,
+        "circuit_breaker": task.circuit_breaker,
+        "alert_on_failure": task.alert_on_failure,
+        "log_level": task.log_level,
+        "circuit_state": circuit_state(task),
+        "health": snap.health(task),
+        "success_rate_24h": _round(snap.healths[task.id].day.success_rate, 4),
+        "open_alerts": snap.healths[task.id].open_alerts,
+        "running": any(row.task_id == task.id for row in snap.running),
+        "last_status": snap.last[task.id].status if task.id in snap.last else None,
+        "last_run": execution_dict(snap.last.get(task.id)),
+        "last_success_at": iso(success.finished_at or success.started_at) if success else None,
+    }
+
+
+def tasks_payload(name: str | None = None) -> dict[str, Any]:
+    snap = Snapshot()
+    tasks = [t for t in snap.tasks if name is None or t.name == name]
+    return {"generated_at": iso(snap.now), "tasks": [task_dict(t, snap) for t in tasks]}
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "task": alert.task.name,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "state": alert.state,
+        "message": alert.message,
+        "first_seen": iso(alert.first_seen),
+        "last_seen": iso(alert.last_seen),
+        "occurrences": alert.occurrences,
+    }
+
+
+def overall_status(healths: list[str], alerts: list[Alert]) -> str:
+    """critical: a task is critical or a critical alert is open; degraded: a task needs a look
+    or any alert is open; healthy otherwise."""
+    if "critical" in healths or any(a.severity == Alert.Severity.CRITICAL for a in alerts):
+        return "critical"
+    if "warning" in healths or alerts:
+        return "degraded"
+    return "healthy"
+
+
+def status_payload() -> dict[str, Any]:
+    snap = Snapshot()
+    alerts = list(
+        Alert.objects.filter(state__in=OPEN_ALERT_STATES)
+        .select_related("task")
+        .order_by("-last_seen")
+    )
+    healths = {task.id: snap.health(task) for task in snap.tasks}
+    counts: dict[str, int] = {}
+    for word in healths.values():
+        counts[word] = counts.get(word, 0) + 1
+    return {
+        "status": overall_status(list(healths.values()), alerts),
+        "generated_at": iso(snap.now),
+        "tasks": {"total": len(snap.tasks), "by_health": counts},
+        "running": [_running_dict(row, snap.now) for row in snap.running],
+        "open_alerts": [alert_dict(alert) for alert in alerts],
+        "open_circuits": [
+            {"task": t.name, "state": circuit_state(t), "opened_at": iso(t.circuitstate.opened_at)}
+            for t in snap.tasks
+            if circuit_state(t) != CircuitState.State.CLOSED
+        ],
+        "last_runs": [
+            {
+                "task": t.name,
+                "health": healths[t.id],
+                "last_run": execution_dict(snap.last.get(t.id)),
+            }
+            for t in snap.tasks
+        ],
+    }
+
+
+def _running_dict(row: Execution, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "task": row.task.name,
+        "run_id": row.run_id,
+        "attempt": row.attempt,
+        "trigger": row.trigger,
+        "host": row.host,
+        "pid": row.pid,
+        "started_at": iso(row.started_at),
+        "elapsed_seconds": _round((now - row.started_at).total_seconds(), 1),
+    }
+
+
+def summary_dict(name: str, summary: stats.TaskSummary) -> dict[str, Any]:
+    data = summary.as_dict()
+    del data["task_id"]
+    for key in ("avg_duration", "p95_duration", "max_duration", "avg_peak_rss_bytes"):
+        data[key] = _round(data[key])
+    data["success_rate"] = _round(data["success_rate"], 4)
+    return {"task": name, **data}
+
+
+def metrics_payload(hours: int) -> dict[str, Any]:
+    """Per task figures over the last `hours`, for every current task and any retired task that
+    has history in the window; plus totals."""
+    until = timezone.now()
+    since = until - dt.timedelta(hours=hours)
+    summaries = stats.task_summaries(since, until)
+    tasks = Task.objects.order_by("priority", "name")
+    rows = [
+        summary_dict(t.name, summaries.get(t.id) or stats.TaskSummary(t.id))
+        for t in tasks
+        if t.id in summaries or not t.is_retired
+    ]
+    return {
+        "hours": hours,
+        "since": iso(since),
+        "until": iso(until),
+        "totals": _totals(rows),
+        "tasks": rows,
+    }
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("runs", "succeeded", "failures", "skipped", "running")
+    totals: dict[str, Any] = {key: sum(row[key] for row in rows) for key in keys}
+    finished = totals["succeeded"] + totals["failures"]
+    totals["success_rate"] = _round(totals["succeeded"] / finished, 4) if finished else None
+    return totals
