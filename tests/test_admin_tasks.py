@@ -1,0 +1,207 @@
+"""The task list and task page in the admin: health columns, the enabled toggle, actions,
+permissions and the admin log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from cronjobs.models import Alert, CircuitState, Execution, Task
+from tests import control_room as make
+from tests.conftest import database_url
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("admin:cronjobs_task_changelist")
+
+
+def change_url(task: Task) -> str:
+    return reverse("admin:cronjobs_task_change", args=[task.pk])
+
+
+def action(client, name: str, *tasks: Task, follow: bool = True):
+    data = {"action": name, "_selected_action": [t.pk for t in tasks]}
+    return client.post(LIST, data, follow=follow)
+
+
+def test_list_shows_schedule_in_words_next_run_last_status_and_success_rates(admin_client):
+    task = make.task("nightly_report", schedule="5 7 * * *")
+    make.execution(task, "succeeded", ago=dt.timedelta(hours=2))
+    make.execution(task, "failed", ago=dt.timedelta(hours=1), error="boom")
+    make.execution(task, "succeeded", ago=dt.timedelta(days=3))
+    CircuitState.objects.create(task=task, state="open")
+
+    page = admin_client.get(LIST).content.decode()
+
+    assert "nightly_report" in page
+    assert "At 07:05 AM" in page
+    assert 'fc-badge fc-failed">failed' in page  # the last attempt
+    assert "50% of 2" in page  # 24 hours
+    assert "67% of 3" in page  # 30 days
+    assert 'fc-badge fc-open">open' in page
+
+
+def test_list_query_count_does_not_grow_with_tasks_or_history(admin_client):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert admin_client.get(LIST).status_code == 200
+        return len(ctx)
+
+    make.execution(make.task(), "succeeded")
+    before = queries()
+    for _ in range(5):
+        extra = make.task()
+        for status in ("succeeded", "failed", "timed_out"):
+            make.execution(extra, status)
+        Alert.objects.create(task=extra, kind="failed", message="x", open_key=f"{extra.pk}:failed")
+    assert queries() == before
+
+
+def test_enabled_toggle_in_the_list_saves_and_is_logged_with_the_user(admin_client, admin_user):
+    task = make.task("toggled")
+    page = admin_client.get(LIST)
+    formset = page.context["cl"].formset
+    data = {f"{formset.prefix}-{key}": value for key, value in {
+        "TOTAL_FORMS": formset.total_form_count(), "INITIAL_FORMS": formset.initial_form_count(),
+    }.items()}  # fmt: skip
+    for i, form in enumerate(formset.forms):
+        data[f"{formset.prefix}-{i}-id"] = form.instance.pk
+        if form.instance.pk != task.pk and form.instance.enabled:
+            data[f"{formset.prefix}-{i}-enabled"] = "on"
+    data["_save"] = "Save"
+
+    response = admin_client.post(LIST, data, follow=True)
+
+    assert response.status_code == 200
+    task.refresh_from_db()
+    assert task.enabled is False
+    entry = LogEntry.objects.get(object_id=str(task.pk))
+    assert entry.user == admin_user and "Enabled" in entry.get_change_message()
+
+
+def test_enable_and_disable_actions_change_the_tasks_and_log_each(admin_client, admin_user):
+    one, two = make.task("one"), make.task("two", enabled=False)
+
+    response = action(admin_client, "disable", one, two)
+    assert "Disabled 1 task(s)." in response.content.decode()
+    assert not Task.objects.get(pk=one.pk).enabled
+
+    response = action(admin_client, "enable", one, two)
+    assert "Enabled 2 task(s)." in response.content.decode()
+    assert Task.objects.filter(pk__in=[one.pk, two.pk], enabled=True).count() == 2
+    assert LogEntry.objects.filter(user=admin_user, object_id=str(one.pk)).count() == 2
+
+
+def test_reset_circuit_action_closes_the_breaker_and_resolves_its_alert(admin_client):
+    task = make.task("breaker")
+    CircuitState.objects.create(task=task, state="open", failure_count=5)
+    alert = Alert.objects.create(
+        task=task, kind="circuit_open", message="open", open_key=f"{task.pk}:circuit_open"
+    )
+
+    response = action(admin_client, "reset_circuit", task)
+
+    assert "Closed the circuit of 1 task(s)." in response.content.decode()
+    assert CircuitState.objects.get(task=task).state == "closed"
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+    assert LogEntry.objects.filter(object_id=str(task.pk), change_message="Circuit reset").exists()
+
+
+def test_run_now_refuses_a_disabled_task_with_a_message(admin_client):
+    task = make.task("sleeping", enabled=False)
+    response = action(admin_client, "run_now", task)
+    assert "Not started: sleeping is disabled" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_starts_the_task_in_the_background_and_links_to_the_run(
+    admin_client, monkeypatch, log_dir
+):
+    # The background runjob is a new process: point it at this test database.
+    monkeypatch.setenv("DATABASE_URL", database_url())
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.settings")
+    monkeypatch.setenv("LOG_DIR", str(log_dir))
+    task = Task.objects.get(name="heartbeat")
+
+    started = time.monotonic()
+    response = action(admin_client, "run_now", task)
+    assert time.monotonic() - started < 5  # returns at once, the run goes on
+    message = str(next(iter(response.context["messages"])))
+    assert "heartbeat started in the background" in message
+    run_id = message.split("?run_id=")[1].split('"')[0]
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        row = Execution.objects.filter(run_id=run_id).exclude(status="running").first()
+        if row:
+            break
+        time.sleep(0.2)  # waiting for a real child process, not for the clock
+    assert row is not None and row.status == "succeeded" and row.trigger == "admin"
+    assert LogEntry.objects.filter(change_message=f"Run now (run {run_id})").exists()
+    runs = admin_client.get(reverse("admin:cronjobs_execution_changelist"), {"run_id": run_id})
+    assert run_id[:8] in runs.content.decode()
+
+
+def test_task_page_shows_settings_read_only_recent_executions_and_open_alerts(admin_client):
+    task = make.task("detail", memory_limit=512 * 1024**2)
+    make.execution(task, "timed_out", error="timed out after 60 s")
+    Alert.objects.create(task=task, kind="slow", message="took 59 s", open_key=f"{task.pk}:slow")
+
+    response = admin_client.get(change_url(task))
+    page = response.content.decode()
+
+    assert "512.0 MiB" in page
+    assert "timed out after 60 s" in page and "took 59 s" in page
+    form = response.context["adminform"].form
+    assert list(form.fields) == ["enabled"]  # everything else comes from code
+
+
+def test_tasks_cannot_be_added_or_deleted_from_the_admin(admin_client):
+    task = make.task()
+    assert admin_client.get(reverse("admin:cronjobs_task_add")).status_code == 403
+    assert (
+        admin_client.get(reverse("admin:cronjobs_task_delete", args=[task.pk])).status_code == 403
+    )
+
+
+def test_a_viewer_sees_the_list_but_cannot_toggle_run_or_reset(client):
+    task = make.task("guarded")
+    client.force_login(make.staff("viewer", "view_task"))
+
+    page = client.get(LIST)
+    assert page.status_code == 200 and "guarded" in page.content.decode()
+    assert page.context["cl"].formset is None  # no enabled checkboxes
+    assert page.context["action_form"] is None  # no actions offered
+    for name in ("disable", "run_now", "reset_circuit"):
+        action(client, name, task)
+        task.refresh_from_db()
+        assert task.enabled is True
+    assert client.post(change_url(task), {"enabled": ""}).status_code == 403
+    assert not LogEntry.objects.exists()
+
+
+def test_state_changes_need_a_post_with_a_csrf_token(admin_user):
+    from django.test import Client
+
+    task = make.task("csrf_guarded")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+
+    client.get(LIST, {"action": "disable", "_selected_action": task.pk})
+    response = action(client, "disable", task, follow=False)
+
+    assert response.status_code == 403  # no CSRF token
+    task.refresh_from_db()
+    assert task.enabled is True
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(client):
+    response = client.get(LIST)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
