@@ -97,9 +97,9 @@ def test_date_hierarchy_offers_the_months_between_first_and_last_row(admin_clien
 def test_pages_link_older_and_newer_without_counting_the_table(admin_client):
     task = make.task()
     Execution.objects.bulk_create(
-        Execution(task=task, run_id=f"bulk{i}", status="succeeded", started_at=NOW - dt.timedelta(minutes=i))
+        Execution(task=task, run_id=f"bulk{i}", started_at=NOW - dt.timedelta(minutes=i))
         for i in range(150)
-    )  # fmt: skip
+    )
     with CaptureQueriesContext(connection) as queries:
         first = admin_client.get(LIST)
     assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
