@@ -1,0 +1,206 @@
+"""The seed's monitoring SQL, run unchanged against the compatibility views on MariaDB, checked
+against the same hand-built executions through cronjobs.stats and cronjobs.health.
+
+The views read the database clock (NOW(), UTC_TIMESTAMP()), which time travel cannot move, so
+these executions are placed relative to the real current time."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from cronjobs import health, stats
+from cronjobs.models import Alert, CircuitState
+from tests.api_fixtures import make_exec, make_task
+
+# The seed document's queries, verbatim (seed/000_960c6cea7da5421c.txt, "MONITORING QUERIES").
+CHECK_PERFORMANCE = "SELECT * FROM vw_flagged_products_cron_performance;"
+CHECK_DAILY_TRENDS = """SELECT * FROM vw_flagged_products_cron_daily_trends
+WHERE execution_date >= DATE_SUB(CURDATE(), INTERVAL 7 DAY)
+ORDER BY execution_date DESC;"""
+CHECK_HEALTH = "SELECT * FROM vw_flagged_products_cron_health;"
+RECENT_EXECUTIONS = """SELECT
+    task_name,
+    success,
+    ROUND(execution_time, 2) as time_seconds,
+    ROUND(memory_used / 1024 / 1024, 2) as memory_mb,
+    created_at
+FROM flagged_products_cron_metrics
+WHERE created_at >= DATE_SUB(NOW(), INTERVAL 24 HOUR)
+ORDER BY created_at DESC
+LIMIT 50;"""
+CHECK_FAILURES = """SELECT
+    task_name,
+    COUNT(*) as failure_count,
+    MAX(created_at) as last_failure
+FROM flagged_products_cron_metrics
+WHERE success = 0
+AND created_at >= DATE_SUB(NOW(), INTERVAL 24 HOUR)
+GROUP BY task_name
+ORDER BY failure_count DESC;"""
+
+MB = 2**20
+
+
+def query(sql: str, time_zone: str | None = None) -> list[dict]:
+    with connection.cursor() as cursor:
+        if time_zone:
+            cursor.execute(f"SET time_zone = '{time_zone}'")
+        cursor.execute(sql)
+        names = [col[0] for col in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        if time_zone:
+            cursor.execute("SET time_zone = DEFAULT")
+    return rows
+
+
+def by_task(rows: list[dict], prefix: str = "v_") -> dict[str, dict]:
+    return {row["task_name"]: row for row in rows if row["task_name"].startswith(prefix)}
+
+
+@pytest.fixture
+def history(db):
+    """Two tasks with a known month: 'v_steady' mostly succeeds, 'v_shaky' mostly fails."""
+    now = timezone.now()
+    steady, shaky = make_task("v_steady"), make_task("v_shaky")
+    for n in range(10):
+        status = "failed" if n == 4 else "succeeded"
+        make_exec(steady, status, now - dt.timedelta(hours=2 + n * 12), duration=10.0 + n,
+                  peak_rss_bytes=(100 + n) * MB)  # fmt: skip
+    make_exec(steady, "succeeded", now - dt.timedelta(days=40), duration=999.0)  # too old
+    make_exec(steady, "skipped", now - dt.timedelta(hours=1), skip_reason="overlap")
+    make_exec(steady, "running", now - dt.timedelta(minutes=1))
+    for n in range(4):
+        status = ("failed", "timed_out", "failed", "succeeded")[n]  # newest first
+        make_exec(shaky, status, now - dt.timedelta(hours=3 + n), duration=60.0, peak_rss_bytes=MB)
+    return steady, shaky, now
+
+
+@pytest.mark.mariadb
+def test_performance_view_matches_thirty_day_stats(history):
+    steady, shaky, now = history
+    rows = by_task(query(CHECK_PERFORMANCE))
+    summaries = stats.task_summaries(now - dt.timedelta(days=30), now + dt.timedelta(seconds=1))
+
+    for task in (steady, shaky):
+        row, summary = rows[task.name], summaries[task.id]
+        assert row["total_executions"] == summary.finished
+        assert row["successful_executions"] == summary.succeeded
+        assert row["failed_executions"] == summary.failures
+        assert float(row["success_rate"]) == round(100 * summary.success_rate, 2)
+        assert float(row["avg_execution_time"]) == pytest.approx(summary.avg_duration, abs=1e-3)
+        assert float(row["max_execution_time"]) == summary.max_duration
+        assert row["max_memory_used"] == summary.max_peak_rss_bytes
+    assert rows["v_steady"]["total_executions"] == 10  # no skip, no running, nothing older
+    assert float(rows["v_steady"]["success_rate"]) == 90.0
+
+
+@pytest.mark.mariadb
+def test_daily_trends_query_uses_the_session_dates(history):
+    now = history[2]
+    offset = dt.timedelta(hours=13)
+    rows = query(CHECK_DAILY_TRENDS, time_zone="+13:00")
+    mine = [row for row in rows if row["task_name"] == "v_steady"]
+
+    dates = [row["execution_date"] for row in mine]
+    assert dates == sorted(dates, reverse=True)
+    today = (now + offset).date()
+    expected = {
+        (now - dt.timedelta(hours=2 + n * 12) + offset).date()
+        for n in range(10)
+        if (now - dt.timedelta(hours=2 + n * 12) + offset).date() >= today - dt.timedelta(days=7)
+    }
+    assert set(dates) == expected
+    assert sum(row["total_executions"] for row in mine) == 10
+
+
+@pytest.mark.mariadb
+def test_daily_trends_view_matches_stats_daily_trends(history):
+    steady = history[0]
+    rows = query(
+        "SELECT * FROM vw_flagged_products_cron_daily_trends WHERE task_name = 'v_steady' "
+        "AND execution_date > DATE_SUB(CURDATE(), INTERVAL 30 DAY)"
+    )
+    with timezone.override("UTC"):  # the test session's zone is the server's: UTC
+        trends = [t for t in stats.daily_trends(30) if t.task_id == steady.id]
+    assert {r["execution_date"]: r["total_executions"] for r in rows} == {
+        t.date: t.finished for t in trends
+    }
+
+
+@pytest.mark.mariadb
+def test_recent_executions_query(history):
+    rows = [r for r in query(RECENT_EXECUTIONS) if r["task_name"].startswith("v_")]
+
+    assert len(rows) == 2 + 4  # steady ran at -2 h and -14 h within 24 h; shaky 4 times
+    assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)
+    first = rows[0]  # steady at -2 h: 10 s, 100 MiB
+    assert (first["task_name"], first["success"]) == ("v_steady", 1)
+    assert float(first["time_seconds"]) == 10.0
+    assert float(first["memory_mb"]) == 100.0
+
+
+@pytest.mark.mariadb
+def test_created_at_is_shown_in_the_session_time_zone(history):
+    now = history[2]
+    sql = "SELECT created_at FROM flagged_products_cron_metrics WHERE task_name = 'v_steady' "
+    sql += "ORDER BY created_at DESC LIMIT 1"
+    utc = query(sql)[0]["created_at"]
+    auckland_summer = query(sql, time_zone="+13:00")[0]["created_at"]
+    assert auckland_summer - utc == dt.timedelta(hours=13)
+    expected = now - dt.timedelta(hours=2) + dt.timedelta(seconds=1)  # make_exec's finished_at
+    assert abs(utc - expected.replace(tzinfo=None)) < dt.timedelta(seconds=1)
+
+
+@pytest.mark.mariadb
+def test_check_failures_query(history):
+    rows = by_task(query(CHECK_FAILURES))
+    assert rows["v_shaky"]["failure_count"] == 3  # two failed, one timed out
+    assert rows["v_shaky"]["last_failure"] == max(
+        r["created_at"] for r in query(RECENT_EXECUTIONS) if r["task_name"] == "v_shaky"
+        and not r["success"]
+    )  # fmt: skip
+    assert "v_steady" not in rows  # its one failure was 50 hours ago
+
+
+@pytest.mark.mariadb
+def test_health_view_agrees_with_cronjobs_health(history):
+    steady, shaky, now = history
+    idle = make_task("v_idle")
+    off = make_task("v_off", enabled=False)
+    tripped = make_task("v_tripped")
+    make_exec(tripped, "succeeded", now - dt.timedelta(hours=1))
+    CircuitState.objects.create(task=tripped, state="open", opened_at=now)
+    alerted = make_task("v_alerted")
+    make_exec(alerted, "succeeded", now - dt.timedelta(hours=1))
+    Alert.objects.create(task=alerted, kind="slow", message="slow", open_key="v_alerted:slow")
+    flaky = make_task("v_flaky")  # 80 % in 24 h, last one succeeded: warning
+    for n in range(5):
+        make_exec(flaky, "failed" if n == 3 else "succeeded", now - dt.timedelta(hours=n + 1))
+
+    rows = by_task(query(CHECK_HEALTH))
+    tasks = [steady, shaky, idle, off, tripped, alerted, flaky]
+    expected = {h.task.name: h.status for h in health.task_health(tasks).values()}
+
+    assert {name: row["health_status"] for name, row in rows.items()} == expected
+    assert expected == {
+        "v_steady": "healthy", "v_shaky": "critical", "v_idle": "idle", "v_off": "disabled",
+        "v_tripped": "critical", "v_alerted": "warning", "v_flaky": "warning",
+    }  # fmt: skip
+    assert rows["v_tripped"]["circuit_state"] == "open"
+    assert rows["v_alerted"]["open_alerts"] == 1
+    assert float(rows["v_flaky"]["success_rate_24h"]) == 80.0
+    assert rows["v_shaky"]["last_status"] == "failed"
+    assert rows["v_idle"]["last_execution"] is None
+
+
+@pytest.mark.django_db
+def test_sqlite_gets_no_views():
+    if connection.vendor == "mysql":
+        pytest.skip("the SQLite half of the views story")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'view'")
+        assert cursor.fetchall() == []
