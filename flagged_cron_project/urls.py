@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from cronjobs.dashboard import dashboard_view
 from cronjobs.prometheus import metrics_view
 
 admin.site.site_header = "flagged-cron"
@@ -8,6 +9,8 @@ admin.site.site_title = "flagged-cron"
 admin.site.index_title = "Control room"
 
 urlpatterns = [
+    # Before admin.site.urls, whose catch-all would otherwise take the path.
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="cronjobs-dashboard"),
     path("admin/", admin.site.urls),
     path("api/", include("cronjobs.api")),
     path("metrics", metrics_view, name="prometheus-metrics"),

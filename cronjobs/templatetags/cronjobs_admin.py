@@ -37,3 +37,18 @@ def calendar_date_hierarchy_tag(parser, token):
 def page_url(cl, number: int) -> str:
     """The changelist's current query string with another page number."""
     return cl.get_query_string({"p": number})
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+@register.filter
+def percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+@register.filter
+def mib(size: int | None) -> str:
+    return "-" if not size else f"{size / 1024 / 1024:.0f} MiB"

@@ -1,0 +1,142 @@
+"""The dashboard inside the admin (design section 10): health per task, the 30-day summary,
+daily trends, open alerts, circuits, recent failures and charts.
+
+Every figure is an aggregate from cronjobs.stats or cronjobs.health; the only rows read are
+the few on display (alerts, circuits, the latest failures). The page refreshes its content
+in place every minute (cronjobs/static/cronjobs/dashboard.js asks for ?partial=1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from cronjobs import charts, stats
+from cronjobs.health import TaskHealth, task_health
+from cronjobs.models import Alert, CircuitState, Execution, Task
+
+TREND_DAYS = 30
+RECENT_FAILURES = 10
+FAILURE_WINDOW = dt.timedelta(days=7)
+REFRESH_SECONDS = 60
+# Worst first on the health table.
+STATUS_ORDER = ("critical", "warning", "healthy", "idle", "disabled")
+MIB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class DayTotal:
+    """All tasks together on one local date."""
+
+    date: dt.date
+    runs: int
+    succeeded: int
+    failures: int
+    skipped: int
+    avg_duration: float | None
+
+    @property
+    def success_rate(self) -> float | None:
+        finished = self.succeeded + self.failures
+        return self.succeeded / finished if finished else None
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """Staff only (wrapped in admin_view in urls.py) and the view permission on executions."""
+    if not request.user.has_perm("cronjobs.view_execution"):
+        raise PermissionDenied
+    partial = request.GET.get("partial") == "1"
+    template = "cronjobs/dashboard_content.html" if partial else "cronjobs/dashboard.html"
+    context = {**admin.site.each_context(request), **build_context(), "title": "Dashboard"}
+    return TemplateResponse(request, template, context)
+
+
+def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    tasks = list(Task.objects.filter(retired_at__isnull=True))
+    health = sorted(task_health(tasks, now).values(), key=_health_order)
+    names = {task.pk: task.name for task in tasks}
+    trends = stats.daily_trends(TREND_DAYS, now)
+    days = _days(now)
+    return {
+        "now": now,
+        "refresh_seconds": REFRESH_SECONDS,
+        "health": health,
+        "counts": _status_counts(health),
+        "day_totals": day_totals(trends, days),
+        "open_alerts": Alert.objects.filter(open_key__isnull=False).select_related("task")[:20],
+        "circuits": CircuitState.objects.exclude(state=CircuitState.State.CLOSED)
+        .select_related("task")
+        .order_by("-changed_at"),
+        "recent_failures": _recent_failures(now),
+        "charts": _charts(now, trends, names, days),
+    }
+
+
+def _health_order(item: TaskHealth) -> tuple:
+    return (STATUS_ORDER.index(item.status), item.task.priority, item.task.name)
+
+
+def _status_counts(health: list[TaskHealth]) -> dict[str, int]:
+    counts = dict.fromkeys(STATUS_ORDER, 0)
+    for item in health:
+        counts[item.status] += 1
+    return counts
+
+
+def _days(now: dt.datetime) -> list[dt.date]:
+    today = timezone.localtime(now).date()
+    return [today - dt.timedelta(days=k) for k in range(TREND_DAYS - 1, -1, -1)]
+
+
+def day_totals(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[DayTotal]:
+    """Per date, newest first, the per-task aggregates added up (a few dozen rows a day)."""
+    by_day: dict[dt.date, list[stats.DailyTrend]] = {}
+    for trend in trends:
+        by_day.setdefault(trend.date, []).append(trend)
+    totals = []
+    for day in reversed(days):
+        rows = by_day.get(day, [])
+        finished = sum(r.finished for r in rows)
+        weighted = sum((r.avg_duration or 0) * r.finished for r in rows)
+        totals.append(DayTotal(
+            date=day, runs=sum(r.runs for r in rows), succeeded=sum(r.succeeded for r in rows),
+            failures=sum(r.failures for r in rows), skipped=sum(r.skipped for r in rows),
+            avg_duration=weighted / finished if finished else None,
+        ))  # fmt: skip
+    return totals
+
+
+def _recent_failures(now: dt.datetime):
+    # Bounded to a week so the (status, started_at) index range stays short.
+    since = now - FAILURE_WINDOW
+    failures = Execution.objects.filter(status__in=Execution.FAILURES, started_at__gte=since)
+    return failures.select_related("task").defer("output", "traceback")[:RECENT_FAILURES]
+
+
+def _charts(now, trends, names, days) -> dict[str, str]:
+    def rate(t: stats.DailyTrend) -> float | None:
+        return None if t.success_rate is None else 100 * t.success_rate
+
+    def memory(t: stats.DailyTrend) -> float | None:
+        return None if t.max_peak_rss_bytes is None else t.max_peak_rss_bytes / MIB
+
+    return {
+        "runs_per_hour": charts.runs_per_hour(stats.runs_per_hour(24, now)),
+        "success_rate": charts.per_task_trend(
+            "Success rate per day (%)", trends, names, days, rate, "%"
+        ),
+        "duration": charts.per_task_trend(
+            "Average duration per day (s)", trends, names, days, lambda t: t.avg_duration, "s"
+        ),
+        "memory": charts.per_task_trend(
+            "Peak memory per day (MiB)", trends, names, days, memory, "MiB"
+        ),
+    }
