@@ -71,3 +71,19 @@ cronjob(name="test_succeed", timeout=30, max_attempts=1)(succeed)
 cronjob(name="test_sleep", timeout=600, max_attempts=1)(sleep_forever)
 cronjob(name="test_grandchild", timeout=600, max_attempts=1)(grandchild_ignoring_term)
 cronjob(name="test_exit_three", timeout=30, max_attempts=1, retry_delay=0)(exit_three)
+
+
+def hold_until_overlaps(ctx):
+    """Hold the lease until FC_EXPECTED_SKIPS overlap skips are recorded (at most 120 s), so
+    every concurrent invocation meets a held lease."""
+    from cronjobs.models import Execution
+
+    expected = int(os.environ.get("FC_EXPECTED_SKIPS", "19"))
+    deadline = time.monotonic() + 120
+    skips = Execution.objects.filter(task__name=ctx.task, skip_reason="overlap")
+    while skips.count() < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    print(f"saw {skips.count()} overlap skips")
+
+
+cronjob(name="test_hold", timeout=300, max_attempts=1)(hold_until_overlaps)
