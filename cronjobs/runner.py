@@ -114,17 +114,19 @@ class Invocation:
         for attempt in range(1, self.spec.max_attempts + 1):
             row = self.attempt(attempt)
             rows.append(row)
+            opened = self.update_circuit(row)
             if row.status == Status.SUCCEEDED or row.status == Status.MEMORY_EXCEEDED:
                 break  # a job over its memory limit will be over it again: no retry
-            if self.circuit_opened(row):
+            if opened:
                 logs.write("WARNING", self.spec.name, "circuit opened: no more attempts")
                 break
             if attempt < self.spec.max_attempts:
                 self.wait(self.spec.retry_delay)
         return Outcome(self.run_id, rows[-1].status, rows)
 
-    def circuit_opened(self, row: Execution) -> bool:
-        if not self.spec.circuit_breaker or row.status == Status.SUCCEEDED:
+    def update_circuit(self, row: Execution) -> bool:
+        """Feed the attempt to the breaker; True when it is now open."""
+        if not self.spec.circuit_breaker:
             return False
         try:
             ensure_usable_connection()
