@@ -1,0 +1,205 @@
+"""Alerts (cronjobs/alerts.py): de-duplication, resolution, repeats, email and webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import time_machine
+from django.core import mail
+
+from cronjobs import alerts
+from cronjobs.models import Alert, Task
+from cronjobs.registry import build_spec
+from cronjobs.runner import run_task
+from cronjobs.sync import sync_task
+
+pytestmark = pytest.mark.django_db
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook endpoint on 127.0.0.1 that records what it is sent; `mode` makes it fail."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.payloads: list[dict] = []
+        self.mode = "ok"  # "ok" | "error" | "hang"
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.payloads.append(json.loads(body))
+        if self.server.mode == "hang":
+            self.server.release.wait(30)
+        status = 500 if self.server.mode == "error" else 200
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver(settings):
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.ALERT_WEBHOOK_URL = server.url
+    settings.ALERT_TIMEOUT = 1
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def emails(settings):
+    settings.ALERT_EMAILS = ["ops@example.com", "night@example.com"]
+    return mail.outbox
+
+
+@pytest.fixture
+def task() -> Task:
+    return sync_task(build_spec("stock_sync", "command", ("true",), {"timeout": 5}, "test"))
+
+
+def test_repeats_count_occurrences_on_one_alert(task, emails):
+    with time_machine.travel(START, tick=False) as clock:
+        alerts.raise_alert(task, "failed", "first")
+        clock.shift(timedelta(minutes=5))
+        alerts.raise_alert(task, "failed", "second")
+    (alert,) = Alert.objects.filter(task=task)
+    assert alert.occurrences == 2
+    assert alert.message == "second"
+    assert alert.first_seen == START
+    assert alert.last_seen == START + timedelta(minutes=5)
+    assert len(emails) == 1  # notified once, on open
+
+
+def test_each_kind_is_its_own_alert(task):
+    alerts.raise_alert(task, "failed", "x")
+    alerts.raise_alert(task, "slow", "y")
+    assert sorted(Alert.objects.values_list("kind", flat=True)) == ["failed", "slow"]
+
+
+def test_notification_repeats_at_most_every_four_hours(task, emails):
+    with time_machine.travel(START, tick=False) as clock:
+        alerts.raise_alert(task, "failed", "boom")
+        clock.shift(timedelta(hours=3, minutes=59))
+        alerts.raise_alert(task, "failed", "boom")
+        assert len(emails) == 1
+        clock.shift(timedelta(minutes=2))
+        alerts.raise_alert(task, "failed", "boom")
+    assert len(emails) == 2
+    assert "STILL OPEN (3 times)" in emails[1].subject
+
+
+def test_acknowledged_alert_stays_unresolved_and_quiet(task, emails, django_user_model):
+    user = django_user_model.objects.create(username="kim")
+    alert = alerts.raise_alert(task, "failed", "boom")
+    alerts.acknowledge(alert, user)
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=5)):
+        alerts.raise_alert(task, "failed", "boom again")
+    alert.refresh_from_db()
+    assert alert.state == "acknowledged"
+    assert alert.acknowledged_by == user
+    assert alert.occurrences == 2
+    assert len(emails) == 1
+
+
+def test_resolve_frees_the_slot_for_a_new_alert(task, emails):
+    first = alerts.raise_alert(task, "failed", "boom")
+    alerts.resolve(first, by="kim")
+    first.refresh_from_db()
+    assert first.state == "resolved"
+    assert first.resolved_at is not None
+    second = alerts.raise_alert(task, "failed", "boom")
+    assert second.pk != first.pk
+    assert [m.subject.split(":")[0] for m in emails] == [
+        "[flagged-cron] OPEN", "[flagged-cron] RESOLVED (resolved by kim)", "[flagged-cron] OPEN",
+    ]  # fmt: skip
+
+
+def test_email_names_task_kind_and_message(task, emails):
+    alerts.raise_alert(task, "failed", "run 1234abcd: 3 attempt(s) failed")
+    (message,) = emails
+    assert message.to == ["ops@example.com", "night@example.com"]
+    assert message.subject == "[flagged-cron] OPEN: failed alert for stock_sync"
+    assert "Task:        stock_sync" in message.body
+    assert "3 attempt(s) failed" in message.body
+    assert "Occurrences: 1" in message.body
+
+
+def test_webhook_gets_slack_text_and_fields_on_open_and_resolve(task, receiver):
+    alert = alerts.raise_alert(task, "circuit_open", "circuit opened")
+    alerts.resolve_kinds(task, ["circuit_open"], "trial run succeeded")
+    opened, resolved = receiver.payloads
+    assert opened["text"].startswith("[flagged-cron] OPEN: circuit_open alert for stock_sync")
+    assert opened["task"] == "stock_sync"
+    assert opened["kind"] == "circuit_open"
+    assert opened["severity"] == "critical"
+    assert opened["event"] == "open"
+    assert opened["alert_id"] == alert.pk
+    assert resolved["event"] == "resolved"
+    assert "trial run succeeded" in resolved["text"]
+
+
+def test_failing_run_raises_failed_and_a_success_resolves_it(make_spec, emails):
+    failing = make_spec("raise_value_error", name="flaky_job", max_attempts=2)
+    run_task(failing)
+    alert = Alert.objects.get(task__name="flaky_job", kind="failed")
+    assert alert.state == "open"
+    assert "2 attempt(s) failed" in alert.message
+    assert "ValueError: the numbers do not add up" in alert.message
+    run_task(make_spec("succeed", name="flaky_job"))
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+
+
+def test_alert_on_failure_false_silences_failure_alerts(make_spec, emails):
+    run_task(make_spec("raise_value_error", name="quiet", max_attempts=1, alert_on_failure=False))
+    assert not Alert.objects.filter(task__name="quiet", kind="failed").exists()
+    assert emails == []
+
+
+def test_slow_and_memory_warnings(make_spec):
+    spec = make_spec("succeed", name="heavy", slow_after=0.000001, memory_limit="2G",
+                     memory_warn="1M")  # fmt: skip
+    run_task(spec)
+    kinds = set(Alert.objects.filter(task__name="heavy").values_list("kind", flat=True))
+    assert kinds == {"slow", "memory"}
+    assert "over 1048576 bytes" in Alert.objects.get(kind="memory").message
+
+
+@pytest.mark.parametrize("mode", ["error", "hang"])
+def test_broken_webhook_never_fails_or_stalls_the_run(make_spec, receiver, mode, caplog):
+    receiver.mode = mode
+    started = time.monotonic()
+    outcome = run_task(make_spec("raise_value_error", name="unlucky", max_attempts=1))
+    assert outcome.exit_code == 1  # the job's own status, not the webhook's
+    assert time.monotonic() - started < 8  # ALERT_TIMEOUT is 1 s here
+    assert receiver.payloads  # it was tried
+    assert Alert.objects.get(task__name="unlucky", kind="failed").notified_at is not None
+    assert "alert webhook for unlucky failed" in caplog.text
+
+
+def test_unique_open_key_holds_one_alert_per_task_and_kind(task):
+    alerts.raise_alert(task, "late", "late once")
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Alert.objects.create(task=task, kind="late", open_key=f"{task.pk}:late", message="dup")
