@@ -8,6 +8,7 @@ queries and print one summary line, which lands in the attempt's output and the 
 from __future__ import annotations
 
 import contextlib
+import resource
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -36,13 +37,23 @@ def counted_queries() -> Iterator[QueryCounter]:
         yield counter
 
 
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    started = time.monotonic()
+    """Run the job's work and print what it did, its SQL query count, its time, and the memory
+    it added to the process (a forked worker starts with the supervisor's pages, so the peak
+    alone mostly measures Python and Django)."""
+    started, rss_before = time.monotonic(), peak_rss_mib()
     with counted_queries() as counter:
         result = work()
     figures = " ".join(f"{key}={value}" for key, value in result.items())
-    elapsed = time.monotonic() - started
-    print(f"{ctx.task}: {figures} queries={counter.count} seconds={elapsed:.3f}")
+    elapsed, peak = time.monotonic() - started, peak_rss_mib()
+    print(
+        f"{ctx.task}: {figures} queries={counter.count} seconds={elapsed:.3f} "
+        f"peak_rss_mib={peak:.1f} added_mib={peak - rss_before:.1f}"
+    )
     return result
 
 

@@ -35,6 +35,7 @@ from flagged_products.models import FlaggedProduct, Outlet, Product, Sale, Stock
 
 ANOMALY_POINTS = 200
 WEIGHTS = {"value": 30, "velocity": 25, "staleness": 25, "discrepancies": 20}
+W_VALUE, W_VELOCITY, W_STALENESS, W_DISCREPANCIES = WEIGHTS.values()
 VALUE_CAP = 10_000  # dollars on hand at cost that earn the full value term
 LOG_VALUE_CAP = math.log1p(VALUE_CAP)
 VELOCITY_CAP = 5.0  # units a day that earn the full velocity term
@@ -135,7 +136,8 @@ def best_candidates(
         cost = costs.get(product_id)
         if cost is not None and product_id not in facts.recently_flagged:
             terms = score_terms(product_id, quantity, cost, facts)
-            total = sum(terms) + jitter + anomaly(product_id, quantity, facts)[0]
+            bonus = anomaly(product_id, quantity, facts)[0]
+            total = terms[0] + terms[1] + terms[2] + terms[3] + jitter + bonus
             scored.append((total, -product_id, quantity, terms))
     top = heapq.nlargest(limit, scored)
     return [
@@ -164,7 +166,9 @@ def load_facts(outlet_id: int, day: datetime.date) -> OutletFacts:
     )
     completed = Q(status=FlaggedProduct.Status.COMPLETED)
     history = (
-        FlaggedProduct.objects.filter(outlet_id=outlet_id, flag_date__lte=day)
+        # No upper bound on flag_date: then MariaDB groups along the unique
+        # (outlet, product, flag_date) index instead of building a temporary table.
+        FlaggedProduct.objects.filter(outlet_id=outlet_id)
         .values("product_id")
         .annotate(
             last_flagged=Max("flag_date"),
@@ -183,7 +187,7 @@ def load_facts(outlet_id: int, day: datetime.date) -> OutletFacts:
         if last_flagged >= exclude_from:
             facts.recently_flagged.add(product_id)
         if last_counted:
-            facts.days_since_count[product_id] = (day - last_counted).days
+            facts.days_since_count[product_id] = max(0, (day - last_counted).days)
         if mismatches:
             facts.mismatches[product_id] = mismatches
     return facts
@@ -195,13 +199,14 @@ def score_terms(
     """The weighted regular terms, in the order of WEIGHTS. Called for every stocked product,
     so it stays plain arithmetic."""
     value = math.log1p(quantity * cost) / LOG_VALUE_CAP if quantity > 0 else 0.0
-    units = facts.units.get(product_id, 0)
-    days_since = facts.days_since_count.get(product_id, STALE_DAYS)
+    velocity = facts.units.get(product_id, 0) / (VELOCITY_DAYS * VELOCITY_CAP)
+    staleness = facts.days_since_count.get(product_id, STALE_DAYS) / STALE_DAYS
+    discrepancies = facts.mismatches.get(product_id, 0) / DISCREPANCY_CAP
     return (
-        WEIGHTS["value"] * min(1.0, value),
-        WEIGHTS["velocity"] * min(1.0, units / (VELOCITY_DAYS * VELOCITY_CAP)),
-        WEIGHTS["staleness"] * min(1.0, days_since / STALE_DAYS),
-        WEIGHTS["discrepancies"] * min(1.0, facts.mismatches.get(product_id, 0) / DISCREPANCY_CAP),
+        W_VALUE * (value if value < 1.0 else 1.0),
+        W_VELOCITY * (velocity if velocity < 1.0 else 1.0),
+        W_STALENESS * (staleness if staleness < 1.0 else 1.0),
+        W_DISCREPANCIES * (discrepancies if discrepancies < 1.0 else 1.0),
     )
 
 
