@@ -1,0 +1,42 @@
+"""flagged_products/jobs.py: the five jobs are declared with the old system's schedules and run
+under the supervisor in a real `manage.py runjob` child process."""
+
+from __future__ import annotations
+
+import pytest
+
+from cronjobs.models import Execution
+from cronjobs.registry import registry
+from flagged_products.models import FlaggedProduct, LeaderboardEntry, StoreStats
+
+EXPECTED = {  # name: (schedule, timeout, priority), design section 13
+    "generate_daily_products": ("5 7 * * *", 600, 1),
+    "refresh_store_stats": ("*/30 * * * *", 180, 2),
+    "refresh_leaderboard": ("0 2 * * *", 300, 3),
+    "check_achievements": ("0 */6 * * *", 300, 3),
+    "generate_ai_insights": ("0 * * * *", 600, 4),
+}
+
+
+def test_the_five_jobs_have_the_seed_schedules_timeouts_and_priorities():
+    tasks = registry.load().tasks
+    for name, expected in EXPECTED.items():
+        spec = tasks[name]
+        assert (spec.schedule, spec.timeout, spec.priority) == expected, name
+        assert spec.kind == "callable" and spec.max_attempts == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runjob_runs_the_jobs_on_seeded_data_and_reports_query_counts(manage):
+    seeded = manage("seed_demo", "--outlets", "2", "--products", "200", "--staff", "4",
+                    "--days", "14")  # fmt: skip
+    assert seeded.returncode == 0, seeded.stderr
+    for name in ("generate_daily_products", "refresh_store_stats", "refresh_leaderboard"):
+        done = manage("runjob", name)
+        assert done.returncode == 0, done.stderr
+    row = Execution.objects.filter(task__name="generate_daily_products").get()
+    assert row.status == "succeeded"
+    assert "generate_daily_products: outlets=2 flagged=40 queries=" in row.output
+    assert FlaggedProduct.objects.filter(status="pending").count() >= 40
+    assert StoreStats.objects.count() == 2
+    assert LeaderboardEntry.objects.filter(period="all_time", rank=1).exists()
