@@ -1,0 +1,104 @@
+"""Task declarations (cronjobs/registry.py): validation that names the task and the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from cronjobs.registry import ConfigError, Registry, build_spec, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("512M", 512 * 1024**2), ("1.5G", int(1.5 * 1024**3)), ("256MiB", 256 * 1024**2),
+     ("64k", 64 * 1024), ("1048576", 1048576), (4096, 4096), ("2 GB", 2 * 1024**3)],
+)  # fmt: skip
+def test_sizes_parse(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["lots", "12X", "", "-5M", 0, True, "0M"])
+def test_bad_sizes_are_rejected(text):
+    with pytest.raises(ValueError, match=r"size|positive"):
+        parse_size(text)
+
+
+def _spec(**options):
+    options.setdefault("timeout", 60)
+    return build_spec("stock_sync", "command", ("true",), options, "test")
+
+
+def test_defaults_follow_the_old_wrapper():
+    spec = _spec(timeout=600, memory_limit="512M")
+    assert spec.max_attempts == 3
+    assert spec.retry_delay == 60
+    assert spec.circuit_breaker is True
+    assert spec.alert_on_failure is True
+    assert spec.effective_slow_after == 480
+    assert spec.effective_memory_warn == int(0.8 * 512 * 1024**2)
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "problem"),
+    [
+        ({"timeout": 0}, "timeout", "greater than zero"),
+        ({"timeout": -1}, "timeout", "greater than zero"),
+        ({"timeout": "60"}, "timeout", "not whole seconds"),
+        ({"schedule": "61 * * * *"}, "schedule", "not a valid cron expression"),
+        ({"schedule": "every day"}, "schedule", "not a valid cron expression"),
+        ({"memory_limit": "lots"}, "memory_limit", "not a size"),
+        ({"priority": 9}, "priority", "between 1 and 5"),
+        ({"log_level": "LOUD"}, "log_level", "is not one of"),
+        ({"retry_delay": -1}, "retry_delay", "must not be negative"),
+        ({"max_attempts": 0}, "max_attempts", "greater than zero"),
+        ({"circuit_breaker": "yes"}, "circuit_breaker", "not true or false"),
+        ({"timout": 5}, "timout", "unknown setting"),
+    ],
+)
+def test_invalid_settings_name_task_and_field(options, field, problem):
+    with pytest.raises(ConfigError) as error:
+        _spec(**options)
+    assert error.value.task == "stock_sync"
+    assert error.value.field == field
+    assert problem in str(error.value)
+    assert str(error.value).startswith(f"task 'stock_sync': {field}: ")
+
+
+def test_timeout_is_required():
+    with pytest.raises(ConfigError, match="timeout: is required"):
+        build_spec("x", "command", ("true",), {}, "test")
+
+
+def test_bad_names_are_rejected():
+    with pytest.raises(ConfigError, match="name: use lower-case"):
+        build_spec("Bad Name", "command", ("true",), {"timeout": 5}, "test")
+
+
+def test_tasks_file_commands_and_errors(settings, tmp_path):
+    path = tmp_path / "tasks.toml"
+    path.write_text(
+        '[tasks.php_sync]\ncommand = "php /srv/portal/cron/stock_sync.php --full"\ntimeout = 30\n'
+        "[tasks.no_command]\ntimeout = 30\n"
+        '[tasks.heartbeat]\ncommand = "true"\ntimeout = 5\n'
+    )
+    settings.CRONJOBS_TASKS_FILE = path
+    registry = Registry().load()
+    assert registry.tasks["php_sync"].target == ("php", "/srv/portal/cron/stock_sync.php", "--full")
+    messages = sorted(str(e) for e in registry.errors)
+    assert "task 'no_command': command: is required: a list of strings or a string" in messages
+    assert any(m.startswith("task 'heartbeat': name: declared twice") for m in messages)
+
+
+def test_unknown_top_level_key_in_the_file(settings, tmp_path):
+    path = tmp_path / "tasks.toml"
+    path.write_text('[task.typo]\ncommand = "true"\n')
+    settings.CRONJOBS_TASKS_FILE = path
+    (error,) = Registry().load().errors
+    assert error.field == "task"
+    assert "unknown top-level key" in str(error)
+
+
+def test_code_tasks_are_found_in_jobs_modules():
+    registry = Registry().load()
+    assert registry.tasks["heartbeat"].kind == "callable"
+    assert registry.tasks["heartbeat"].target == "cronjobs.jobs:heartbeat"
+    assert registry.tasks["watchdog"].schedule == "*/5 * * * *"
