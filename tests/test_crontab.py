@@ -1,0 +1,311 @@
+"""`manage.py crontab add|show|remove|check` against Debian's real crontab and cron daemon.
+
+Root's own crontab is saved before and restored after every test. Each test uses its own
+marker, so lines of a real installation of this checkout are foreign lines here.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from cronjobs.crontab import CRON_PIDFILES, crontab_status, daemon_running, read_crontab
+from cronjobs.models import Execution
+from cronjobs.registry import registry
+from flagged_cron_project.settings import system_time_zone
+from tests.conftest import ROOT, database_url
+
+CRON_MISSING = "needs Debian's cron and crontab: apt-get install cron"
+FOREIGN = "17 4 * * * /usr/local/bin/backup --quiet # the user's own line\n"
+
+TASKS = """
+[tasks.cron_touch]
+command = ["{touch}", "{marker}"]
+schedule = "{schedule}"
+timeout = 30
+max_attempts = 1
+
+[tasks.cron_fails]
+command = ["/bin/sh", "-c", "exit 4"]
+schedule = "0 0 1 1 *"
+timeout = 30
+max_attempts = 1
+retry_delay = 0
+"""
+
+
+def require_cron() -> None:
+    if shutil.which("crontab") and shutil.which("cron"):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but cron is missing: {CRON_MISSING}")
+    pytest.skip(CRON_MISSING)
+
+
+@pytest.fixture
+def saved_crontab():
+    """Root's crontab as it was, put back afterwards whatever the test did."""
+    require_cron()
+    before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    yield
+    if before.returncode == 0:
+        subprocess.run(["crontab", "-"], input=before.stdout, text=True, check=True)
+    else:
+        subprocess.run(["crontab", "-r"], capture_output=True)
+
+
+@pytest.fixture
+def tasks_file(tmp_path, settings, job_dir):
+    """A TOML tasks file with one every-minute task and one that fails; the registry is
+    reloaded with it, and without it afterwards."""
+    path = tmp_path / "cronjobs.toml"
+    original = settings.CRONJOBS_TASKS_FILE
+
+    def write(schedule: str = "* * * * *", extra: str = "") -> Path:
+        touch = shutil.which("touch")
+        text = TASKS.format(touch=touch, marker=job_dir / "marker-cron", schedule=schedule)
+        path.write_text(text + extra)
+        registry.load(force=True)
+        return path
+
+    settings.CRONJOBS_TASKS_FILE = path
+    write()
+    yield write
+    settings.CRONJOBS_TASKS_FILE = original
+    registry.load(force=True)
+
+
+@pytest.fixture
+def cron_settings(settings, tmp_path, log_dir, job_dir, tasks_file):
+    """Lines for this test only: its own marker, the test settings and the test database."""
+    settings.TIME_ZONE = system_time_zone()
+    settings.CRONTAB_COMMENT = f"flagged-cron test {tmp_path.name}"
+    settings.CRONTAB_DJANGO_SETTINGS_MODULE = "tests.settings"
+    env = {
+        "DATABASE_URL": database_url(),
+        "LOG_DIR": str(log_dir),
+        "CRONJOBS_TASKS_FILE": str(settings.CRONJOBS_TASKS_FILE),
+        "FC_TEST_DIR": str(job_dir),
+    }
+    settings.CRONTAB_COMMAND_PREFIX = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return settings
+
+
+def crontab(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("crontab", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def installed() -> str:
+    return subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+
+
+def our_lines(settings) -> list[str]:
+    return [line for line in installed().splitlines() if settings.CRONTAB_COMMENT in line]
+
+
+def line_of(task: str, settings) -> str:
+    (line,) = [line for line in our_lines(settings) if line.endswith(f": {task}")]
+    return line
+
+
+def as_cron_runs(line: str) -> str:
+    """The command part of a line, the way cron hands it to /bin/sh."""
+    return line.split(maxsplit=5)[5].replace(r"\%", "%")
+
+
+pytestmark = pytest.mark.cron
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_add_installs_one_readable_runjob_line_per_scheduled_task(cron_settings):
+    out, _ = crontab("add")
+    line = line_of("cron_touch", cron_settings)
+    assert line.startswith(f"* * * * * cd {ROOT} && ")
+    command = f"{sys.executable} {ROOT / 'manage.py'} runjob cron_touch --trigger cron"
+    assert f" {command} --settings=tests.settings >> " in line
+    assert f">> {cron_settings.LOG_DIR / 'cron-stdout.log'} 2>&1" in line
+    assert "crontab run" not in line
+    assert "adding cronjob: cron_touch" in out
+    names = {line.rsplit(": ", 1)[1] for line in our_lines(cron_settings)}
+    assert "cron_fails" in names and "heartbeat" in names
+    assert "test_succeed" not in names  # declared without a schedule: run by hand only
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_add_twice_and_after_a_schedule_change_keeps_one_line_and_foreign_lines(
+    cron_settings, tasks_file
+):
+    other_checkout = "0 1 * * * cd /srv/other && ./run # django-cronjobs for other: cron_touch\n"
+    subprocess.run(["crontab", "-"], input=FOREIGN + other_checkout, text=True, check=True)
+    crontab("add")
+    crontab("add")
+    tasks_file(schedule="*/10 * * * *")
+    crontab("add")
+    assert line_of("cron_touch", cron_settings).startswith("*/10 * * * * cd ")
+    assert len(our_lines(cron_settings)) == len(set(our_lines(cron_settings)))
+    assert installed().startswith(FOREIGN + other_checkout)
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_show_lists_this_checkouts_lines_by_task(cron_settings):
+    crontab("add")
+    out, _ = crontab("show")
+    assert f"cron_touch: {line_of('cron_touch', cron_settings)}" in out
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_remove_takes_out_only_this_checkouts_lines(cron_settings):
+    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+    crontab("add")
+    out, _ = crontab("remove")
+    assert "removing cronjob: cron_touch" in out
+    assert installed() == FOREIGN
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_check_is_quiet_and_exits_0_when_up_to_date(cron_settings):
+    crontab("add")
+    out, _ = crontab("check")
+    assert "up to date" in out
+    assert crontab_status().ok
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_check_names_missing_stale_and_extra_tasks_and_exits_1(cron_settings, tasks_file):
+    crontab("add")
+    added = '\n[tasks.cron_new]\ncommand = ["true"]\nschedule = "0 9 * * 1"\ntimeout = 5\n'
+    tasks_file(schedule="*/5 * * * *", extra=added)  # cron_touch changes, cron_new appears
+    subprocess.run(
+        ["crontab", "-"], input=installed() + line_of("heartbeat", cron_settings).replace(
+            ": heartbeat", ": gone_task") + "\n", text=True, check=True,
+    )  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        crontab("check")
+    assert exit_info.value.code == 1
+    status = crontab_status()
+    assert (status.missing, status.stale, status.extra) == (
+        ("cron_new",),
+        ("cron_touch",),
+        ("gone_task",),
+    )
+    assert "not installed: cron_new" in status.messages()
+    assert "installed with an old line: cron_touch" in status.messages()
+    assert "installed but no longer scheduled: gone_task" in status.messages()
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_add_refuses_when_time_zone_differs_from_the_system_zone(cron_settings):
+    system = system_time_zone()
+    cron_settings.TIME_ZONE = "Pacific/Auckland" if system != "Pacific/Auckland" else "UTC"
+    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+    with pytest.raises(CommandError) as refused:
+        crontab("add")
+    message = str(refused.value)
+    assert cron_settings.TIME_ZONE in message and system in message
+    assert f"TIME_ZONE={system}" in message and "timedatectl set-timezone" in message
+    assert installed() == FOREIGN
+    with pytest.raises(SystemExit):
+        crontab("check")
+    assert any("CRON_TZ" in problem for problem in crontab_status().problems)
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_add_refuses_a_task_with_an_invalid_schedule_and_names_it(cron_settings, tasks_file):
+    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+    tasks_file(schedule="61 * * * *")
+    with pytest.raises(CommandError, match=r"task 'cron_touch': schedule: '61 \* \* \* \*'"):
+        crontab("add")
+    assert installed() == FOREIGN
+
+
+def test_without_a_crontab_binary_add_says_to_install_cron(settings):
+    settings.TIME_ZONE = system_time_zone()
+    settings.CRONTAB_EXECUTABLE = "/nonexistent/bin/crontab"
+    with pytest.raises(CommandError, match=r"apt-get install cron"):
+        crontab("add")
+    assert "apt-get install cron" in crontab_status().error
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("saved_crontab")
+def test_installed_lines_keep_the_exit_status_under_an_empty_environment(cron_settings, job_dir):
+    crontab("add")
+    failing = subprocess.run(
+        ["env", "-i", "/bin/sh", "-c", as_cron_runs(line_of("cron_fails", cron_settings))],
+        cwd="/", timeout=120,
+    )  # fmt: skip
+    assert failing.returncode == 1  # runjob's "failed", not django-crontab's swallowed 0
+    working = subprocess.run(
+        ["env", "-i", "/bin/sh", "-c", as_cron_runs(line_of("cron_touch", cron_settings))],
+        cwd="/", timeout=120,
+    )  # fmt: skip
+    assert working.returncode == 0
+    assert (job_dir / "marker-cron").exists()
+    runs = Execution.objects.filter(trigger="cron").values_list("task__name", "status")
+    assert sorted(runs) == [("cron_fails", "failed"), ("cron_touch", "succeeded")]
+    assert "cron_fails" in (cron_settings.LOG_DIR / "cron-stdout.log").read_text()
+
+
+@pytest.fixture
+def cron_daemon():
+    """Starts Debian's cron unless it already runs; stops it afterwards if it started it.
+    Call it after installing: cron notices a change by the spool's mtime in whole seconds,
+    so a crontab written in the second the daemon first read the spool would go unseen."""
+    require_cron()
+    started = []
+
+    def start() -> None:
+        if not daemon_running():
+            subprocess.run([shutil.which("cron")], check=True)  # daemonizes, writes a pid file
+            started.append(_wait_for_pid())
+
+    yield start
+    for pid in started:
+        os.kill(pid, signal.SIGTERM)
+
+
+def _wait_for_pid() -> int:
+    """The new daemon's pid: its pid file may still hold a dead predecessor's for a moment."""
+    for _ in range(50):
+        for pidfile in CRON_PIDFILES:
+            text = Path(pidfile).read_text().strip() if Path(pidfile).exists() else ""
+            if text.isdigit() and Path(f"/proc/{text}").exists():
+                return int(text)
+        time.sleep(0.1)
+    raise AssertionError("cron started but wrote no pid file")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("saved_crontab")
+def test_cron_daemon_runs_an_installed_task_within_75_seconds(cron_settings, job_dir, cron_daemon):
+    crontab("add")
+    cron_daemon()
+    deadline = time.monotonic() + 75
+    while time.monotonic() < deadline:
+        finished = Execution.objects.filter(task__name="cron_touch", trigger="cron").exclude(
+            status=Execution.Status.RUNNING
+        )
+        if finished.exists():
+            break
+        time.sleep(0.5)  # a real daemon on a real clock: nothing to travel
+    row = Execution.objects.get(task__name="cron_touch", trigger="cron")
+    assert row.status == Execution.Status.SUCCEEDED
+    assert (job_dir / "marker-cron").exists()
+
+
+def test_status_reads_the_real_crontab(saved_crontab, cron_settings):
+    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+    assert read_crontab() == [FOREIGN]
+    assert "cron_touch" in crontab_status().missing
