@@ -53,6 +53,10 @@ class StockLevel(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["outlet", "product"], name="stock_outlet_product"),
         ]
+        indexes = [
+            # Negative stock per outlet (insights) without scanning every stock row.
+            models.Index(fields=["quantity", "outlet"], name="stock_quantity_outlet"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.outlet_id}/{self.product_id}: {self.quantity}"
@@ -122,8 +126,20 @@ class FlaggedProduct(models.Model):
         indexes = [
             # The generator's per-outlet history and the store stats' per-outlet window.
             models.Index(fields=["outlet", "flag_date"], name="flag_outlet_day"),
-            # Leaderboard, badges: completed counts in a date window, grouped by staff.
-            models.Index(fields=["status", "flag_date", "completed_by"], name="flag_status_day"),
+            # Store stats and insights: the last 7 days of every outlet, as one range.
+            models.Index(fields=["flag_date", "outlet"], name="flag_day_outlet"),
+            # Leaderboard, badges: completed counts in a date window, grouped by staff, and
+            # whether each was exact, answered from the index alone (no row lookups).
+            models.Index(
+                fields=[
+                    "status",
+                    "flag_date",
+                    "completed_by",
+                    "counted_quantity",
+                    "expected_quantity",
+                ],
+                name="flag_status_day_counts",
+            ),
         ]
 
     def __str__(self) -> str:
