@@ -145,13 +145,31 @@ def install_problems() -> list[str]:
     problems = [zone_problem()] if zone_problem() else []
     problems += [f"invalid declaration, {error}" for error in registry.errors]
     for spec in scheduled_tasks():
-        fields = spec.schedule.split()
-        if len(fields) != 5 and spec.schedule.lower() not in MACROS:
-            problems.append(
-                f"task {spec.name!r}: schedule: {spec.schedule!r} has {len(fields)} fields; "
-                "cron takes 5 (minute hour day month weekday)"
-            )
+        problem = cron_syntax_problem(spec.schedule)
+        if problem:
+            problems.append(f"task {spec.name!r}: schedule: {spec.schedule!r} {problem}")
     return problems
+
+
+def cron_syntax_problem(expression: str) -> str:
+    """croniter accepts more than Debian's cron (a seconds field, L, W, #, ?, H); a crontab
+    holding any of it is rejected whole by `crontab`, so it is refused here by name."""
+    if expression.lower() in MACROS:
+        return ""
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"has {len(fields)} fields; cron takes 5 (minute hour day month weekday)"
+    names = (None, None, None, _MONTHS, _WEEKDAYS)
+    for field, allowed in zip(fields, names, strict=True):
+        bare = allowed.sub("", field.lower()) if allowed else field
+        if not _CRON_FIELD.match(bare):
+            return f"uses {field!r}, which Debian's cron does not understand"
+    return ""
+
+
+_CRON_FIELD = re.compile(r"^[0-9*/,-]*$")
+_MONTHS = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
+_WEEKDAYS = re.compile(r"sun|mon|tue|wed|thu|fri|sat")
 
 
 def zone_problem() -> str:
