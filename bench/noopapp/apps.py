@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NoopAppConfig(AppConfig):
+    name = "bench.noopapp"
+    label = "bench_noopapp"

@@ -1,0 +1,31 @@
+"""The no-op job both runners execute in bench/runjob_overhead.py."""
+
+from cronjobs.registry import cronjob
+
+
+@cronjob(name="bench_noop", timeout=60, max_attempts=1)
+def noop() -> None:
+    pass
+
+
+@cronjob(name="bench_hold", timeout=300, max_attempts=1)
+def hold() -> None:
+    """Hold the lease until BENCH_EXPECTED_SKIPS overlap skips exist (at most 120 s)."""
+    import os
+    import time
+
+    from cronjobs.models import Execution
+
+    expected = int(os.environ.get("BENCH_EXPECTED_SKIPS", "0"))
+    skips = Execution.objects.filter(task__name="bench_hold", skip_reason="overlap")
+    deadline = time.monotonic() + 120
+    while skips.count() < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+@cronjob(name="bench_sleep", timeout=3600, max_attempts=1)
+def sleep() -> None:
+    import os
+    import time
+
+    time.sleep(float(os.environ.get("BENCH_SLEEP", "0")))
