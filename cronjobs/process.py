@@ -279,6 +279,8 @@ class _Monitor:
             return f"killed by {signal.Signals(signum).name}"
         if exit_code:
             return f"exited with status {exit_code}"
+        if exit_code is None:
+            return f"the attempt's process ended without reporting (wait status {self.wait_status})"
         return ""
 
 

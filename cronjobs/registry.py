@@ -218,7 +218,7 @@ class Registry:
         if self._loaded and not force:
             return self
         self.tasks, self.errors = {}, []
-        _import_jobs_modules()
+        self.errors.extend(_import_jobs_modules())
         for task_name, target, options, source in _declared:
             self._add(build_spec, task_name, "callable", target, options, source)
         tasks_file = getattr(settings, "CRONJOBS_TASKS_FILE", None)
@@ -247,10 +247,18 @@ class Registry:
         return sorted(self.load().tasks.values(), key=lambda s: (s.priority, s.name))
 
 
-def _import_jobs_modules() -> None:
+def _import_jobs_modules() -> list[ConfigError]:
+    """Import every app's jobs.py. A module that fails to import is an error about that module,
+    not a crash: the other apps' tasks still run."""
+    errors = []
     for app in apps.get_app_configs():
         if module_has_submodule(app.module, "jobs"):
-            importlib.import_module(f"{app.name}.jobs")
+            try:
+                importlib.import_module(f"{app.name}.jobs")
+            except Exception as exc:
+                problem = f"cannot be imported: {type(exc).__name__}: {exc}"
+                errors.append(ConfigError(f"{app.name}.jobs", "module", problem))
+    return errors
 
 
 def _file_declarations(path: Path) -> list[Callable[[], TaskSpec]]:

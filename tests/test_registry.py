@@ -102,3 +102,22 @@ def test_code_tasks_are_found_in_jobs_modules():
     assert registry.tasks["heartbeat"].kind == "callable"
     assert registry.tasks["heartbeat"].target == "cronjobs.jobs:heartbeat"
     assert registry.tasks["watchdog"].schedule == "*/5 * * * *"
+
+
+def test_a_jobs_module_that_fails_to_import_is_a_named_error(monkeypatch):
+    import importlib
+
+    real_import = importlib.import_module
+
+    def broken(name, *args):
+        if name == "cronjobs.jobs":
+            raise SyntaxError("invalid syntax (jobs.py, line 3)")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    registry = Registry().load()
+    (error,) = [e for e in registry.errors if e.task == "cronjobs.jobs"]
+    assert str(error) == (
+        "task 'cronjobs.jobs': module: cannot be imported: SyntaxError: invalid syntax "
+        "(jobs.py, line 3)"
+    )
