@@ -279,7 +279,9 @@ class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
         if not term:
             return queryset, False
         if RUN_ID_RE.match(term):
-            return queryset.filter(run_id__startswith=term), False
+            # istartswith is LIKE 'term%', which MySQL serves from the run_id index; the
+            # case-sensitive startswith is LIKE BINARY, which it cannot. Run ids are lower-case.
+            return queryset.filter(run_id__istartswith=term), False
         task_ids = list(Task.objects.filter(name__icontains=term).values_list("pk", flat=True))
         if task_ids:
             return queryset.filter(task_id__in=task_ids), False

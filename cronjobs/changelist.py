@@ -5,7 +5,7 @@ of every matching row, and the date hierarchy lists the periods that have rows w
 SELECT DISTINCT over every matching row (wrapped in CONVERT_TZ on MySQL, which returns NULL
 when the server has no time zone tables). Here the paginator reads at most one row past the
 current page, and the date hierarchy derives its periods from the calendar between the first
-and the last matching row, which are two index lookups.
+and the last matching row, which are two short index walks.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 from django.contrib.admin.templatetags.admin_list import date_hierarchy
 from django.core.paginator import Paginator
-from django.db.models import Max, Min
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -60,22 +59,32 @@ def calendar_periods(first: dt.datetime, last: dt.datetime, kind: str) -> list[d
 
 
 class _CalendarQuerySet:
-    """Stands in for the changelist queryset inside Django's date_hierarchy: aggregates go to
-    the database, the list of periods comes from calendar_periods."""
+    """Stands in for the changelist queryset inside Django's date_hierarchy. The first and the
+    last row come from two ordered LIMIT 1 queries instead of MIN/MAX: walking the started_at
+    index stops at the first match, where MIN/MAX over a search (LIKE '%term%') reads every
+    matching row. The list of periods comes from calendar_periods."""
 
-    def __init__(self, queryset):
-        self.queryset = queryset
+    def __init__(self, queryset, field: str):
+        self.queryset = queryset.order_by()
+        self.field = field
+
+    @cached_property
+    def span(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        values = self.queryset.values_list(self.field, flat=True)
+        first = values.order_by(self.field).first()
+        last = values.order_by(f"-{self.field}").first() if first else None
+        return first, last
 
     def aggregate(self, **kwargs: Any) -> dict[str, Any]:
-        return self.queryset.aggregate(**kwargs)
+        # Django asks for exactly first=Min(field), last=Max(field).
+        first, last = self.span
+        return {"first": first, "last": last}
 
     def datetimes(self, field: str, kind: str) -> list[dt.datetime]:
-        span = self.queryset.aggregate(first=Min(field), last=Max(field))
-        if span["first"] is None:
+        first, last = self.span
+        if first is None:
             return []
-        return calendar_periods(
-            timezone.localtime(span["first"]), timezone.localtime(span["last"]), kind
-        )
+        return calendar_periods(timezone.localtime(first), timezone.localtime(last), kind)
 
     dates = datetimes
 
@@ -83,7 +92,7 @@ class _CalendarQuerySet:
 class _CalendarChangeList:
     def __init__(self, cl):
         self._cl = cl
-        self.queryset = _CalendarQuerySet(cl.queryset)
+        self.queryset = _CalendarQuerySet(cl.queryset, cl.date_hierarchy)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cl, name)

@@ -87,7 +87,11 @@ def per_task_trend(
     """One line per task over `days`; a day without runs is a gap, not a zero."""
     every = max(len(days) // 6, 1)
     chart = pygal.Line(
-        **_config(title=title, x_labels_major_every=every, allow_interruptions=True),
+        # Dots carry pygal's per-value tooltips, which need its scripts: without them they
+        # only cost markup (a third of the page) and rendering time.
+        **_config(
+            title=title, x_labels_major_every=every, allow_interruptions=True, show_dots=False
+        ),
         value_formatter=lambda v: f"{v:.1f} {unit}",
     )
     chart.x_labels = [d.strftime("%d %b") for d in days]

@@ -18,11 +18,11 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from cronjobs import charts, stats
-from cronjobs.health import TaskHealth, task_health
+from cronjobs import charts, rollups, stats
+from cronjobs.health import MONTH_DAYS, TaskHealth, task_health
 from cronjobs.models import Alert, CircuitState, Execution, Task
 
-TREND_DAYS = 30
+TREND_DAYS = MONTH_DAYS
 RECENT_FAILURES = 10
 FAILURE_WINDOW = dt.timedelta(days=7)
 REFRESH_SECONDS = 60
@@ -61,9 +61,9 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     tasks = list(Task.objects.filter(retired_at__isnull=True))
-    health = sorted(task_health(tasks, now).values(), key=_health_order)
+    trends = rollups.daily(TREND_DAYS, now)
+    health = sorted(task_health(tasks, now, trends).values(), key=_health_order)
     names = {task.pk: task.name for task in tasks}
-    trends = stats.daily_trends(TREND_DAYS, now)
     days = _days(now)
     return {
         "now": now,

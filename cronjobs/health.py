@@ -3,23 +3,31 @@
 circuit, unresolved alerts, and one word for all of it.
 
 A fixed handful of queries for any number of tasks and rows: the numbers come from
-cronjobs.stats, the circuits and alert counts from one query each.
+cronjobs.stats (the last 24 hours, live) and cronjobs.rollups (30 days, closed days cached),
+the circuits and alert counts from one query each.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 
 from django.db.models import Count
 from django.utils import timezone
 
-from cronjobs import schedules, stats
+from cronjobs import rollups, schedules, stats
 from cronjobs.models import Alert, CircuitState, Execution, Task
 
 # Below these 24-hour success rates a task is critical, or needs a look.
 CRITICAL_RATE = 0.5
 WARNING_RATE = 0.9
+MONTH_DAYS = 30  # today and the 29 days before it
+
+
+# cron-descriptor reloads its translations on every call; a page describes the same few
+# expressions over and over.
+_describe = functools.lru_cache(maxsize=512)(schedules.describe)
 
 
 @dataclasses.dataclass
@@ -49,7 +57,7 @@ class TaskHealth:
 
     @property
     def schedule_in_words(self) -> str:
-        return schedules.describe(self.task.schedule)
+        return _describe(self.task.schedule)
 
     @property
     def next_run(self) -> dt.datetime | None:
@@ -58,12 +66,17 @@ class TaskHealth:
         return schedules.next_run(self.task.schedule)
 
 
-def task_health(tasks: list[Task], now: dt.datetime | None = None) -> dict[int, TaskHealth]:
-    """Health of each task, by task id."""
+def task_health(
+    tasks: list[Task],
+    now: dt.datetime | None = None,
+    trends: list[stats.DailyTrend] | None = None,
+) -> dict[int, TaskHealth]:
+    """Health of each task, by task id. `trends` are rollups.daily(MONTH_DAYS) if the caller
+    has them already."""
     now = now or timezone.now()
     last = stats.last_executions()
     day = stats.task_summaries(now - dt.timedelta(hours=24), now)
-    month = stats.task_summaries(now - dt.timedelta(days=30), now)
+    month = rollups.summaries(trends if trends is not None else rollups.daily(MONTH_DAYS, now))
     circuits = dict(CircuitState.objects.values_list("task_id", "state"))
     alerts = dict(
         Alert.objects.filter(open_key__isnull=False)

@@ -32,6 +32,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """cronjobs.rollups keeps closed days' figures in the cache; each test starts afresh."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def log_dir(tmp_path, settings):
     """Each test writes its daily logs and spool into its own directory."""
     path = tmp_path / "logs"
