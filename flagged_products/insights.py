@@ -17,7 +17,8 @@ import datetime
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from flagged_products.models import FlaggedProduct, Insight, StockLevel, StoreSt
 
 WINDOW_DAYS = 7
 TOP_DISCREPANCIES = 3
+API_CONCURRENCY = 4  # requests in flight at once; modest, to stay clear of rate limits
 COMPLETION_GOAL = 0.9
 ACCURACY_GOAL = 0.9
 SYSTEM_PROMPT = (
@@ -186,24 +188,42 @@ def openai_writer() -> Writer:
     return write
 
 
-def generate_ai_insights(today: datetime.date | None = None) -> dict[str, int]:
+def generate_ai_insights(today: datetime.date | None = None) -> dict[str, Any]:
+    """Write an insight for every outlet (and all outlets) whose summary changed."""
     today = today or timezone.localdate()
     use_api = bool(settings.OPENAI_API_KEY)
     source = Insight.Source.OPENAI if use_api else Insight.Source.RULES
     model = settings.OPENAI_MODEL if use_api else ""
-    write: Writer | None = None
     previous = latest_hashes()
-    written = unchanged = 0
-    for outlet_id, summary in summaries(today).items():
+    current = summaries(today)
+    todo = []
+    for outlet_id, summary in current.items():
         digest = input_hash(summary, source, model)
-        if previous.get(outlet_id) == digest:
-            unchanged += 1
-            continue
-        if write is None:
-            write = openai_writer() if use_api else rules_text
-        Insight.objects.create(
-            outlet_id=outlet_id, text=write(summary), source=source, model=model,
-            input_hash=digest,
-        )  # fmt: skip
-        written += 1
-    return {"written": written, "unchanged": unchanged, "source": source}
+        if previous.get(outlet_id) != digest:
+            todo.append((outlet_id, summary, digest))
+    if todo:
+        write = openai_writer() if use_api else rules_text
+        workers = API_CONCURRENCY if use_api else 1
+        for (outlet_id, _, digest), text in written_texts(write, todo, workers):
+            Insight.objects.create(
+                outlet_id=outlet_id, text=text, source=source, model=model, input_hash=digest
+            )
+    return {"written": len(todo), "unchanged": len(current) - len(todo), "source": source}
+
+
+def written_texts(write: Writer, todo: list[tuple], workers: int) -> Iterator[tuple[tuple, str]]:
+    """(item, text) as each text is ready. API calls overlap (an answer takes seconds, so one
+    at a time would make the hour's run as slow as the sum of them); rows are written by the
+    caller in this thread. The first failure cancels what has not started and is raised."""
+    if workers == 1:
+        for item in todo:
+            yield item, write(item[1])
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(write, item[1]): item for item in todo}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

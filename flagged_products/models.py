@@ -56,6 +56,8 @@ class StockLevel(models.Model):
         indexes = [
             # Negative stock per outlet (insights) without scanning every stock row.
             models.Index(fields=["quantity", "outlet"], name="stock_quantity_outlet"),
+            # The generator reads one outlet's (product, quantity) pairs from the index alone.
+            models.Index(fields=["outlet", "product", "quantity"], name="stock_outlet_covering"),
         ]
 
     def __str__(self) -> str:
@@ -72,8 +74,11 @@ class Sale(models.Model):
 
     class Meta:
         indexes = [
-            # Velocity: one outlet's sales over the last weeks, summed per product.
-            models.Index(fields=["outlet", "sold_on", "product"], name="sale_outlet_day_product"),
+            # Velocity: one outlet's sales over the last weeks, summed per product, read from
+            # the index alone.
+            models.Index(
+                fields=["outlet", "sold_on", "product", "quantity"], name="sale_outlet_day_covering"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -126,6 +131,18 @@ class FlaggedProduct(models.Model):
         indexes = [
             # The generator's per-outlet history and the store stats' per-outlet window.
             models.Index(fields=["outlet", "flag_date"], name="flag_outlet_day"),
+            # The generator's per-product history at one outlet, read from the index alone.
+            models.Index(
+                fields=[
+                    "outlet",
+                    "product",
+                    "flag_date",
+                    "status",
+                    "counted_quantity",
+                    "expected_quantity",
+                ],
+                name="flag_outlet_history",
+            ),
             # Store stats and insights: the last 7 days of every outlet, as one range.
             models.Index(fields=["flag_date", "outlet"], name="flag_day_outlet"),
             # Leaderboard, badges: completed counts in a date window, grouped by staff, and

@@ -26,8 +26,8 @@ import math
 import random
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, F, FloatField, Max, Q, Sum
+from django.db import connection, transaction
+from django.db.models import Count, F, FloatField, Max, Q, QuerySet, Sum
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -147,7 +147,7 @@ def best_candidates(
 
 
 def load_facts(outlet_id: int, day: datetime.date) -> OutletFacts:
-    stock = list(
+    stock = raw_rows(
         StockLevel.objects.filter(outlet_id=outlet_id)
         .order_by("product_id")
         .values_list("product_id", "quantity")
@@ -191,6 +191,16 @@ def load_facts(outlet_id: int, day: datetime.date) -> OutletFacts:
         if mismatches:
             facts.mismatches[product_id] = mismatches
     return facts
+
+
+def raw_rows(queryset: QuerySet) -> list[tuple]:
+    """The rows of a values_list() of plain integer columns, straight from the cursor: for the
+    ~7 000 stock rows per outlet, Django's per-row iterator costs more than the query. Only for
+    columns that need no conversion (no decimals, dates or aggregates)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
 
 
 def score_terms(

@@ -91,10 +91,10 @@ def test_with_a_key_the_summary_is_sent_to_the_chat_endpoint(shop, api):
     insight = Insight.objects.get(outlet=shop)
     assert insight.text == api.reply
     assert (insight.source, insight.model) == ("openai", "stand-in-model")
-    request = api.requests[0]
-    assert request["model"] == "stand-in-model"
-    summary = json.loads(request["messages"][1]["content"])
-    assert summary["outlet"] == "Ponsonby" and summary["negative_stock_products"] == 2
+    assert {request["model"] for request in api.requests} == {"stand-in-model"}
+    sent = {s["outlet"]: s for s in (json.loads(r["messages"][1]["content"]) for r in api.requests)}
+    assert set(sent) == {"Ponsonby", "all outlets"}
+    assert sent["Ponsonby"]["negative_stock_products"] == 2
     assert api.headers[0]["authorization"] == "Bearer sk-test-key"
 
 
@@ -113,11 +113,13 @@ def test_an_unchanged_outlet_is_not_sent_again(shop, api):
         ("slow", openai.APITimeoutError),
     ],
 )
-def test_an_api_error_raises_after_one_request(shop, api, mode, error):
+def test_an_api_error_raises_without_the_client_retrying(shop, api, mode, error):
     api.mode = mode
     with pytest.raises(error):
         generate_ai_insights(TODAY)
-    assert len(api.requests) == 1  # max_retries=0: the runner, not the client, retries
+    # max_retries=0: the runner, not the client, retries, so no summary is sent twice.
+    sent = [request["messages"][1]["content"] for request in api.requests]
+    assert 1 <= len(sent) <= 2 and len(set(sent)) == len(sent)
     assert not Insight.objects.exists()
 
 
@@ -128,8 +130,8 @@ def test_a_rate_limited_attempt_fails_and_the_runner_retries_it(shop, api):
     rows = list(Execution.objects.filter(run_id=outcome.run_id).order_by("attempt"))
     assert outcome.exit_code == 1
     assert [r.status for r in rows] == ["failed"] * 3
-    assert "RateLimitError" in rows[0].error
-    assert len(api.requests) == 3
+    assert all("RateLimitError" in row.error for row in rows)
+    assert 3 <= len(api.requests) <= 6  # each attempt sends the two summaries at most once
 
 
 def test_query_count_does_not_grow_with_flags(shop):
