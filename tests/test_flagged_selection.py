@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 
@@ -9,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from flagged_products import selection
 from flagged_products.models import FlaggedProduct, Outlet
 from flagged_products.selection import generate_daily_products
 from tests import flagged_helpers as h
@@ -127,24 +129,39 @@ def test_the_random_component_is_the_same_for_the_same_outlet_and_day():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_runs_flag_exactly_twenty_per_outlet():
-    shops = [h.outlet(f"Shop {i}") for i in range(4)]
-    items = h.products(40)
+def test_two_concurrent_runs_flag_exactly_twenty_per_outlet(monkeypatch):
+    """Two runs that would choose different products (each thread gets its own random term)
+    meet between reading and inserting: without the outlet lock they would flag 40."""
+    shops = [h.outlet(f"Shop {i}") for i in range(2)]
+    items = h.products(60)
     for shop in shops:
         h.stock(shop, items)
-    start = threading.Barrier(3)
+    seeded_random = selection.random.Random
+    monkeypatch.setattr(
+        selection.random, "Random", lambda seed: seeded_random(f"{seed}:{threading.get_ident()}")
+    )
+    meet = threading.Barrier(2)
+    real_load_facts = selection.load_facts
+
+    def load_facts_then_meet(*args):
+        facts = real_load_facts(*args)
+        # The lock keeps the second run out, so waiting in vain is the good outcome.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait(timeout=1)
+        return facts
+
+    monkeypatch.setattr(selection, "load_facts", load_facts_then_meet)
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            start.wait(timeout=10)
             generate_daily_products(DAY)
         except BaseException as exc:  # reported below; a thread cannot fail the test itself
             errors.append(exc)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run) for _ in range(3)]
+    threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
