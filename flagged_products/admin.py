@@ -111,4 +111,5 @@ class InsightAdmin(ReadOnlyAdmin):
     list_filter = ["source", "outlet"]
     list_select_related = ["outlet"]
     search_fields = ["text", "outlet__name"]
-    date_hierarchy = "generated_at"
+    # No date_hierarchy on this datetime: on MySQL it needs CONVERT_TZ, which returns NULL
+    # unless the server's time zone tables are loaded. The date fields elsewhere are safe.
