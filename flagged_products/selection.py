@@ -13,8 +13,9 @@ The regular terms add up to at most 101 points, so every anomaly is flagged befo
 product. Products flagged at the outlet in the last 7 days (today included) are not candidates,
 which is also what makes a rerun top up instead of duplicating.
 
-Queries per outlet are fixed (lock, count, stock, sales, history, insert) whatever the number
-of products: the aggregation happens in SQL and the scoring over one outlet's rows in Python.
+Queries per outlet are fixed (lock, count, stock, sales, history, insert), plus one for every
+product's cost, whatever the number of products: the aggregation happens in SQL (covering
+indexes, see models.py) and the scoring over one outlet's rows in Python.
 """
 
 from __future__ import annotations
