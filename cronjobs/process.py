@@ -198,7 +198,10 @@ class _Monitor:
         if self.proc is None:
             return
         try:
-            procs = [self.proc, *self.proc.children(recursive=True)]
+            # The job is the keeper's descendants (worker, its children, adopted orphans). The
+            # keeper itself is plumbing whose pages are shared with the worker: adding its RSS
+            # would count the forked Django process twice.
+            procs = self.proc.children(recursive=True)
         except psutil.Error:
             return
         total = 0
