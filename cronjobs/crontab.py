@@ -142,7 +142,7 @@ def installed_lines(lines: list[str], options: Settings | None = None) -> dict[s
 def install_problems() -> list[str]:
     """Why `crontab add` must refuse: zones that disagree, declarations that are invalid."""
     registry.load()
-    problems = [zone_problem()] if zone_problem() else []
+    problems = [problem for problem in [zone_problem()] if problem]
     problems += [f"invalid declaration, {error}" for error in registry.errors]
     for spec in scheduled_tasks():
         problem = cron_syntax_problem(spec.schedule)
