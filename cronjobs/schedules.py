@@ -16,6 +16,7 @@ Daylight saving follows what Debian's cron does, not what a naive calendar would
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -55,6 +56,8 @@ def next_runs(expression: str, count: int = 1, after: datetime | None = None) ->
         if len(found) >= count and fires and min(fires) > found[count - 1]:
             break  # the earliest fire time only grows with the wall clock: nothing sooner follows
         found = sorted({*found, *(f for f in fires if f > after_utc)})
+        if len(found) >= count and not wildcard:
+            break  # a fixed-time job's fire times never run backwards: we have the soonest
     return [f.astimezone(zone) for f in found[:count]]
 
 
@@ -78,9 +81,12 @@ def previous_run(expression: str, before: datetime | None = None) -> datetime | 
             break  # the latest fire time only shrinks going back: nothing later precedes
         earlier = [f for f in fires if f < before_utc]
         best = max([*earlier, best] if best else earlier, default=None)
+        if best is not None and not wildcard:
+            break
     return best.astimezone(zone) if best else None
 
 
+@functools.lru_cache(maxsize=512)  # cron-descriptor takes about a millisecond per sentence
 def describe(expression: str) -> str:
     """The schedule as a sentence, e.g. 'At 07:05 AM'; 'Manual only' when there is none."""
     expression = _expand(expression)
