@@ -71,7 +71,7 @@ class CrontabStatus:
         ):
             if names:
                 found.append(f"{what}: {', '.join(names)}")
-        if found and not self.error:
+        if (self.missing or self.stale or self.extra) and not (self.problems or self.error):
             found.append("run `manage.py crontab add` to bring the crontab up to date")
         if self.daemon_running is False:
             found.append("the cron daemon is not running: nothing installed will fire")

@@ -219,7 +219,9 @@ def test_add_refuses_when_time_zone_differs_from_the_system_zone(cron_settings):
     assert installed() == FOREIGN
     with pytest.raises(SystemExit):
         crontab("check")
-    assert any("CRON_TZ" in problem for problem in crontab_status().problems)
+    status = crontab_status()
+    assert any("CRON_TZ" in problem for problem in status.problems)
+    assert not any("crontab add" in message for message in status.messages())  # it would refuse
 
 
 @pytest.mark.parametrize(
