@@ -37,6 +37,11 @@ def _percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.0%}"
 
 
+def _when(moment) -> str:
+    """Short local time for narrow columns: '29 Nov 07:05'."""
+    return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "-"
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
 
@@ -119,8 +124,8 @@ class TaskAdmin(admin.ModelAdmin):
         return self._health(obj).schedule_in_words
 
     @admin.display(description="next run")
-    def next_run(self, obj: Task):
-        return self._health(obj).next_run or "-"
+    def next_run(self, obj: Task) -> str:
+        return _when(self._health(obj).next_run)
 
     @admin.display(description="last status")
     def last_status(self, obj: Task):
@@ -132,15 +137,14 @@ class TaskAdmin(admin.ModelAdmin):
         last = self._health(obj).last
         if last is None:
             return "-"
-        when = timezone.localtime(last.started_at).strftime("%Y-%m-%d %H:%M")
-        return format_html('<a href="{}">{}</a>', execution_url(last), when)
+        return format_html('<a href="{}">{}</a>', execution_url(last), _when(last.started_at))
 
-    @admin.display(description="24 h")
+    @admin.display(description="success 24 h")
     def success_24h(self, obj: Task) -> str:
         day = self._health(obj).day
         return f"{_percent(day.success_rate)} of {day.finished}"
 
-    @admin.display(description="30 days")
+    @admin.display(description="success 30 d")
     def success_30d(self, obj: Task) -> str:
         month = self._health(obj).month
         return f"{_percent(month.success_rate)} of {month.finished}"

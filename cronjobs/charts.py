@@ -37,6 +37,10 @@ def _style(colours: tuple[str, ...] = PALETTE) -> Style:
         opacity=".85",
         opacity_hover="1",
         font_family="-apple-system, 'Segoe UI', system-ui, Roboto, sans-serif",
+        title_font_size=18,
+        label_font_size=13,
+        major_label_font_size=13,
+        legend_font_size=14,
         colors=colours or ("#999",),
     )
 

@@ -26,6 +26,7 @@ TREND_DAYS = MONTH_DAYS
 RECENT_FAILURES = 10
 FAILURE_WINDOW = dt.timedelta(days=7)
 REFRESH_SECONDS = 60
+MIN_CHART_DAYS = 7
 # Worst first on the health table.
 STATUS_ORDER = ("critical", "warning", "healthy", "idle", "disabled")
 MIB = 1024 * 1024
@@ -121,6 +122,14 @@ def _recent_failures(now: dt.datetime):
     return failures.select_related("task").defer("output", "traceback")[:RECENT_FAILURES]
 
 
+def chart_days(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[dt.date]:
+    """The days a trend chart spans: from the first day with runs (a young install does not
+    get a month of empty axis), and never fewer than a week."""
+    first = min((t.date for t in trends), default=days[-1])
+    start = min(days.index(first) if first in days else 0, len(days) - MIN_CHART_DAYS)
+    return days[max(start, 0) :]
+
+
 def _charts(now, trends, names, days) -> dict[str, str]:
     def rate(t: stats.DailyTrend) -> float | None:
         return None if t.success_rate is None else 100 * t.success_rate
@@ -128,6 +137,7 @@ def _charts(now, trends, names, days) -> dict[str, str]:
     def memory(t: stats.DailyTrend) -> float | None:
         return None if t.max_peak_rss_bytes is None else t.max_peak_rss_bytes / MIB
 
+    days = chart_days(trends, days)
     return {
         "runs_per_hour": charts.runs_per_hour(stats.runs_per_hour(24, now)),
         "success_rate": charts.per_task_trend(

@@ -114,12 +114,13 @@ def test_query_count_does_not_grow_with_history(admin_client, frozen):
             assert admin_client.get(URL).status_code == 200
         return len(ctx)
 
-    task = make.task()
-    make.execution(task, "failed")
+    tasks = [make.task() for _ in range(3)]
+    for task in tasks:
+        make.execution(task, "failed")
     before = queries()
-    for i in range(40):
-        extra = make.task() if i % 8 == 0 else task
-        make.execution(extra, ("succeeded", "failed", "skipped")[i % 3], dt.timedelta(hours=i))
+    for i in range(60):
+        status = ("succeeded", "failed", "skipped", "timed_out")[i % 4]
+        make.execution(tasks[i % 3], status, dt.timedelta(hours=i))
     assert queries() == before
 
 
