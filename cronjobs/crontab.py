@@ -33,7 +33,6 @@ from django_crontab.app_settings import Settings
 from django_crontab.crontab import Crontab
 
 from cronjobs.registry import TaskSpec, registry
-from cronjobs.schedules import MACROS
 from flagged_cron_project.settings import system_time_zone
 
 CRON_PACKAGE_HINT = "install Debian's cron package (apt-get install cron)"
@@ -143,33 +142,9 @@ def install_problems() -> list[str]:
     """Why `crontab add` must refuse: zones that disagree, declarations that are invalid."""
     registry.load()
     problems = [problem for problem in [zone_problem()] if problem]
+    # The registry also rejects croniter-only syntax that Debian's cron would refuse.
     problems += [f"invalid declaration, {error}" for error in registry.errors]
-    for spec in scheduled_tasks():
-        problem = cron_syntax_problem(spec.schedule)
-        if problem:
-            problems.append(f"task {spec.name!r}: schedule: {spec.schedule!r} {problem}")
     return problems
-
-
-def cron_syntax_problem(expression: str) -> str:
-    """croniter accepts more than Debian's cron (a seconds field, L, W, #, ?, H); a crontab
-    holding any of it is rejected whole by `crontab`, so it is refused here by name."""
-    if expression.lower() in MACROS:
-        return ""
-    fields = expression.split()
-    if len(fields) != 5:
-        return f"has {len(fields)} fields; cron takes 5 (minute hour day month weekday)"
-    names = (None, None, None, _MONTHS, _WEEKDAYS)
-    for field, allowed in zip(fields, names, strict=True):
-        bare = allowed.sub("", field.lower()) if allowed else field
-        if not _CRON_FIELD.match(bare):
-            return f"uses {field!r}, which Debian's cron does not understand"
-    return ""
-
-
-_CRON_FIELD = re.compile(r"^[0-9*/,-]*$")
-_MONTHS = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
-_WEEKDAYS = re.compile(r"sun|mon|tue|wed|thu|fri|sat")
 
 
 def zone_problem() -> str:

@@ -29,6 +29,8 @@ from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import module_has_submodule
 
+from cronjobs.schedules import cron_syntax_problem
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -174,6 +176,9 @@ def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], sourc
     schedule = fields.get("schedule", "").strip()
     if schedule and not croniter.is_valid(schedule):
         raise ConfigError(name, "schedule", f"{schedule!r} is not a valid cron expression")
+    problem = cron_syntax_problem(schedule) if schedule else ""
+    if problem:  # croniter accepts more than the crontab that will run it
+        raise ConfigError(name, "schedule", f"{schedule!r} {problem}")
     fields["schedule"] = schedule
     level = fields.get("log_level", "INFO").upper()
     if level not in LOG_LEVELS:

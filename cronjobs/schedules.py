@@ -17,6 +17,7 @@ Daylight saving follows what Debian's cron does, not what a naive calendar would
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -101,6 +102,28 @@ def is_wildcard(expression: str) -> bool:
     """Debian cron's 'wildcard job': the minute or hour field starts with `*`."""
     fields = _expand(expression).split()
     return len(fields) >= 2 and (fields[0].startswith("*") or fields[1].startswith("*"))
+
+
+def cron_syntax_problem(expression: str) -> str:
+    """croniter accepts more than Debian's cron (a seconds field, L, W, #, ?, H); a crontab
+    holding any of it is rejected whole by `crontab`, so the registry refuses it by name.
+    Returns '' when cron can read the expression."""
+    if expression.lower() in MACROS:
+        return ""
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"has {len(fields)} fields; cron takes 5 (minute hour day month weekday)"
+    names = (None, None, None, _MONTHS, _WEEKDAYS)
+    for field, allowed in zip(fields, names, strict=True):
+        bare = allowed.sub("", field.lower()) if allowed else field
+        if not _CRON_FIELD.match(bare):
+            return f"uses {field!r}, which Debian's cron does not understand"
+    return ""
+
+
+_CRON_FIELD = re.compile(r"^[0-9*/,-]*$")
+_MONTHS = re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec")
+_WEEKDAYS = re.compile(r"sun|mon|tue|wed|thu|fri|sat")
 
 
 def _expand(expression: str) -> str:

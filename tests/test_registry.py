@@ -45,6 +45,8 @@ def test_defaults_follow_the_old_wrapper():
         ({"timeout": "60"}, "timeout", "not whole seconds"),
         ({"schedule": "61 * * * *"}, "schedule", "not a valid cron expression"),
         ({"schedule": "every day"}, "schedule", "not a valid cron expression"),
+        ({"schedule": "0 0 L * *"}, "schedule", "Debian's cron does not understand"),
+        ({"schedule": "0 0 * * * *"}, "schedule", "cron takes 5"),
         ({"memory_limit": "lots"}, "memory_limit", "not a size"),
         ({"priority": 9}, "priority", "between 1 and 5"),
         ({"log_level": "LOUD"}, "log_level", "is not one of"),

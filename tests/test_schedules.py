@@ -6,7 +6,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from cronjobs.schedules import describe, is_wildcard, next_run, next_runs, previous_run
+from cronjobs.schedules import (
+    cron_syntax_problem,
+    describe,
+    is_wildcard,
+    next_run,
+    next_runs,
+    previous_run,
+)
 
 NZ = ZoneInfo("Pacific/Auckland")
 
@@ -83,6 +90,22 @@ def test_macros_read_like_their_expansion():
 def test_wildcard_jobs_are_the_ones_with_a_star_in_minute_or_hour():
     assert is_wildcard("*/30 * * * *") and is_wildcard("0 */6 * * *") and is_wildcard("@hourly")
     assert not is_wildcard("5 7 * * *") and not is_wildcard("0 1-3 * * *")
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("0 9 * * mon-fri", ""),
+        ("0 0 1 jan,jul *", ""),
+        ("@daily", ""),
+        ("0 0 L * *", "uses 'L', which Debian's cron does not understand"),
+        ("0 12 * * MON#2", "uses 'MON#2', which Debian's cron does not understand"),
+        ("0 0 ? * *", "uses '?', which Debian's cron does not understand"),
+        ("0 0 * * * *", "has 6 fields; cron takes 5 (minute hour day month weekday)"),
+    ],
+)
+def test_croniter_only_syntax_is_named_because_cron_would_reject_it(expression, problem):
+    assert cron_syntax_problem(expression) == problem
 
 
 # September 27 2026: 02:00 NZST jumps to 03:00 NZDT; 02:xx does not exist.
