@@ -26,6 +26,8 @@ from cronjobs.registry import registry
 from flagged_cron_project.settings import system_time_zone
 from tests.conftest import ROOT, database_url
 
+pytestmark = pytest.mark.cron
+
 CRON_MISSING = "needs Debian's cron and crontab: apt-get install cron"
 FOREIGN = "17 4 * * * /usr/local/bin/backup --quiet # the user's own line\n"
 
@@ -127,9 +129,6 @@ def as_cron_runs(line: str) -> str:
     return line.split(maxsplit=5)[5].replace(r"\%", "%")
 
 
-pytestmark = pytest.mark.cron
-
-
 @pytest.mark.usefixtures("saved_crontab")
 def test_add_installs_one_readable_runjob_line_per_scheduled_task(cron_settings):
     out, _ = crontab("add")
@@ -177,7 +176,7 @@ def test_remove_takes_out_only_this_checkouts_lines(cron_settings):
 
 
 @pytest.mark.usefixtures("saved_crontab")
-def test_check_is_quiet_and_exits_0_when_up_to_date(cron_settings):
+def test_check_says_up_to_date_and_exits_0(cron_settings):
     crontab("add")
     out, _ = crontab("check")
     assert "up to date" in out
