@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.db.models import Count
 from django.utils import timezone
 
 from cronjobs import health, schedules, stats
@@ -38,14 +39,37 @@ class Snapshot:
     def __init__(self) -> None:
         self.now = timezone.now()
         self.tasks = list(Task.objects.select_related("circuitstate").order_by("priority", "name"))
-        self.healths = health.task_health(self.tasks, self.now)
-        self.last = {task_id: h.last for task_id, h in self.healths.items() if h.last}
+        self.last = stats.last_executions()
+        self.healths = self._healths()
         self.last_success = stats.last_executions(status=Execution.Status.SUCCEEDED)
         self.running = list(
             Execution.objects.filter(status=Execution.Status.RUNNING)
             .select_related("task")
             .order_by("started_at")
         )
+
+    def _healths(self) -> dict[int, health.TaskHealth]:
+        """cronjobs.health's verdict, built without health.task_health(): that also computes
+        the dashboard's 30-day summary, a scan of a month of history the API does not show
+        (seconds on a million rows); TaskHealth.status reads only the last day."""
+        day = stats.task_summaries(self.now - dt.timedelta(hours=24), self.now)
+        alerts = dict(
+            Alert.objects.filter(open_key__isnull=False)
+            .order_by()
+            .values_list("task_id")
+            .annotate(n=Count("id"))
+        )
+        return {
+            task.pk: health.TaskHealth(
+                task=task,
+                last=self.last.get(task.pk),
+                day=day.get(task.pk) or stats.TaskSummary(task.pk),
+                month=stats.TaskSummary(task.pk),  # not computed here, see above
+                circuit=circuit_state(task),
+                open_alerts=alerts.get(task.pk, 0),
+            )
+            for task in self.tasks
+        }
 
     def health(self, task: Task) -> str:
         return self.healths[task.id].status

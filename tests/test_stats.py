@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
 from cronjobs import stats
@@ -102,10 +103,12 @@ def test_window_until_defaults_to_now_when_travelling():
 
 
 @pytest.mark.django_db
-def test_summaries_take_two_queries(django_assert_num_queries):
+def test_summaries_take_a_fixed_number_of_queries_on_mariadb(django_assert_num_queries):
     for name in ("a", "b", "c"):
         make_exec(make_task(name), at=NOW - dt.timedelta(minutes=1))
-    with django_assert_num_queries(2):
+    # tasks, aggregates, percentiles (one UNION ALL on MySQL; one query a task on SQLite)
+    expected = 3 if connection.vendor == "mysql" else 2 + 3
+    with django_assert_num_queries(expected):
         assert len(stats.task_summaries(NOW - dt.timedelta(hours=1), NOW)) == 3
 
 

@@ -90,10 +90,11 @@ GROUP BY t.id, t.name, execution_date
 """
 
 # One row per task. The correlated subqueries read the (task, started_at) index backwards and
-# stop at the first match, like cronjobs.stats.last_executions.
+# stop at the first match, like cronjobs.stats.last_executions (and, like it, order by
+# started_at alone: an id tie-break sends MariaDB to the global started_at index instead).
 LAST = f"""(SELECT e.{{column}} FROM cronjobs_execution e
             WHERE e.task_id = t.id AND {FINISHED}{{extra}}
-            ORDER BY e.started_at DESC, e.id DESC LIMIT 1)"""
+            ORDER BY e.started_at DESC LIMIT 1)"""
 
 HEALTH = f"""
 CREATE OR REPLACE VIEW vw_flagged_products_cron_health AS

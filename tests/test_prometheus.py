@@ -1,0 +1,116 @@
+"""GET /metrics: Prometheus text format, read from the database on every scrape."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from prometheus_client.parser import text_string_to_metric_families
+
+from cronjobs.models import Alert, CircuitState, Task
+from tests.api_fixtures import client_for, make_exec, make_task
+
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+
+
+def scrape(client=None) -> dict[str, dict[tuple, float]]:
+    """Metric name -> {sorted label items: value}, parsed by prometheus-client's own parser."""
+    with time_machine.travel(NOW, tick=False):
+        response = (client or client_for("read_only")).get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    parsed: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            labels = tuple(sorted(sample.labels.items()))
+            parsed.setdefault(sample.name, {})[labels] = sample.value
+    return parsed
+
+
+def value(metrics, name: str, **labels) -> float | None:
+    return metrics.get(name, {}).get(tuple(sorted(labels.items())))
+
+
+@pytest.fixture(autouse=True)
+def only_our_tasks(db):
+    Task.objects.all().delete()
+
+
+@pytest.mark.django_db
+def test_last_run_and_last_success_per_task():
+    task = make_task("nightly")
+    make_exec(task, "succeeded", NOW - dt.timedelta(hours=3), duration=12.5)
+    make_exec(task, "failed", NOW - dt.timedelta(hours=1), duration=4.0)
+    metrics = scrape()
+    last_start = (NOW - dt.timedelta(hours=1)).timestamp()
+    success_end = (NOW - dt.timedelta(hours=3) + dt.timedelta(seconds=1)).timestamp()
+    assert value(metrics, "flagged_cron_last_run_timestamp_seconds", task="nightly") == last_start
+    assert value(metrics, "flagged_cron_last_run_success", task="nightly") == 0
+    assert value(metrics, "flagged_cron_last_run_duration_seconds", task="nightly") == 4.0
+    assert value(metrics, "flagged_cron_last_success_timestamp_seconds", task="nightly") == (
+        success_end
+    )
+
+
+@pytest.mark.django_db
+def test_outcome_counts_over_the_last_day():
+    task = make_task("nightly")
+    for hours in (1, 2, 3):
+        make_exec(task, "succeeded", NOW - dt.timedelta(hours=hours), duration=float(hours))
+    make_exec(task, "timed_out", NOW - dt.timedelta(hours=4), duration=60.0)
+    make_exec(task, "skipped", NOW - dt.timedelta(hours=5), skip_reason="overlap")
+    make_exec(task, "failed", NOW - dt.timedelta(hours=30))  # yesterday's news
+    metrics = scrape()
+    statuses = ("succeeded", "failed", "timed_out", "skipped", "memory_exceeded")
+    counts = [
+        value(metrics, "flagged_cron_attempts_24h", task="nightly", status=s) for s in statuses
+    ]
+    assert counts == [3, 0, 1, 1, 0]
+    assert value(metrics, "flagged_cron_success_ratio_24h", task="nightly") == 0.75
+    assert value(metrics, "flagged_cron_duration_p95_seconds_24h", task="nightly") == 60.0
+
+
+@pytest.mark.django_db
+def test_circuit_state_enabled_running_and_alerts():
+    tripped, off = make_task("tripped"), make_task("off", enabled=False)
+    CircuitState.objects.create(task=tripped, state="open", opened_at=NOW)
+    make_exec(off, "running", NOW - dt.timedelta(minutes=1))
+    Alert.objects.create(task=tripped, kind="circuit_open", severity="critical", message="x",
+                         open_key="tripped:circuit_open")  # fmt: skip
+    Alert.objects.create(task=off, kind="slow", message="x", state="resolved")
+    metrics = scrape()
+    state = {s: value(metrics, "flagged_cron_circuit_state", task="tripped", state=s)
+             for s in ("closed", "open", "half_open")}  # fmt: skip
+    assert state == {"closed": 0, "open": 1, "half_open": 0}
+    assert value(metrics, "flagged_cron_circuit_state", task="off", state="closed") == 1
+    assert value(metrics, "flagged_cron_task_enabled", task="off") == 0
+    assert value(metrics, "flagged_cron_running", task="off") == 1
+    assert value(metrics, "flagged_cron_running", task="tripped") == 0
+    assert metrics["flagged_cron_open_alerts"] == {
+        (("kind", "circuit_open"), ("severity", "critical"), ("task", "tripped")): 1
+    }
+
+
+@pytest.mark.django_db
+def test_each_scrape_reads_the_database_afresh():
+    task = make_task("nightly")
+    client = client_for("read_only")
+    assert value(scrape(client), "flagged_cron_last_run_success", task="nightly") is None
+    make_exec(task, "succeeded", NOW - dt.timedelta(minutes=5))
+    assert value(scrape(client), "flagged_cron_last_run_success", task="nightly") == 1
+
+
+@pytest.mark.django_db
+def test_retired_tasks_without_recent_history_are_left_out():
+    make_task("gone", retired_at=NOW - dt.timedelta(days=10))
+    metrics = scrape()
+    assert value(metrics, "flagged_cron_task_enabled", task="gone") is None
+    assert value(metrics, "flagged_cron_attempts_24h", task="gone", status="failed") is None
+
+
+@pytest.mark.django_db
+def test_unknown_parameter_is_400():
+    response = client_for("read_only").get("/metrics?format=json")
+    assert response.status_code == 400
+    assert response.json() == {"error": "unknown parameter 'format' (allowed: none)"}
