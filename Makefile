@@ -56,5 +56,9 @@ test-mariadb: setup-dev
 bench: setup-dev
 	$(BIN)/python bench/runjob_overhead.py
 
+# API and /metrics on a million executions in MariaDB (seeds flagged_cron_bench once, ~2 min).
+bench-api: setup-dev
+	$(BIN)/python bench/api.py
+
 clean:
 	rm -rf $(VENV) staticfiles logs db.sqlite3

@@ -184,6 +184,7 @@ def run_now(request: HttpRequest, name: str) -> JsonResponse:
     if not task.enabled:
         raise ApiError(409, f"task {name!r} is disabled: enable it first")
     run_id = start_in_background(name, "api")
+    logs.write("INFO", name, f"run={run_id[:8]} started through the API by {_caller(request)}")
     body = {"task": name, "run_id": run_id, "trigger": "api", "started": True}
     return JsonResponse(body, status=202)
 
@@ -192,7 +193,15 @@ def _set_enabled(request: HttpRequest, name: str, enabled: bool) -> dict:
     parse_params(request, {})
     task = _task(name)
     Task.objects.filter(pk=task.pk).update(enabled=enabled, updated_at=timezone.now())
+    word = "enabled" if enabled else "disabled"
+    logs.write("INFO", name, f"{word} through the API by {_caller(request)}")
     return {"task": name, "enabled": enabled}
+
+
+def _caller(request: HttpRequest) -> str:
+    """Who to name in the daily log's audit line."""
+    token = getattr(request, "api_token", None)
+    return f"token {token.name!r}" if token else f"user {request.user.get_username()!r}"
 
 
 @authorize(method="POST", write=True)

@@ -88,6 +88,14 @@ def test_disable_and_enable():
 
 
 @pytest.mark.django_db
+def test_changes_are_written_to_the_daily_log_with_the_caller(log_dir):
+    make_task("nightly")
+    client_for("read_write").post("/api/tasks/nightly/disable/")
+    lines = client_for("read_only").get("/api/logs/").json()["lines"]
+    assert lines[-1].endswith("nightly disabled through the API by token 'deploy'")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("action", ["run", "enable", "disable"])
 def test_actions_on_unknown_task_are_404(action):
     api = client_for("read_write")
