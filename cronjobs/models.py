@@ -230,3 +230,30 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class OutcomeTally(models.Model):
+    """All-time attempt counts by task and status for Prometheus counters, carried forward by
+    cronjobs/tallies.py so a scrape never counts the whole history and pruning old executions
+    never makes a counter go backwards. Rows started before TallyMark.upto are in here."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Execution.Status.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "status"], name="outcome_tally_task_status")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} {self.status} {self.count}"
+
+
+class TallyMark(models.Model):
+    """The one row saying how far OutcomeTally has counted (executions started before `upto`)."""
+
+    upto = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"tallied up to {self.upto}"

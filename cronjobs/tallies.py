@@ -1,0 +1,74 @@
+"""All-time attempt counts by task and status, for Prometheus counters, at the cost of a small
+index range per scrape instead of a count of the whole history.
+
+Executions that started before a moving mark (now - FREEZE) are added once to OutcomeTally and
+the mark moves forward; the counter is that tally plus a live count of the rows since the mark.
+A row's status is final long before FREEZE passes (timeouts are minutes, dead runs are
+abandoned when their lease expires), so the frozen part never needs recounting, and deleting old
+history (prune_history) leaves the tally, and so the counters, untouched. Several scrapers may
+advance at once: the mark moves by compare-and-set, and only the scraper that moved it adds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from cronjobs.models import Execution, OutcomeTally, TallyMark, Task
+
+FREEZE = dt.timedelta(days=2)
+_BEGINNING = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def counts(now: dt.datetime | None = None) -> dict[tuple[int, str], int]:
+    """(task id, status) -> attempts and skips ever recorded, running ones included."""
+    mark = advance(now or timezone.now())
+    totals = {(row.task_id, row.status): row.count for row in OutcomeTally.objects.all()}
+    for key, n in _count_between(mark, None).items():
+        totals[key] = totals.get(key, 0) + n
+    return totals
+
+
+def advance(now: dt.datetime) -> dt.datetime:
+    """Move the mark to now - FREEZE if it is behind, tallying what it passes; returns the
+    mark in force."""
+    mark = _mark()
+    target = now - FREEZE
+    if mark >= target:
+        return mark
+    with transaction.atomic():
+        moved = TallyMark.objects.filter(pk=1, upto=mark).update(upto=target)
+        if not moved:  # another scraper advanced it; its tally is committed by now
+            return _mark()
+        for (task_id, status), n in _count_between(mark, target).items():
+            _add(task_id, status, n)
+    return target
+
+
+def _mark() -> dt.datetime:
+    try:
+        return TallyMark.objects.get_or_create(pk=1, defaults={"upto": _BEGINNING})[0].upto
+    except IntegrityError:  # created by a concurrent scrape between our get and create
+        return TallyMark.objects.get(pk=1).upto
+
+
+def _count_between(start: dt.datetime, end: dt.datetime | None) -> dict[tuple[int, str], int]:
+    """Rows started in [start, end): one range per task on the covering index."""
+    rows = Execution.objects.filter(
+        started_at__gte=start, task_id__in=list(Task.objects.values_list("id", flat=True))
+    )
+    if end is not None:
+        rows = rows.filter(started_at__lt=end)
+    grouped = rows.order_by().values_list("task_id", "status").annotate(n=Count("id"))
+    return {(task_id, status): n for task_id, status, n in grouped}
+
+
+def _add(task_id: int, status: str, n: int) -> None:
+    updated = OutcomeTally.objects.filter(task_id=task_id, status=status).update(
+        count=F("count") + n
+    )
+    if not updated:
+        OutcomeTally.objects.create(task_id=task_id, status=status, count=n)
