@@ -104,3 +104,25 @@ def test_wrong_method_is_405_json(task):
     assert response.status_code == 405
     assert response["Allow"] == "POST"
     assert "use POST" in response.json()["error"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/tasks/%ZZ/",
+        "/api/tasks/" + "x" * 500 + "/",
+        "/api/tasks/nightly/run/",  # GET on a POST endpoint
+        "/api/metrics/?hours=%00",
+        "/api/metrics/?hours=1e3",
+        "/api/metrics/?hours=24&hours=abc",
+        "/api/logs/?lines=%F0%9F%92%A5",
+        "/api/status/?%ZZ=1",
+        "/api/unknown/endpoint/",
+        "/metrics?hours=24",
+    ],
+)
+def test_odd_requests_get_a_json_error_never_a_500(task, url):
+    response = client_for("read_write").get(url)
+    assert 400 <= response.status_code < 500
+    assert "error" in response.json()
