@@ -107,3 +107,17 @@ def test_query_count_does_not_grow_with_tasks():
             assert client.get("/api/status/").status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[-1] <= 15
+
+
+@pytest.mark.django_db
+def test_database_trouble_is_a_503_json_not_a_500(monkeypatch):
+    from django.db import OperationalError
+
+    def unreachable():
+        raise OperationalError("(2013, 'Lost connection to server during query')")
+
+    client = client_for("read_only")
+    monkeypatch.setattr("cronjobs.overview.status_payload", unreachable)
+    response = client.get("/api/status/")
+    assert response.status_code == 503
+    assert response.json() == {"error": "database unavailable, try again shortly"}
