@@ -198,9 +198,14 @@ def test_health_view_agrees_with_cronjobs_health(history):
 
 
 @pytest.mark.django_db
-def test_sqlite_gets_no_views():
-    if connection.vendor == "mysql":
-        pytest.skip("the SQLite half of the views story")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'view'")
-        assert cursor.fetchall() == []
+def test_the_four_views_exist_on_mariadb_and_none_on_sqlite():
+    views = set(connection.introspection.table_names(include_views=True)) - set(
+        connection.introspection.table_names()
+    )
+    expected = {
+        "flagged_products_cron_metrics",
+        "vw_flagged_products_cron_performance",
+        "vw_flagged_products_cron_daily_trends",
+        "vw_flagged_products_cron_health",
+    }
+    assert views == (expected if connection.vendor == "mysql" else set())
