@@ -3,20 +3,33 @@ the number of rows.
 
 django-import-export builds a whole tablib Dataset and then one string of the whole file. For
 CSV and TSV we keep its export form, its resources (columns, widgets, the fields the operator
-selected) and the changelist's filters, and only replace the last step: rows are rendered by
-the resource and written to a streaming response as they come from the database. Formats that
-cannot be streamed (JSON, HTML, spreadsheets) are built in memory, so they are refused above
-IN_MEMORY_LIMIT rows with a message pointing to CSV.
+selected) and the changelist's filters, and only replace the last step: rows are written to a
+streaming response as they come from the database. Formats that cannot be streamed (JSON,
+HTML, spreadsheets) are built in memory, so they are refused above IN_MEMORY_LIMIT rows with
+a message pointing to CSV.
+
+Rendering a row through the resource (model instance, then field and widget per value) costs
+about 0.4 ms: 40 s for 100,000 rows. A resource that offers `iter_values(queryset, paths)`
+(plain tuples from values_list) is rendered on a fast path instead, when all its selected
+columns are plain attributes with widgets whose output we reproduce: datetimes through the
+widget's own format in local time, floats as the widget writes them, everything else as the
+value itself (tests/test_export.py checks the two paths agree). Any other column
+(a dehydrate method, a foreign-key widget...) sends the export down the resource's own path.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import functools
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+from import_export import widgets
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
 from import_export.signals import post_export
@@ -24,6 +37,8 @@ from import_export.signals import post_export
 STREAMED = {base_formats.CSV: ",", base_formats.TSV: "\t"}
 IN_MEMORY_LIMIT = 50_000
 ROWS_PER_WRITE = 500
+# Widgets whose CSV text is the value itself.
+PLAIN_WIDGETS = (widgets.Widget, widgets.CharWidget, widgets.IntegerWidget)
 
 
 def delimited_lines(headers: list[str], rows: Iterable[list], delimiter: str) -> Iterator[str]:
@@ -38,6 +53,50 @@ def delimited_lines(headers: list[str], rows: Iterable[list], delimiter: str) ->
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def export_rows(resource, queryset, selected: list[str] | None) -> Iterator[list]:
+    """Each row's values as the resource renders them (see the module doc)."""
+    fields = resource.get_export_fields(selected)
+    formatters = [_formatter(resource, field) for field in fields]
+    if hasattr(resource, "iter_values") and None not in formatters:
+        paths = [field.attribute for field in fields]
+        for values in resource.iter_values(queryset, paths):
+            yield [format(value) for format, value in zip(formatters, values, strict=True)]
+        return
+    for obj in resource.iter_queryset(queryset):
+        yield [resource.export_field(field, obj) for field in fields]
+
+
+def _formatter(resource, field) -> Callable[[Any], Any] | None:
+    """How the field's widget would render a raw value, or None when only the widget knows."""
+    name = resource.get_field_name(field)
+    if not field.attribute or hasattr(resource, field.get_dehydrate_method(name)):
+        return None
+    widget = field.widget
+    if type(widget) is widgets.DateTimeWidget:
+        return functools.partial(_datetime, widget.formats[0])
+    if type(widget) is widgets.FloatWidget:
+        return functools.partial(_float, widget)
+    if type(widget) in PLAIN_WIDGETS:
+        return _plain
+    return None
+
+
+def _datetime(fmt: str, value: dt.datetime | None) -> str:
+    return timezone.localtime(value).strftime(fmt) if value else ""
+
+
+def _float(widget: widgets.FloatWidget, value: float | None) -> Any:
+    if value is None:
+        return ""
+    text = repr(value)
+    # The widget writes 1e-07 as 0.0000001; only such values need its slower formatting.
+    return widget.render(value) if "e" in text else text
+
+
+def _plain(value: Any) -> Any:
+    return "" if value is None else value
 
 
 class StreamingExportMixin(ExportMixin):
@@ -61,10 +120,7 @@ class StreamingExportMixin(ExportMixin):
         resource_class = self.choose_export_resource_class(export_form, request)
         resource = resource_class(**self.get_export_resource_kwargs(request))
         selected = self.get_export_resource_fields_from_form(export_form)
-        rows = (
-            resource.export_resource(obj, selected_fields=selected)
-            for obj in resource.iter_queryset(resource.filter_export(queryset))
-        )
+        rows = export_rows(resource, resource.filter_export(queryset), selected)
         headers = resource.get_export_headers(selected_fields=selected)
         response = StreamingHttpResponse(
             delimited_lines(headers, rows, delimiter), content_type=file_format.get_content_type()
