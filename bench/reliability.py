@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.seed_executions import create_database  # noqa: E402
+
 DEFAULT_URL = "mysql://root:@127.0.0.1:3306/flagged_cron_bench_reliability"
 
 
@@ -58,8 +62,8 @@ def recreate_database(url: str) -> None:
     conn = MySQLdb.connect(host=cfg["HOST"], port=int(cfg["PORT"] or 3306), user=cfg["USER"],
                            password=cfg["PASSWORD"])  # fmt: skip
     conn.cursor().execute(f"DROP DATABASE IF EXISTS `{cfg['NAME']}`")
-    conn.cursor().execute(f"CREATE DATABASE `{cfg['NAME']}` CHARACTER SET utf8mb4")
     conn.close()
+    create_database(url)
 
 
 def concurrent(project: Project, n: int) -> None:
