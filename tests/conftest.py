@@ -16,6 +16,16 @@ from cronjobs.registry import build_spec
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def alive(pid: int) -> bool:
+    """Is the process there and not a zombie?"""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def on_mariadb() -> bool:
     return connection.vendor == "mysql"
 

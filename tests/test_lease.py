@@ -85,21 +85,31 @@ def test_twenty_concurrent_invocations_run_exactly_once(manage):
     assert "holds the lease" in skips.first().error
 
 
-def test_sigkilled_run_is_taken_over_after_its_lease_expires(manage, tmp_path):
+@pytest.fixture
+def sleeper(manage, tmp_path):
+    """A command task `sleeper`; `sleeper.kill_running(env)` starts it for ten minutes under
+    `env`, waits until its attempt is recorded as running, and SIGKILLs the supervisor."""
     tasks = tmp_path / "tasks.toml"
     tasks.write_text('[tasks.sleeper]\ncommand = ["sh", "-c", "sleep ${FC_SLEEP:-0}"]\n'
                      "timeout = 600\nmax_attempts = 1\n")  # fmt: skip
-    env = {"CRONJOBS_TASKS_FILE": str(tasks), "CRONJOBS_LEASE_TTL": "3"}
-    first = subprocess.Popen(
-        manage.argv("runjob", "sleeper"),
-        env=manage.env({**env, "CRONJOBS_HOST": "host-a", "FC_SLEEP": "600"}),
-    )
-    deadline = time.monotonic() + 30
-    while not Execution.objects.filter(status=Status.RUNNING).exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+
+    def kill_running(env: dict) -> None:
+        first = subprocess.Popen(manage.argv("runjob", "sleeper"),
+                                 env=manage.env({**env, "FC_SLEEP": "600"}))  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not Execution.objects.filter(status=Status.RUNNING).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+
+    kill_running.env = {"CRONJOBS_TASKS_FILE": str(tasks)}
+    return kill_running
+
+
+def test_sigkilled_run_is_taken_over_after_its_lease_expires(manage, sleeper):
+    env = {**sleeper.env, "CRONJOBS_LEASE_TTL": "3"}
+    sleeper({**env, "CRONJOBS_HOST": "host-a"})
     killed_at = time.monotonic()
     other_host = {**env, "CRONJOBS_HOST": "host-b"}
     # Another host cannot know the holder died: it skips until the lease expires.
@@ -114,19 +124,9 @@ def test_sigkilled_run_is_taken_over_after_its_lease_expires(manage, tmp_path):
     assert Alert.objects.filter(kind="abandoned", state="open").count() == 1
 
 
-def test_same_host_takes_over_at_once_when_the_holder_process_is_gone(manage, tmp_path):
-    tasks = tmp_path / "tasks.toml"
-    tasks.write_text('[tasks.sleeper]\ncommand = ["sh", "-c", "sleep ${FC_SLEEP:-0}"]\n'
-                     "timeout = 600\nmax_attempts = 1\n")  # fmt: skip
-    env = {"CRONJOBS_TASKS_FILE": str(tasks), "CRONJOBS_HOST": "host-a"}
-    first = subprocess.Popen(manage.argv("runjob", "sleeper"),
-                             env=manage.env({**env, "FC_SLEEP": "600"}))  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not Execution.objects.filter(status=Status.RUNNING).exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+def test_same_host_takes_over_at_once_when_the_holder_process_is_gone(manage, sleeper):
+    env = {**sleeper.env, "CRONJOBS_HOST": "host-a"}
+    sleeper(env)
     result = manage("runjob", "sleeper", env_extra=env)
     assert result.returncode == 0, result.stderr
     assert Execution.objects.filter(status=Status.ABANDONED).count() == 1

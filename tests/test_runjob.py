@@ -6,10 +6,10 @@ import signal
 import subprocess
 import time
 
-import psutil
 import pytest
 
 from cronjobs.models import Execution, Task
+from tests.conftest import alive
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,13 +24,6 @@ def _wait_for(predicate, timeout: float = 30.0, step: float = 0.05):
             return value
         time.sleep(step)
     raise AssertionError("condition not met in time")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_success_exits_0_and_records_the_trigger(manage):
@@ -166,10 +159,10 @@ def test_killed_supervisor_leaves_no_job_process_behind(manage, job_dir):
     grandchild = int(_wait_for(lambda: grandchild_file.read_text().strip()))
     worker = int(_wait_for(lambda: (job_dir / "worker.pid").exists() and
                            (job_dir / "worker.pid").read_text().strip()))  # fmt: skip
-    assert _alive(grandchild)
+    assert alive(grandchild)
     supervisor.send_signal(signal.SIGKILL)
     supervisor.wait(timeout=10)
-    _wait_for(lambda: not _alive(grandchild) and not _alive(worker), timeout=10)
+    _wait_for(lambda: not alive(grandchild) and not alive(worker), timeout=10)
     row = Execution.objects.get(task__name="test_grandchild")
     assert row.status == Status.RUNNING  # nobody finalised it: the lease takeover will
 

@@ -6,23 +6,16 @@ import json
 import os
 import time
 
-import psutil
 import pytest
 
 from cronjobs import logs
 from cronjobs.models import Execution, Task
 from cronjobs.runner import run_task
+from tests.conftest import alive
 
 pytestmark = pytest.mark.django_db
 
 Status = Execution.Status
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_success_records_one_attempt_with_metrics(make_spec):
@@ -93,8 +86,8 @@ def test_timeout_kills_grandchild_that_ignores_sigterm(make_spec, job_dir):
     assert "timed out after 1 s" in row.error
     grandchild = int((job_dir / "grandchild.pid").read_text())
     worker = int((job_dir / "worker.pid").read_text())
-    assert not _alive(grandchild)
-    assert not _alive(worker)
+    assert not alive(grandchild)
+    assert not alive(worker)
     # timeout (1 s) + grace (1 s in tests) + scheduling slack: SIGKILL came after the grace.
     assert 1.9 < elapsed < 10
 
