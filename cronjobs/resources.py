@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from django.db.models import Q
 from import_export import fields, resources, widgets
 
-from cronjobs.models import Alert, Execution
+from cronjobs.models import Alert, Execution, Task
 
 ISO = widgets.DateTimeWidget(format="%Y-%m-%dT%H:%M:%S%z")
 KEYSET_CHUNK = 2000
@@ -41,13 +41,21 @@ class ExecutionResource(resources.ModelResource):
         for chunk in _keyset_chunks(rows, lambda row: (row.started_at, row.id)):
             yield from chunk
 
-    def iter_values(self, queryset, paths: list[str]) -> Iterator[tuple]:
-        """The columns at `paths` (ORM lookups such as task__name) as tuples, newest first:
-        the streaming CSV export's fast path (cronjobs/export.py)."""
-        rows = queryset.values_list(*paths, "started_at", "id")
+    def iter_values(self, queryset, paths: list[str]) -> Iterator[list]:
+        """The columns at `paths` (ORM lookups such as task__name) as lists, newest first:
+        the streaming CSV export's fast path (cronjobs/export.py). Task names come from a
+        dict: with a JOIN to the task table MySQL starts from the tasks and sorts each chunk's
+        whole remaining range (40 s instead of 7 for 100,000 rows)."""
+        names = dict(Task.objects.values_list("id", "name"))
+        columns = ["task_id" if path == "task__name" else path for path in paths]
+        named = [i for i, path in enumerate(paths) if path == "task__name"]
+        rows = queryset.values_list(*columns, "started_at", "id")
         for chunk in _keyset_chunks(rows, lambda row: row[-2:]):
             for row in chunk:
-                yield row[:-2]
+                values = list(row[:-2])
+                for i in named:
+                    values[i] = names.get(values[i])
+                yield values
 
 
 def _keyset_chunks(rows, key) -> Iterator[list]:
