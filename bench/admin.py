@@ -58,6 +58,7 @@ def pages() -> dict[str, str]:
         "search: task name": f"{history}?q=bench_task_07",
         "search: run id prefix": f"{history}?q={run_id[:12]}",
         "search: error text": f"{history}?q=memory_exceeded+in+bench",
+        "search: text that matches nothing": f"{history}?q=no+such+text",
         "filter: status failed": f"{history}?status__exact=failed",
         "filter: task": f"{history}?task__id__exact={task.pk}",
         "filter: last 7 days + timed out": f"{history}?started_at__range__gte={week}"

@@ -216,3 +216,13 @@ def test_export_needs_the_view_permission(client, history):
 
     client.force_login(make.staff("reader", "view_execution"))
     assert len(csv_rows(export(client))) == 4
+
+
+def test_text_search_shows_the_newest_matches_up_to_the_cap(admin_client, monkeypatch):
+    monkeypatch.setattr("cronjobs.admin.TEXT_MATCHES", 2)
+    task = make.task()
+    rows = [
+        make.execution(task, "failed", dt.timedelta(hours=h), error="disk full") for h in (3, 2, 1)
+    ]
+    make.execution(task, "failed", error="other")
+    assert shown(admin_client.get(LIST, {"q": "disk full"})) == {rows[1].pk, rows[2].pk}
