@@ -60,5 +60,9 @@ bench: setup-dev
 bench-api: setup-dev
 	$(BIN)/python bench/api.py
 
+# Admin pages, dashboard and a 100,000-row CSV export on the same database.
+bench-admin: setup-dev
+	$(BIN)/python bench/admin.py
+
 clean:
 	rm -rf $(VENV) staticfiles logs db.sqlite3
