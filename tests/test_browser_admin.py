@@ -93,6 +93,12 @@ def test_dashboard_shows_rendered_charts(page, operator):
     assert "critical" in page.inner_text("#fc-health")  # the seeded open circuit
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: wide tables scroll inside
+    page.reload()
+    page.wait_for_selector("#fc-health")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+
 
 def test_toggle_a_task_off_and_on_from_the_list(page, operator):
     log_in(page)
