@@ -44,7 +44,8 @@ def test_daily_matches_stats_and_summaries_add_up(task):
 def test_closed_days_come_from_the_cache_and_today_stays_live(task):
     make.execution(task, "failed", dt.timedelta(days=2))
     rollups.daily(30)
-    make.execution(task, "succeeded", dt.timedelta(days=2))  # hidden until the cache expires
+    make.execution(task, "succeeded", dt.timedelta(days=2))  # older: hidden for hours
+    make.execution(task, "succeeded", dt.timedelta(hours=20))  # yesterday: for minutes
     make.execution(task, "succeeded", dt.timedelta(minutes=1))  # today: seen at once
 
     with CaptureQueriesContext(connection) as today_only:
@@ -54,5 +55,8 @@ def test_closed_days_come_from_the_cache_and_today_stays_live(task):
     assert len(queries) == len(today_only)  # the closed days came from the cache
     assert (summary.runs, summary.succeeded) == (2, 1)
 
-    with time_machine.travel(NOW + dt.timedelta(seconds=rollups.CLOSED_DAYS_TTL + 1)):
+    with time_machine.travel(NOW + dt.timedelta(seconds=rollups.RECENT_TTL + 1)):
         assert rollups.summaries(rollups.daily(30))[task.pk].runs == 3
+    with time_machine.travel(NOW + dt.timedelta(seconds=rollups.OLDER_TTL + 1)):
+        assert rollups.summaries(rollups.daily(30))[task.pk].runs == 4
+        assert rollups.daily(30) == stats.daily_trends(30)
