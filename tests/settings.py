@@ -15,3 +15,6 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Serve static files the way development does (looked up per request), so WhiteNoise does not
+# warn about a STATIC_ROOT that only `collectstatic` creates.
+WHITENOISE_AUTOREFRESH = True
