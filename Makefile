@@ -8,7 +8,8 @@ MARIADB_URL ?= mysql://root:@127.0.0.1:3306/flagged_cron
 DEMO_ADDR ?= 127.0.0.1:8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev demo test test-sqlite test-mariadb lint format bench clean
+.PHONY: setup setup-dev demo test test-sqlite test-mariadb lint format bench bench-reliability \
+	bench-api bench-admin bench-domain clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,8 +54,14 @@ test-mariadb: setup-dev
 	       "(apt-get install mariadb-server) or set MARIADB_URL"; \
 	fi
 
+# Supervision cost against django-crontab's `crontab run`, on SQLite then MariaDB.
 bench: setup-dev
 	$(BIN)/python bench/runjob_overhead.py
+	$(BIN)/python bench/runjob_overhead.py --database-url "$(subst flagged_cron,flagged_cron_bench_overhead,$(MARIADB_URL))"
+
+# Concurrent invocations, SIGKILL takeover and the spool, on MariaDB.
+bench-reliability: setup-dev
+	$(BIN)/python bench/reliability.py
 
 # API and /metrics on a million executions in MariaDB (seeds flagged_cron_bench once, ~2 min).
 bench-api: setup-dev
@@ -63,6 +70,10 @@ bench-api: setup-dev
 # Admin pages, dashboard and a 100,000-row CSV export on the same database.
 bench-admin: setup-dev
 	$(BIN)/python bench/admin.py
+
+# The five Flagged Products jobs through runjob at full demo scale, on MariaDB.
+bench-domain: setup-dev
+	$(BIN)/python bench/flagged_jobs.py
 
 clean:
 	rm -rf $(VENV) staticfiles logs db.sqlite3
