@@ -21,7 +21,10 @@ def heartbeat(ctx: JobContext) -> None:
     timeout=120,
     max_attempts=1,
     priority=1,
-    description="Raises late alerts for missed schedules; abandons runs of dead supervisors.",
+    description=(
+        "Raises late alerts for missed schedules, abandons runs of dead supervisors, "
+        "keeps the dashboard's figures warm."
+    ),
 )
 def watchdog(ctx: JobContext) -> None:
     from cronjobs.watchdog import sweep

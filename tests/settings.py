@@ -18,3 +18,5 @@ STORAGES = {
 # Serve static files the way development does (looked up per request), so WhiteNoise does not
 # warn about a STATIC_ROOT that only `collectstatic` creates.
 WHITENOISE_AUTOREFRESH = True
+# Each test process keeps its own cache (tests/conftest.py empties it per test).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -94,3 +94,13 @@ def test_sweep_reports_abandoned_runs_too(daily):
         report = sweep()
     assert report["abandoned_runs"] == 0
     assert report["late"] == ["daily_products"]
+
+
+def test_sweep_keeps_the_dashboards_closed_days_cached(daily):
+    from django.core.cache import cache
+
+    with time_machine.travel(SCHEDULED + timedelta(minutes=45), tick=False):
+        sweep()
+        # Yesterday alone, and the 28 days ending the day before it (see cronjobs/rollups.py).
+        assert cache.get("cronjobs:daily:1:2026-11-01") is not None
+        assert cache.get("cronjobs:daily:28:2026-10-31") is not None
