@@ -70,13 +70,19 @@ def task_health(
     tasks: list[Task],
     now: dt.datetime | None = None,
     trends: list[stats.DailyTrend] | None = None,
+    with_month: bool = True,
+    last: dict[int, Execution] | None = None,
 ) -> dict[int, TaskHealth]:
-    """Health of each task, by task id. `trends` are rollups.daily(MONTH_DAYS) if the caller
-    has them already."""
+    """Health of each task, by task id. `trends` are rollups.daily(MONTH_DAYS) and `last` is
+    stats.last_executions() if the caller has them already. `with_month=False` leaves the
+    30-day summary empty for callers that do not show it (the status word reads only the last
+    day), sparing a scan of a month of history."""
     now = now or timezone.now()
-    last = stats.last_executions()
+    last = last if last is not None else stats.last_executions()
     day = stats.task_summaries(now - dt.timedelta(hours=24), now)
-    month = rollups.summaries(trends if trends is not None else rollups.daily(MONTH_DAYS, now))
+    month = {}
+    if with_month:
+        month = rollups.summaries(trends if trends is not None else rollups.daily(MONTH_DAYS, now))
     circuits = dict(CircuitState.objects.values_list("task_id", "state"))
     alerts = dict(
         Alert.objects.filter(open_key__isnull=False)

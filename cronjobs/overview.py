@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Count
 from django.utils import timezone
 
 from cronjobs import health, schedules, stats
@@ -49,27 +48,8 @@ class Snapshot:
         )
 
     def _healths(self) -> dict[int, health.TaskHealth]:
-        """cronjobs.health's verdict, built without health.task_health(): that also computes
-        the dashboard's 30-day summary, a scan of a month of history the API does not show
-        (seconds on a million rows); TaskHealth.status reads only the last day."""
-        day = stats.task_summaries(self.now - dt.timedelta(hours=24), self.now)
-        alerts = dict(
-            Alert.objects.filter(open_key__isnull=False)
-            .order_by()
-            .values_list("task_id")
-            .annotate(n=Count("id"))
-        )
-        return {
-            task.pk: health.TaskHealth(
-                task=task,
-                last=self.last.get(task.pk),
-                day=day.get(task.pk) or stats.TaskSummary(task.pk),
-                month=stats.TaskSummary(task.pk),  # not computed here, see above
-                circuit=circuit_state(task),
-                open_alerts=alerts.get(task.pk, 0),
-            )
-            for task in self.tasks
-        }
+        # The API shows no 30-day summary: skip that scan of a month of history.
+        return health.task_health(self.tasks, self.now, with_month=False, last=self.last)
 
     def health(self, task: Task) -> str:
         return self.healths[task.id].status
