@@ -67,7 +67,6 @@ class AttemptResult:
     cpu_user: float = 0.0
     cpu_system: float = 0.0
     output: str = ""
-    output_truncated: bool = False
     error: str = ""
     traceback: str = ""
 
@@ -114,7 +113,6 @@ class _Monitor:
         self.keeper, self.limits = keeper, limits
         self.on_output, self.on_tick = on_output, on_tick
         self.tail = bytearray()
-        self.truncated = False
         self.reports: list[dict[str, Any]] = []
         self.res_buffer = b""
         self.killed_for: str | None = None
@@ -180,7 +178,6 @@ class _Monitor:
         cap = self.limits.output_cap
         if len(self.tail) > 2 * cap:
             del self.tail[: len(self.tail) - cap]
-            self.truncated = True
         return True
 
     def _read_report(self, fd: int) -> bool:
@@ -267,7 +264,6 @@ class _Monitor:
             cpu_user=self.rusage.ru_utime if self.rusage else 0.0,
             cpu_system=self.rusage.ru_stime if self.rusage else 0.0,
             output=text,
-            output_truncated=self.truncated or len(self.tail) > self.limits.output_cap,
             error=error.get("error", "") or self._describe(status, exit_code, signum),
             traceback=error.get("traceback", ""),
         )
