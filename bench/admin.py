@@ -111,7 +111,7 @@ def time_export(c, url: str) -> tuple[float, int, int, int]:
     time comes from the untraced run)."""
     import psutil
 
-    from cronjobs.resources import ExecutionResource
+    from cronjobs.admin.resources import ExecutionResource
 
     fields = {f"executionresource_{name}": "on" for name in ExecutionResource._meta.fields}
 

@@ -41,8 +41,8 @@ def main() -> None:
     import django
 
     django.setup()
-    from cronjobs.crontab import crontab_status
     from cronjobs.schedules import describe, next_run, next_runs, previous_run
+    from cronjobs.supervisor.crontab import crontab_status
 
     # The night the clocks go back: the slowest case, a wildcard job over the repeated hour.
     fold = datetime(2026, 4, 5, 1, 0, tzinfo=ZoneInfo("Pacific/Auckland"))

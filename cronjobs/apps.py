@@ -9,13 +9,14 @@ class CronjobsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported for their side effects: the system check, and ApiToken in the admin.
-        from cronjobs import admin_tokens, checks  # noqa: F401
+        from cronjobs import checks  # noqa: F401
+        from cronjobs.admin import tokens  # noqa: F401
 
         post_migrate.connect(_sync_after_migrate, sender=self)
 
 
 def _sync_after_migrate(sender, using="default", **kwargs) -> None:
-    from cronjobs.sync import sync_all
+    from cronjobs.supervisor.sync import sync_all
 
     if using == "default":
         sync_all()

@@ -5,7 +5,7 @@ from django.core import checks
 
 @checks.register("cronjobs")
 def check_task_declarations(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    from cronjobs.registry import registry
+    from cronjobs.supervisor.registry import registry
 
     registry.load()
     return [

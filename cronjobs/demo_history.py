@@ -18,8 +18,9 @@ import random
 from django.db import transaction
 from django.utils import timezone
 
-from cronjobs import alerts, schedules
+from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
+from cronjobs.supervisor import alerts
 
 HOST = "demo-history"
 MARK = " [demo history]"
@@ -170,7 +171,7 @@ def _open_circuit(plan: Plan) -> int:
         defaults={"state": CircuitState.State.OPEN, "opened_at": opened, "trial_run_id": "",
                   "failure_count": 5, "changed_at": opened},
     )  # fmt: skip
-    # Raised through cronjobs.alerts so they de-duplicate like real ones; then dated back.
+    # Raised through supervisor.alerts so they de-duplicate like real ones; then dated back.
     raised = [
         (Alert.Kind.FAILED, "all attempts failed: RateLimitError: 429 Too Many Requests", 58, 2),
         (Alert.Kind.CIRCUIT_OPEN, "5 failed attempts within 1 hour", 26, 1),

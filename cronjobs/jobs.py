@@ -2,7 +2,7 @@
 
 import platform
 
-from cronjobs.registry import JobContext, cronjob
+from cronjobs.supervisor.registry import JobContext, cronjob
 
 
 @cronjob(
@@ -27,7 +27,7 @@ def heartbeat(ctx: JobContext) -> None:
     ),
 )
 def watchdog(ctx: JobContext) -> None:
-    from cronjobs.watchdog import sweep
+    from cronjobs.supervisor.watchdog import sweep
 
     report = sweep()
     print(
@@ -43,7 +43,7 @@ def watchdog(ctx: JobContext) -> None:
     description="Deletes executions and resolved alerts older than 90 days, in batches.",
 )
 def prune_history(ctx: JobContext) -> None:
-    from cronjobs.history import prune
+    from cronjobs.supervisor.pruning import prune
 
     counts = prune(days=90)
     print(f"deleted {counts['executions']} execution(s), {counts['alerts']} alert(s)")

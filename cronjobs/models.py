@@ -105,7 +105,7 @@ class Execution(models.Model):
             models.Index(fields=["task", "started_at"], name="execution_task_started"),
             models.Index(fields=["status", "started_at"], name="execution_status_started"),
             models.Index(fields=["started_at"], name="execution_started"),
-            # Covers cronjobs.stats: per task, a window of started_at is one index-only range
+            # Covers reporting.stats: per task, a window of started_at is one index-only range
             # with every column the summaries and the p95 read; without it a 30-day summary
             # fetches a third of the table row by row.
             models.Index(

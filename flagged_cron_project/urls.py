@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from cronjobs.dashboard import dashboard_view
-from cronjobs.prometheus import metrics_view
+from cronjobs.views.dashboard import dashboard_view
+from cronjobs.views.metrics import metrics_view
 
 admin.site.site_header = "flagged-cron"
 admin.site.site_title = "flagged-cron"
@@ -12,6 +12,6 @@ urlpatterns = [
     # Before admin.site.urls, whose catch-all would otherwise take the path.
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="cronjobs-dashboard"),
     path("admin/", admin.site.urls),
-    path("api/", include("cronjobs.api")),
+    path("api/", include("cronjobs.views.api")),
     path("metrics", metrics_view, name="prometheus-metrics"),
 ]

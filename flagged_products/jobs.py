@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connection
 
-from cronjobs.registry import JobContext, cronjob
+from cronjobs.supervisor.registry import JobContext, cronjob
 from flagged_products import achievements, insights, leaderboard, selection, stats
 
 MEMORY_LIMIT = "512M"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from cronjobs.registry import build_spec
+from cronjobs.supervisor.registry import build_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """cronjobs.rollups keeps closed days' figures in the cache; each test starts afresh."""
+    """reporting.rollups keeps closed days' figures in the cache; each test starts afresh."""
     from django.core.cache import cache
 
     cache.clear()

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from cronjobs import export as export_module
+from cronjobs.admin import export as export_module
 from cronjobs.models import Execution
 from tests import control_room as make
 
@@ -179,7 +179,7 @@ def test_csv_export_has_the_filtered_rows_with_their_values(admin_client, histor
 
 
 def test_csv_export_streams_every_row_across_keyset_chunks(admin_client, monkeypatch):
-    monkeypatch.setattr("cronjobs.resources.KEYSET_CHUNK", 7)
+    monkeypatch.setattr("cronjobs.admin.resources.KEYSET_CHUNK", 7)
     monkeypatch.setattr(export_module, "ROWS_PER_WRITE", 5)
     task = make.task("many")
     same_time = NOW - dt.timedelta(hours=1)  # ties on started_at are broken by id

@@ -12,11 +12,11 @@ import pytest
 import time_machine
 from django.core import mail
 
-from cronjobs import alerts
 from cronjobs.models import Alert, Task
-from cronjobs.registry import build_spec
-from cronjobs.runner import run_task
-from cronjobs.sync import sync_task
+from cronjobs.supervisor import alerts
+from cronjobs.supervisor.registry import build_spec
+from cronjobs.supervisor.runner import run_task
+from cronjobs.supervisor.sync import sync_task
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

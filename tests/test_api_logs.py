@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import time_machine
 
-from cronjobs import logs
+from cronjobs.supervisor import logs
 from tests.api_fixtures import client_for
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)

@@ -117,7 +117,7 @@ def test_database_trouble_is_a_503_json_not_a_500(monkeypatch):
         raise OperationalError("(2013, 'Lost connection to server during query')")
 
     client = client_for("read_only")
-    monkeypatch.setattr("cronjobs.overview.status_payload", unreachable)
+    monkeypatch.setattr("cronjobs.views.payloads.status_payload", unreachable)
     response = client.get("/api/status/")
     assert response.status_code == 503
     assert response.json() == {"error": "database unavailable, try again shortly"}

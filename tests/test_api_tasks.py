@@ -120,7 +120,7 @@ def test_run_now_refuses_disabled_and_retired_tasks():
 
 @pytest.mark.django_db(transaction=True)
 def test_run_now_starts_a_real_run_and_returns_its_id(manage, monkeypatch):
-    from cronjobs.sync import sync_all
+    from cronjobs.supervisor.sync import sync_all
 
     sync_all()
     for key, value in manage.env().items():

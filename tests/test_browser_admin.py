@@ -15,7 +15,7 @@ import pytest
 
 from cronjobs import demo_history
 from cronjobs.models import Execution, Task
-from cronjobs.sync import sync_all
+from cronjobs.supervisor.sync import sync_all
 from tests.conftest import ROOT, database_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

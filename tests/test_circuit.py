@@ -10,9 +10,9 @@ import time_machine
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from cronjobs import circuit
 from cronjobs.models import Alert, CircuitState, Execution
-from cronjobs.runner import run_task
+from cronjobs.supervisor import circuit
+from cronjobs.supervisor.runner import run_task
 
 Status = Execution.Status
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

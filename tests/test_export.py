@@ -1,4 +1,4 @@
-"""cronjobs.export: the streaming CSV path renders exactly what django-import-export would."""
+"""cronjobs.admin.export: the streaming CSV path renders exactly what django-import-export would."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import datetime as dt
 
 import pytest
 
-from cronjobs.export import delimited_lines, export_rows
+from cronjobs.admin.export import delimited_lines, export_rows
+from cronjobs.admin.resources import AlertResource, ExecutionResource
 from cronjobs.models import Execution
-from cronjobs.resources import AlertResource, ExecutionResource
 from tests import control_room as make
 
 pytestmark = pytest.mark.django_db
 
 
 def test_fast_path_matches_the_resources_own_rendering(monkeypatch):
-    monkeypatch.setattr("cronjobs.resources.KEYSET_CHUNK", 3)
+    monkeypatch.setattr("cronjobs.admin.resources.KEYSET_CHUNK", 3)
     task = make.task("rendered")
     for minutes, status in enumerate(("succeeded", "failed", "skipped", "running", "timed_out")):
         error = 'x, "quoted"\nsecond line' if status == "failed" else ""

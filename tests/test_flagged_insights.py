@@ -14,8 +14,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from cronjobs.models import Execution
-from cronjobs.registry import registry
-from cronjobs.runner import run_task
+from cronjobs.supervisor.registry import registry
+from cronjobs.supervisor.runner import run_task
 from flagged_products.insights import generate_ai_insights
 from flagged_products.models import Insight, StoreStats
 from tests import flagged_helpers as h

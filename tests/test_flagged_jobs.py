@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cronjobs.models import Execution
-from cronjobs.registry import registry
+from cronjobs.supervisor.registry import registry
 from flagged_products.models import FlaggedProduct, LeaderboardEntry, StoreStats
 
 EXPECTED = {  # name: (schedule, timeout, priority), design section 13

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cronjobs.lease import TaskLease, reap_expired
 from cronjobs.models import Alert, Execution, Lease, Task
-from cronjobs.registry import build_spec
-from cronjobs.sync import sync_task
+from cronjobs.supervisor.lease import TaskLease, reap_expired
+from cronjobs.supervisor.registry import build_spec
+from cronjobs.supervisor.sync import sync_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

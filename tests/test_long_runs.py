@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 
 from cronjobs.models import Execution
-from cronjobs.registry import build_spec
-from cronjobs.runner import run_task
+from cronjobs.supervisor.registry import build_spec
+from cronjobs.supervisor.runner import run_task
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.django_db(transaction=True)]
 

@@ -10,10 +10,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from cronjobs.history import prune
 from cronjobs.models import Alert, Execution
-from cronjobs.registry import build_spec
-from cronjobs.sync import sync_task
+from cronjobs.supervisor.pruning import prune
+from cronjobs.supervisor.registry import build_spec
+from cronjobs.supervisor.sync import sync_task
 
 pytestmark = pytest.mark.django_db
 

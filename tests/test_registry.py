@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cronjobs.registry import ConfigError, Registry, build_spec, parse_size
+from cronjobs.supervisor.registry import ConfigError, Registry, build_spec, parse_size
 
 
 @pytest.mark.parametrize(

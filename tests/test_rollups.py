@@ -1,4 +1,4 @@
-"""cronjobs.rollups: 30-day figures with closed days from the cache and today live."""
+"""cronjobs.reporting.rollups: 30-day figures with closed days from the cache and today live."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from cronjobs import rollups, stats
+from cronjobs.reporting import rollups, stats
 from tests import control_room as make
 
 pytestmark = pytest.mark.django_db

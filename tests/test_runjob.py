@@ -140,8 +140,8 @@ def test_bad_declaration_fails_check_and_runjob_exits_2(
 
 def test_job_that_raises_stores_type_message_and_traceback(manage, tmp_path):
     manage("synctasks")
-    from cronjobs.registry import build_spec
-    from cronjobs.runner import run_task
+    from cronjobs.supervisor.registry import build_spec
+    from cronjobs.supervisor.runner import run_task
 
     spec = build_spec("raiser", "callable", "tests.jobsapp.jobs:raise_value_error",
                       {"timeout": 5, "max_attempts": 1}, "test")  # fmt: skip

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from cronjobs import logs
 from cronjobs.models import Execution, Task
-from cronjobs.runner import run_task
+from cronjobs.supervisor import logs
+from cronjobs.supervisor.runner import run_task
 from tests.conftest import alive
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_exception_is_recorded_with_type_message_and_traceback(make_spec):
 
 
 def test_non_zero_exit_of_a_command_task_fails(make_spec):
-    from cronjobs.registry import build_spec
+    from cronjobs.supervisor.registry import build_spec
 
     spec = build_spec(
         "shell_fails", "command", ("sh", "-c", "echo out; echo err >&2; exit 7"),
@@ -59,7 +59,7 @@ def test_non_zero_exit_of_a_command_task_fails(make_spec):
 
 
 def test_command_that_cannot_start_names_the_program(make_spec):
-    from cronjobs.registry import build_spec
+    from cronjobs.supervisor.registry import build_spec
 
     spec = build_spec(
         "missing_prog", "command", ("/nonexistent/prog",), {"timeout": 5, "max_attempts": 1}, "t"
@@ -71,7 +71,7 @@ def test_command_that_cannot_start_names_the_program(make_spec):
 
 
 def test_success_is_decided_by_exit_status_not_stderr():
-    from cronjobs.registry import build_spec
+    from cronjobs.supervisor.registry import build_spec
 
     spec = build_spec("noisy_ok", "command", ("sh", "-c", "echo warning >&2"), {"timeout": 5}, "t")
     assert run_task(spec).executions[0].status == Status.SUCCEEDED

@@ -9,8 +9,9 @@ import time_machine
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from cronjobs import circuit, demo_history
+from cronjobs import demo_history
 from cronjobs.models import Alert, CircuitState, Execution, Task
+from cronjobs.supervisor import circuit
 from tests import control_room as make
 
 pytestmark = pytest.mark.django_db

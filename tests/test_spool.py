@@ -7,8 +7,8 @@ import json
 import pytest
 from django.db import DatabaseError, connection
 
-from cronjobs import process, runner, spool
 from cronjobs.models import Execution
+from cronjobs.supervisor import process, runner, spool
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,5 +1,5 @@
 """The seed's monitoring SQL, run unchanged against the compatibility views on MariaDB, checked
-against the same hand-built executions through cronjobs.stats and cronjobs.health.
+against the same hand-built executions through reporting.stats and reporting.health.
 
 The views read the database clock (NOW(), UTC_TIMESTAMP()), which time travel cannot move, so
 these executions are placed relative to the real current time."""
@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from cronjobs import health, stats
 from cronjobs.models import Alert, CircuitState
+from cronjobs.reporting import health, stats
 from tests.api_fixtures import make_exec, make_task
 
 # The seed document's queries, verbatim (seed/000_960c6cea7da5421c.txt, "MONITORING QUERIES").

@@ -1,4 +1,4 @@
-"""cronjobs.stats against hand-built executions: the numbers the API, Prometheus and the
+"""cronjobs.reporting.stats against hand-built executions: the numbers the API, Prometheus and the
 dashboard show."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from cronjobs import stats
 from cronjobs.models import Execution, Task
+from cronjobs.reporting import stats
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 _ids = itertools.count()

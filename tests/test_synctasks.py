@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 from cronjobs.models import Task
-from cronjobs.registry import registry
+from cronjobs.supervisor.registry import registry
 
 pytestmark = pytest.mark.django_db
 

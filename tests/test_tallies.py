@@ -1,4 +1,4 @@
-"""cronjobs.tallies: all-time counts that only ever grow, without counting the whole history
+"""reporting.counters: all-time counts that only ever grow, without counting the whole history
 on every call."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 import time_machine
 
-from cronjobs import tallies
 from cronjobs.models import Execution, OutcomeTally, TallyMark
+from cronjobs.reporting import counters
 from tests.api_fixtures import make_exec, make_task
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
@@ -17,7 +17,7 @@ NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
 def counts_at(when: dt.datetime) -> dict[tuple[int, str], int]:
     with time_machine.travel(when, tick=False):
-        return tallies.counts()
+        return counters.counts()
 
 
 @pytest.mark.django_db
@@ -31,7 +31,7 @@ def test_counts_old_and_recent_rows_by_status():
     counts = counts_at(NOW)
 
     assert counts == {(task.id, "succeeded"): 2, (task.id, "failed"): 1, (task.id, "skipped"): 1}
-    assert TallyMark.objects.get().upto == NOW - tallies.FREEZE
+    assert TallyMark.objects.get().upto == NOW - counters.FREEZE
     assert OutcomeTally.objects.get(status="succeeded").count == 1  # the recent one is live
 
 
@@ -69,9 +69,9 @@ def test_a_status_change_inside_the_horizon_is_counted_once():
 def test_a_scraper_that_loses_the_race_does_not_add_twice(monkeypatch):
     task = make_task("nightly")
     make_exec(task, "failed", NOW - dt.timedelta(days=5))
-    tallies.advance(NOW)  # scraper A moves the mark
+    counters.advance(NOW)  # scraper A moves the mark
     # Scraper B read the mark before A moved it: its compare-and-set finds nothing to move.
-    reads = iter([tallies._BEGINNING, NOW - tallies.FREEZE])
-    monkeypatch.setattr(tallies, "_mark", lambda: next(reads))
-    assert tallies.advance(NOW + dt.timedelta(hours=1)) == NOW - tallies.FREEZE
+    reads = iter([counters._BEGINNING, NOW - counters.FREEZE])
+    monkeypatch.setattr(counters, "_mark", lambda: next(reads))
+    assert counters.advance(NOW + dt.timedelta(hours=1)) == NOW - counters.FREEZE
     assert OutcomeTally.objects.get().count == 1

@@ -8,9 +8,9 @@ import pytest
 import time_machine
 
 from cronjobs.models import Alert, Execution, Task
-from cronjobs.registry import build_spec
-from cronjobs.sync import sync_task
-from cronjobs.watchdog import check_late, grace_for, sweep
+from cronjobs.supervisor.registry import build_spec
+from cronjobs.supervisor.sync import sync_task
+from cronjobs.supervisor.watchdog import check_late, grace_for, sweep
 
 pytestmark = pytest.mark.django_db
 # 07:05 daily, read in UTC here; the task exists from the day before.

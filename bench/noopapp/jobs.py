@@ -1,6 +1,6 @@
 """The no-op job both runners execute in bench/runjob_overhead.py."""
 
-from cronjobs.registry import cronjob
+from cronjobs.supervisor.registry import cronjob
 
 
 @cronjob(name="bench_noop", timeout=60, max_attempts=1)

@@ -7,7 +7,7 @@ from django.contrib.admin.templatetags.base import InclusionAdminNode
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from cronjobs.changelist import calendar_date_hierarchy
+from cronjobs.admin.changelist import calendar_date_hierarchy
 
 register = template.Library()
 

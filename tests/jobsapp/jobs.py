@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from cronjobs.registry import cronjob
+from cronjobs.supervisor.registry import cronjob
 
 
 def _dir() -> Path:

@@ -10,7 +10,12 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cronjobs.crontab import CrontabError, RegistryCrontab, crontab_status, install_problems
+from cronjobs.supervisor.crontab import (
+    CrontabError,
+    RegistryCrontab,
+    crontab_status,
+    install_problems,
+)
 
 
 class Command(BaseCommand):

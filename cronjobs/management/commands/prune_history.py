@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from cronjobs.history import prune
+from cronjobs.supervisor.pruning import prune
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from cronjobs import circuit
 from cronjobs.models import Task
+from cronjobs.supervisor import circuit
 
 
 class Command(BaseCommand):

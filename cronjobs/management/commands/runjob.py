@@ -12,10 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from cronjobs import spool
 from cronjobs.models import Execution
-from cronjobs.registry import registry
-from cronjobs.runner import EXIT_FAILED, EXIT_SUCCEEDED, EXIT_USAGE, new_run_id, run_task
+from cronjobs.supervisor import spool
+from cronjobs.supervisor.registry import registry
+from cronjobs.supervisor.runner import EXIT_FAILED, EXIT_SUCCEEDED, EXIT_USAGE, new_run_id, run_task
 
 
 class SupervisorTerminated(Exception):

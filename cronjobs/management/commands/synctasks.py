@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from cronjobs.registry import registry
-from cronjobs.sync import sync_all
+from cronjobs.supervisor.registry import registry
+from cronjobs.supervisor.sync import sync_all
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ import datetime as dt
 from django.core.cache import cache
 from django.utils import timezone
 
-from cronjobs import stats
+from cronjobs.reporting import stats
 
 RECENT_TTL = 15 * 60  # a run finishing after midnight shows in yesterday's row within this
 OLDER_TTL = 6 * 3600  # the expensive part: days whose runs have all finished

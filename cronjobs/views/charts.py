@@ -1,7 +1,7 @@
 """The dashboard's charts as inline SVG, drawn on the server by pygal: nothing to download in
 the browser, no CDN, no JavaScript needed to see them. pygal's interactive tooltips would
 load scripts from its website, so `js=[]` turns them off; values are in the tables beside.
-Input is aggregates from cronjobs.stats, never execution rows.
+Input is aggregates from cronjobs.reporting.stats, never execution rows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pygal
 from pygal.style import Style
 
-from cronjobs import stats
+from cronjobs.reporting import stats
 
 OUTCOME_COLOURS = {
     "succeeded": "#2e7d32",

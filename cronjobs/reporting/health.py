@@ -3,7 +3,7 @@
 circuit, unresolved alerts, and one word for all of it.
 
 A fixed handful of queries for any number of tasks and rows: the numbers come from
-cronjobs.stats (the last 24 hours, live) and cronjobs.rollups (30 days, closed days cached),
+reporting.stats (the last 24 hours, live) and reporting.rollups (30 days, closed days cached),
 the circuits and alert counts from one query each.
 """
 
@@ -16,8 +16,9 @@ import functools
 from django.db.models import Count
 from django.utils import timezone
 
-from cronjobs import rollups, schedules, stats
+from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
+from cronjobs.reporting import rollups, stats
 
 # Below these 24-hour success rates a task is critical, or needs a look.
 CRITICAL_RATE = 0.5

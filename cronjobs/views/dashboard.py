@@ -1,7 +1,7 @@
 """The dashboard inside the admin (design section 10): health per task, the 30-day summary,
 daily trends, open alerts, circuits, recent failures and charts.
 
-Every figure is an aggregate from cronjobs.stats or cronjobs.health; the only rows read are
+Every figure is an aggregate from reporting.stats or reporting.health; the only rows read are
 the few on display (alerts, circuits, the latest failures). The page refreshes its content
 in place every minute (cronjobs/static/cronjobs/dashboard.js asks for ?partial=1).
 """
@@ -18,9 +18,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from cronjobs import charts, rollups, stats
-from cronjobs.health import MONTH_DAYS, TaskHealth, task_health
 from cronjobs.models import Alert, CircuitState, Execution, Task
+from cronjobs.reporting import rollups, stats
+from cronjobs.reporting.health import MONTH_DAYS, TaskHealth, task_health
+from cronjobs.views import charts
 
 TREND_DAYS = MONTH_DAYS
 RECENT_FAILURES = 10

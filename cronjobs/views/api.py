@@ -1,5 +1,5 @@
 """The JSON API (design section 11; README "API"). Views are thin: `authorize` decides who may
-call, `parse_params` turns the query string into checked values, cronjobs.overview builds the
+call, `parse_params` turns the query string into checked values, cronjobs.views.payloads builds the
 responses.
 
 Who may call: a staff session, or `Authorization: Bearer <token>` (cronjobs.tokens). Writes need
@@ -22,10 +22,12 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from cronjobs import logs, overview, tokens
+from cronjobs import tokens
 from cronjobs.models import Task
-from cronjobs.registry import registry
-from cronjobs.runner import start_in_background
+from cronjobs.supervisor import logs
+from cronjobs.supervisor.registry import registry
+from cronjobs.supervisor.runner import start_in_background
+from cronjobs.views import payloads
 
 log = logging.getLogger(__name__)
 WRITE_PERMISSION = "cronjobs.change_task"
@@ -145,26 +147,26 @@ def _task(name: str) -> Task:
 @authorize()
 def tasks(request: HttpRequest) -> dict:
     parse_params(request, {})
-    return overview.tasks_payload()
+    return payloads.tasks_payload()
 
 
 @authorize()
 def task_detail(request: HttpRequest, name: str) -> dict:
     parse_params(request, {})
     _task(name)
-    return overview.tasks_payload(name)["tasks"][0]
+    return payloads.tasks_payload(name)["tasks"][0]
 
 
 @authorize()
 def status(request: HttpRequest) -> dict:
     parse_params(request, {})
-    return overview.status_payload()
+    return payloads.status_payload()
 
 
 @authorize()
 def metrics(request: HttpRequest) -> dict:
     params = parse_params(request, {"hours": (1, 720, 24)})
-    return overview.metrics_payload(params["hours"])
+    return payloads.metrics_payload(params["hours"])
 
 
 @authorize()

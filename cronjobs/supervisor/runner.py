@@ -26,13 +26,13 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from cronjobs import alerts, circuit, logs, spool
-from cronjobs.db import ensure_usable_connection
-from cronjobs.lease import TaskLease
 from cronjobs.models import Execution, Task
-from cronjobs.process import AttemptResult, Limits, run_attempt
-from cronjobs.registry import JobContext, TaskSpec
-from cronjobs.sync import sync_task
+from cronjobs.supervisor import alerts, circuit, logs, spool
+from cronjobs.supervisor.db import ensure_usable_connection
+from cronjobs.supervisor.lease import TaskLease
+from cronjobs.supervisor.process import AttemptResult, Limits, run_attempt
+from cronjobs.supervisor.registry import JobContext, TaskSpec
+from cronjobs.supervisor.sync import sync_task
 
 log = logging.getLogger(__name__)
 

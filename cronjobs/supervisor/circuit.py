@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from cronjobs import alerts
 from cronjobs.models import CircuitState, Execution, Task
+from cronjobs.supervisor import alerts
 
 State = CircuitState.State
 

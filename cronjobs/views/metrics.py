@@ -4,7 +4,7 @@ Every scrape reads the database through a custom collector registered on a fresh
 several app servers and short-lived `runjob` processes share one database, so process-global
 counters would each see only a slice of the truth.
 
-`flagged_cron_attempts_total` is a true counter read from cronjobs.tallies (a carried-forward
+`flagged_cron_attempts_total` is a true counter read from reporting.counters (a carried-forward
 tally plus the last two days' rows): counting the whole history on every scrape took about 3 s
 on a million rows, and pruning old history would have made it go backwards. The 24-hour gauges
 answer the usual alert questions directly (`flagged_cron_attempts_24h{status="failed"} > 0`).
@@ -22,9 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cronjobs import api, stats, tallies
 from cronjobs.models import Alert, CircuitState, Execution, Task
-from cronjobs.overview import OPEN_ALERT_STATES, circuit_state
+from cronjobs.reporting import counters, stats
+from cronjobs.views import api
+from cronjobs.views.payloads import OPEN_ALERT_STATES, circuit_state
 
 PREFIX = "flagged_cron_"
 WINDOW = dt.timedelta(hours=24)
@@ -100,7 +101,7 @@ class DatabaseCollector(Collector):
     def attempts_total(self, tasks: dict[int, Task]) -> Metric:
         counter = CounterMetricFamily(PREFIX + "attempts", "Attempts and skips ever recorded",
                                       labels=["task", "status"])  # fmt: skip
-        counts = tallies.counts()
+        counts = counters.counts()
         for task_id, task in tasks.items():
             for status in COUNTED:
                 n = counts.get((task_id, status), 0)

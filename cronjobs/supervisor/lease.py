@@ -25,8 +25,8 @@ from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from cronjobs.db import ensure_usable_connection
 from cronjobs.models import Execution, Lease, Task
+from cronjobs.supervisor.db import ensure_usable_connection
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class TaskLease:
 
 def abandon_run(lease: Lease) -> int:
     """Mark the `running` rows of a run whose holder stopped renewing as `abandoned`."""
-    from cronjobs import alerts
+    from cronjobs.supervisor import alerts
 
     now = timezone.now()
     why = f"supervisor on {lease.host} (pid {lease.pid}) stopped renewing its lease"

@@ -20,13 +20,13 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 
-from cronjobs import alerts, circuit, runner
-from cronjobs.changelist import LookaheadPaginator, page_number
-from cronjobs.export import StreamingExportMixin
-from cronjobs.health import task_health
+from cronjobs.admin.changelist import LookaheadPaginator, page_number
+from cronjobs.admin.export import StreamingExportMixin
+from cronjobs.admin.resources import AlertResource, ExecutionResource
 from cronjobs.models import Alert, Execution, Task
-from cronjobs.registry import format_size
-from cronjobs.resources import AlertResource, ExecutionResource
+from cronjobs.reporting.health import task_health
+from cronjobs.supervisor import alerts, circuit, runner
+from cronjobs.supervisor.registry import format_size
 from cronjobs.templatetags.cronjobs_admin import badge
 
 RECENT_EXECUTIONS = 20

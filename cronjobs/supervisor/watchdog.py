@@ -9,8 +9,10 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
-from cronjobs import alerts, lease, rollups, schedules
+from cronjobs import schedules
 from cronjobs.models import Execution, Task
+from cronjobs.reporting import rollups
+from cronjobs.supervisor import alerts, lease
 
 
 def grace_for(task: Task) -> timedelta:

@@ -18,10 +18,10 @@ from typing import Any
 from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
-from cronjobs import logs
 from cronjobs.models import Execution, Task
-from cronjobs.registry import registry
-from cronjobs.sync import sync_task
+from cronjobs.supervisor import logs
+from cronjobs.supervisor.registry import registry
+from cronjobs.supervisor.sync import sync_task
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cronjobs.models import Task
-from cronjobs.registry import TaskSpec, registry
+from cronjobs.supervisor.registry import TaskSpec, registry
 
 # Task fields owned by the declaration; `enabled` belongs to operators and is set only once.
 SPEC_FIELDS = (

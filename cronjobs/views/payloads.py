@@ -1,6 +1,6 @@
 """What the JSON API says about tasks, health and history: plain dicts with stable, documented
-field names (README, "API"). Numbers come from cronjobs.stats; this module adds the task
-settings, circuit and alert state, and each task's health word from cronjobs.health."""
+field names (README, "API"). Numbers come from cronjobs.reporting.stats; this module adds the task
+settings, circuit and alert state, and each task's health word from cronjobs.reporting.health."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from cronjobs import health, schedules, stats
+from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
+from cronjobs.reporting import health, stats
 
 OPEN_ALERT_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
 
