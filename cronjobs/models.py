@@ -1,6 +1,10 @@
-"""The supervisor's tables: tasks, executions (one row per attempt or skip), leases, circuits,
-alerts. Behaviour lives in the modules named after each concept (runner, lease, circuit,
-alerts); the models hold data and the small queries everyone shares."""
+"""The tables: tasks, executions (one row per attempt or skip), leases, circuits, alerts, API
+tokens and the Prometheus tallies (docs/architecture.md, "The data model").
+
+The questions every room asks of these rows are answered here, once: is this alert unresolved
+(`Alert.objects.unresolved()`), what is this task's circuit (`Task.circuit_state`), which
+attempts finished or failed (`Execution.objects.finished()`, `.failures()`, `.running()`).
+Transitions that need care across hosts (lease, circuit, alerts) live in cronjobs/supervisor/."""
 
 from __future__ import annotations
 
@@ -47,6 +51,27 @@ class Task(models.Model):
     @property
     def is_retired(self) -> bool:
         return self.retired_at is not None
+
+    @property
+    def circuit_state(self) -> str:
+        """A task that never tripped has no CircuitState row yet: it is closed. Load many tasks
+        with `select_related("circuitstate")` to read this without a query per task."""
+        try:
+            return self.circuitstate.state
+        except CircuitState.DoesNotExist:
+            return CircuitState.State.CLOSED
+
+
+class ExecutionQuerySet(models.QuerySet["Execution"]):
+    def running(self) -> ExecutionQuerySet:
+        return self.filter(status=Execution.Status.RUNNING)
+
+    def finished(self) -> ExecutionQuerySet:
+        """Attempts that ran to an outcome: neither still running nor a skipped invocation."""
+        return self.exclude(status__in=(Execution.Status.RUNNING, Execution.Status.SKIPPED))
+
+    def failures(self) -> ExecutionQuerySet:
+        return self.filter(status__in=Execution.FAILURES)
 
 
 class Execution(models.Model):
@@ -95,6 +120,8 @@ class Execution(models.Model):
     error = models.TextField(blank=True, help_text="One-line summary of what went wrong")
     traceback = models.TextField(blank=True)
 
+    objects = ExecutionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [
@@ -137,6 +164,12 @@ class Lease(models.Model):
         return f"lease {self.task_id} {self.run_id or 'free'}"
 
 
+class CircuitStateQuerySet(models.QuerySet["CircuitState"]):
+    def tripped(self) -> CircuitStateQuerySet:
+        """Circuits that are open or half-open: the ones an operator should look at."""
+        return self.exclude(state=CircuitState.State.CLOSED)
+
+
 class CircuitState(models.Model):
     """Breaker state for one task; transitions live in cronjobs/circuit.py."""
 
@@ -152,8 +185,16 @@ class CircuitState(models.Model):
     failure_count = models.PositiveIntegerField(default=0)
     changed_at = models.DateTimeField(default=timezone.now)
 
+    objects = CircuitStateQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"circuit {self.task_id} {self.state}"
+
+
+class AlertQuerySet(models.QuerySet["Alert"]):
+    def unresolved(self) -> AlertQuerySet:
+        """Open or acknowledged: `open_key` is set exactly while an alert is unresolved."""
+        return self.filter(open_key__isnull=False)
 
 
 class Alert(models.Model):
@@ -194,12 +235,18 @@ class Alert(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
+    objects = AlertQuerySet.as_manager()
+
     class Meta:
         ordering = ["-last_seen"]
         indexes = [models.Index(fields=["state", "last_seen"], name="alert_state_last_seen")]
 
     def __str__(self) -> str:
         return f"{self.kind} alert for {self.task_id} ({self.state})"
+
+    @property
+    def is_unresolved(self) -> bool:
+        return self.open_key is not None
 
 
 class ApiToken(models.Model):

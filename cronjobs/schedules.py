@@ -17,6 +17,7 @@ Daylight saving follows what Debian's cron does, not what a naive calendar would
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -193,3 +194,18 @@ def _end_of_gap(naive: datetime, zone: ZoneInfo) -> datetime:
         if _exists(local):
             return local.astimezone(UTC)
     return naive.replace(tzinfo=zone).astimezone(UTC)
+
+
+def system_time_zone() -> str:
+    """The machine's own zone name from /etc/localtime, else UTC: cron fires in this zone, so
+    `crontab add` refuses a TIME_ZONE that differs (docs/operations.md)."""
+    try:
+        target = os.path.realpath("/etc/localtime")
+    except OSError:
+        return "UTC"
+    marker = "/zoneinfo/"
+    if marker in target:
+        name = target.split(marker, 1)[1]
+        # Debian links Etc/UTC; Django wants a plain name it can load.
+        return "UTC" if name in {"Etc/UTC", "UCT", "Etc/UCT", "Zulu"} else name
+    return "UTC"

@@ -16,6 +16,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from cronjobs.schedules import system_time_zone
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Values already in the environment win over the file, so a test or a crontab line can override.
@@ -57,20 +59,6 @@ def envlist(name: str, default: str = "") -> list[str]:
 def envpath(name: str, default: Path) -> Path:
     raw = os.environ.get(name, "").strip()
     return Path(raw).expanduser().resolve() if raw else default
-
-
-def system_time_zone() -> str:
-    """The machine's own zone name from /etc/localtime, else UTC (design section 4)."""
-    try:
-        target = os.path.realpath("/etc/localtime")
-    except OSError:
-        return "UTC"
-    marker = "/zoneinfo/"
-    if marker in target:
-        name = target.split(marker, 1)[1]
-        # Debian links Etc/UTC; Django wants a plain name it can load.
-        return "UTC" if name in {"Etc/UTC", "UCT", "Etc/UCT", "Zulu"} else name
-    return "UTC"
 
 
 DEBUG = envbool("DEBUG", False)

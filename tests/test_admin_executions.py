@@ -219,7 +219,7 @@ def test_export_needs_the_view_permission(client, history):
 
 
 def test_text_search_shows_the_newest_matches_up_to_the_cap(admin_client, monkeypatch):
-    monkeypatch.setattr("cronjobs.admin.TEXT_MATCHES", 2)
+    monkeypatch.setattr("cronjobs.admin.executions.TEXT_MATCHES", 2)
     task = make.task()
     rows = [
         make.execution(task, "failed", dt.timedelta(hours=h), error="disk full") for h in (3, 2, 1)

@@ -85,7 +85,7 @@ def test_enabled_toggle_in_the_list_saves_and_is_logged_with_the_user(admin_clie
     task.refresh_from_db()
     assert task.enabled is False
     entry = LogEntry.objects.get(object_id=str(task.pk))
-    assert entry.user == admin_user and "Enabled" in entry.get_change_message()
+    assert entry.user == admin_user and entry.get_change_message() == "Disabled"
 
 
 def test_enable_and_disable_actions_change_the_tasks_and_log_each(admin_client, admin_user):
@@ -120,7 +120,7 @@ def test_reset_circuit_action_closes_the_breaker_and_resolves_its_alert(admin_cl
 def test_run_now_refuses_a_disabled_task_with_a_message(admin_client):
     task = make.task("sleeping", enabled=False)
     response = action(admin_client, "run_now", task)
-    assert "Not started: sleeping is disabled" in response.content.decode()
+    assert "Not started: task &#x27;sleeping&#x27; is disabled" in response.content.decode()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -52,9 +52,9 @@ def test_write_access(task, action, caller):
 def test_run_now_access(task, caller, monkeypatch):
     started = []
     monkeypatch.setattr(
-        "cronjobs.views.api.start_in_background", lambda *a: started.append(a) or "r1"
+        "cronjobs.supervisor.runner.start_in_background", lambda *a: started.append(a) or "r1"
     )
-    monkeypatch.setattr("cronjobs.views.api.registry.get", lambda name: object())
+    monkeypatch.setattr("cronjobs.actions.registry.get", lambda name: object())
     response = post_with_csrf(client_for(caller), "/api/tasks/nightly/run/")
     expected = 202 if WRITE_EXPECTED[caller] == 200 else WRITE_EXPECTED[caller]
     assert response.status_code == expected

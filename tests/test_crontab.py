@@ -21,9 +21,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from cronjobs.models import Execution
+from cronjobs.schedules import system_time_zone
 from cronjobs.supervisor.crontab import CRON_PIDFILES, crontab_status, daemon_running, read_crontab
 from cronjobs.supervisor.registry import registry
-from flagged_cron_project.settings import system_time_zone
 from tests.conftest import ROOT, database_url
 
 pytestmark = pytest.mark.cron

@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import functools
 
-from django.db.models import Count
+from django.db.models import Count, prefetch_related_objects
 from django.utils import timezone
 
 from cronjobs import schedules
@@ -84,9 +84,10 @@ def task_health(
     month = {}
     if with_month:
         month = rollups.summaries(trends if trends is not None else rollups.daily(MONTH_DAYS, now))
-    circuits = dict(CircuitState.objects.values_list("task_id", "state"))
+    # One query for every task's circuit, so Task.circuit_state reads no row per task.
+    prefetch_related_objects(tasks, "circuitstate")
     alerts = dict(
-        Alert.objects.filter(open_key__isnull=False)
+        Alert.objects.unresolved()
         .order_by()
         .values("task_id")
         .annotate(n=Count("id"))
@@ -98,7 +99,7 @@ def task_health(
             last=last.get(task.pk),
             day=day.get(task.pk) or stats.TaskSummary(task.pk),
             month=month.get(task.pk) or stats.TaskSummary(task.pk),
-            circuit=circuits.get(task.pk, CircuitState.State.CLOSED),
+            circuit=task.circuit_state,
             open_alerts=alerts.get(task.pk, 0),
         )
         for task in tasks

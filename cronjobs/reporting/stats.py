@@ -125,7 +125,7 @@ _GROUP_AGGREGATES = {
 _UNFINISHED = (Status.RUNNING, Status.SKIPPED)
 
 
-class _Tally:
+class _GroupSum:
     """Adds up the status groups of one task (and bucket); a few dozen groups, never rows."""
 
     def __init__(self) -> None:
@@ -162,11 +162,11 @@ def _max(a, b):
     return b if a is None else a if b is None else max(a, b)
 
 
-def _tallies(groups, *key: str) -> dict[tuple, _Tally]:
-    tallies: dict[tuple, _Tally] = {}
+def _group_sums(groups, *key: str) -> dict[tuple, _GroupSum]:
+    sums: dict[tuple, _GroupSum] = {}
     for group in groups:
-        tallies.setdefault(tuple(group[k] for k in key), _Tally()).add(group)
-    return tallies
+        sums.setdefault(tuple(group[k] for k in key), _GroupSum()).add(group)
+    return sums
 
 
 def _window(since: dt.datetime, until: dt.datetime | None) -> Q:
@@ -184,11 +184,11 @@ def task_summaries(since: dt.datetime, until: dt.datetime | None = None) -> dict
         .values("task_id", "status")
         .annotate(**_GROUP_AGGREGATES)
     )
-    tallies = {key[0]: tally for key, tally in _tallies(groups, "task_id").items()}
-    p95 = p95_durations(window, {task_id: tally.d_n for task_id, tally in tallies.items()})
+    sums = {key[0]: group_sum for key, group_sum in _group_sums(groups, "task_id").items()}
+    p95 = p95_durations(window, {task_id: group_sum.d_n for task_id, group_sum in sums.items()})
     return {
-        task_id: TaskSummary(task_id, **tally.fields(), p95_duration=p95.get(task_id))
-        for task_id, tally in tallies.items()
+        task_id: TaskSummary(task_id, **group_sum.fields(), p95_duration=p95.get(task_id))
+        for task_id, group_sum in sums.items()
     }
 
 
@@ -296,7 +296,7 @@ def daily_trends(days: int = 30, now: dt.datetime | None = None) -> list[DailyTr
     edges = day_edges(days, now)
     groups = _bucketed(edges, "task_id", "status").annotate(**_GROUP_AGGREGATES)
     trends = [
-        DailyTrend(task_id, **tally.fields(), date=edges[bucket].date())
-        for (bucket, task_id), tally in _tallies(groups, "bucket", "task_id").items()
+        DailyTrend(task_id, **group_sum.fields(), date=edges[bucket].date())
+        for (bucket, task_id), group_sum in _group_sums(groups, "bucket", "task_id").items()
     ]
     return sorted(trends, key=lambda t: (t.date, t.task_id))

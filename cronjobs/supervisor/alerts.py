@@ -67,7 +67,7 @@ def _bump(task: Task, kind: str, message: str, now) -> Alert | None:
 
 def resolve_kinds(task: Task, kinds: list[str], why: str = "recovered") -> int:
     """Resolve the task's unresolved alerts of these kinds (a recovery)."""
-    alerts = list(Alert.objects.filter(task=task, kind__in=kinds, open_key__isnull=False))
+    alerts = list(Alert.objects.unresolved().filter(task=task, kind__in=kinds))
     return sum(_resolve(alert, why) for alert in alerts)
 
 
@@ -87,8 +87,10 @@ def acknowledge(alert: Alert, user) -> None:
 def _resolve(alert: Alert, why: str) -> bool:
     now = timezone.now()
     # Compare-and-set on open_key: exactly one resolver sends the "resolved" notification.
-    done = Alert.objects.filter(pk=alert.pk, open_key__isnull=False).update(
-        state=State.RESOLVED, resolved_at=now, open_key=None
+    done = (
+        Alert.objects.unresolved()
+        .filter(pk=alert.pk)
+        .update(state=State.RESOLVED, resolved_at=now, open_key=None)
     )
     if done:
         alert.refresh_from_db()

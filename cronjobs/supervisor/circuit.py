@@ -103,9 +103,7 @@ def recent_failures(task: Task, now: datetime) -> int:
     # Only failures after the last close count: a reset or a good trial starts afresh.
     closed_at = CircuitState.objects.filter(task=task).values_list("changed_at", flat=True)
     floor = max(since, *closed_at) if closed_at else since
-    return Execution.objects.filter(
-        task=task, status__in=Execution.FAILURES, finished_at__gte=floor
-    ).count()
+    return Execution.objects.failures().filter(task=task, finished_at__gte=floor).count()
 
 
 def _open(task: Task, current: CircuitState, now: datetime, why: str) -> bool:

@@ -32,8 +32,8 @@ from django.conf import settings
 from django_crontab.app_settings import Settings
 from django_crontab.crontab import Crontab
 
+from cronjobs.schedules import system_time_zone
 from cronjobs.supervisor.registry import TaskSpec, registry
-from flagged_cron_project.settings import system_time_zone
 
 CRON_PACKAGE_HINT = "install Debian's cron package (apt-get install cron)"
 CRON_PIDFILES = ("/run/crond.pid", "/var/run/crond.pid")

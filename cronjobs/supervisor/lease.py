@@ -115,7 +115,7 @@ def abandon_run(lease: Lease) -> int:
 
     now = timezone.now()
     why = f"supervisor on {lease.host} (pid {lease.pid}) stopped renewing its lease"
-    rows = Execution.objects.filter(run_id=lease.run_id, status=Execution.Status.RUNNING)
+    rows = Execution.objects.running().filter(run_id=lease.run_id)
     count = 0
     for row in rows:
         duration = (now - row.started_at).total_seconds()

@@ -329,5 +329,18 @@ def start_in_background(task_name: str, trigger: str, env: dict[str, str] | None
     return run_id
 
 
+def spool_not_run(task_name: str, trigger: str, run_id: str | None, exc: Exception) -> None:
+    """Without the database there is no lease, so the job must not run (another host may be
+    running it). Spool a failed attempt so the history shows the missed run."""
+    now = timezone.now()
+    row = Execution(
+        run_id=run_id or new_run_id(), attempt=1, trigger=trigger,
+        status=Execution.Status.FAILED, host=settings.CRONJOBS_HOST, pid=os.getpid(),
+        started_at=now, finished_at=now, duration=0.0,
+        error=f"not run: database unreachable ({exc})"[:2000],
+    )  # fmt: skip
+    spool.append(task_name, row)
+
+
 def run_task(spec: TaskSpec, trigger: str = Execution.Trigger.MANUAL, **kwargs: Any) -> Outcome:
     return Invocation(spec, trigger, **kwargs).run()

@@ -2,8 +2,9 @@
 call, `parse_params` turns the query string into checked values, cronjobs.views.payloads builds the
 responses.
 
-Who may call: a staff session, or `Authorization: Bearer <token>` (cronjobs.tokens). Writes need
-a read-write token, or a staff user with the `cronjobs.change_task` permission. Token requests
+Who may call: a staff session, or `Authorization: Bearer <token>` (cronjobs.tokens). Writes go
+through cronjobs.actions, whose one permission rule decides (a read-write token, or a staff
+user with `cronjobs.change_task`) and whose audit entry names the caller. Token requests
 carry no cookies, so they are exempt from CSRF; session requests are CSRF-checked like any
 Django form post.
 """
@@ -22,15 +23,12 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from cronjobs import tokens
+from cronjobs import actions, tokens
 from cronjobs.models import Task
 from cronjobs.supervisor import logs
-from cronjobs.supervisor.registry import registry
-from cronjobs.supervisor.runner import start_in_background
 from cronjobs.views import payloads
 
 log = logging.getLogger(__name__)
-WRITE_PERMISSION = "cronjobs.change_task"
 
 
 class ApiError(Exception):
@@ -63,18 +61,17 @@ def check_access(request: HttpRequest, write: bool) -> None:
         token = tokens.authenticate(secret)
         if token is None:
             raise ApiError(401, "invalid or revoked API token")
-        if write and token.read_only:
-            raise ApiError(403, f"token {token.name!r} is read-only")
         request.api_token = token
-        return
-    user = request.user
-    if not user.is_authenticated:
-        raise ApiError(401, "authentication required: a staff session or a bearer token")
-    if not (user.is_active and user.is_staff):
-        raise ApiError(403, "staff access required")
-    if write and not user.has_perm(WRITE_PERMISSION):
-        raise ApiError(403, f"permission {WRITE_PERMISSION} required")
-    _check_csrf(request)
+    else:
+        user = request.user
+        if not user.is_authenticated:
+            raise ApiError(401, "authentication required: a staff session or a bearer token")
+        if not (user.is_active and user.is_staff):
+            raise ApiError(403, "staff access required")
+    if write:
+        actions.Actor.from_request(request, door="api").require(actions.TASK_PERMISSION)
+    if secret is None:
+        _check_csrf(request)
 
 
 def _check_csrf(request: HttpRequest) -> None:
@@ -99,7 +96,7 @@ def authorize(method: str = "GET", write: bool = False) -> Callable:
                     return response
                 check_access(request, write)
                 result = view(request, *args, **kwargs)
-            except ApiError as exc:
+            except (ApiError, actions.ActionError) as exc:
                 return error(exc.status, exc.message)
             except DatabaseError:
                 log.exception("API request failed on the database")
@@ -180,30 +177,9 @@ def log_tail(request: HttpRequest) -> dict:
 @authorize(method="POST", write=True)
 def run_now(request: HttpRequest, name: str) -> JsonResponse:
     parse_params(request, {})
-    task = _task(name)
-    if task.is_retired or registry.get(name) is None:
-        raise ApiError(409, f"task {name!r} is retired: it is no longer declared")
-    if not task.enabled:
-        raise ApiError(409, f"task {name!r} is disabled: enable it first")
-    run_id = start_in_background(name, "api")
-    logs.write("INFO", name, f"run={run_id[:8]} started through the API by {_caller(request)}")
+    run_id = actions.run_now(actions.Actor.from_request(request, door="api"), _task(name))
     body = {"task": name, "run_id": run_id, "trigger": "api", "started": True}
     return JsonResponse(body, status=202)
-
-
-def _set_enabled(request: HttpRequest, name: str, enabled: bool) -> dict:
-    parse_params(request, {})
-    task = _task(name)
-    Task.objects.filter(pk=task.pk).update(enabled=enabled, updated_at=timezone.now())
-    word = "enabled" if enabled else "disabled"
-    logs.write("INFO", name, f"{word} through the API by {_caller(request)}")
-    return {"task": name, "enabled": enabled}
-
-
-def _caller(request: HttpRequest) -> str:
-    """Who to name in the daily log's audit line."""
-    token = getattr(request, "api_token", None)
-    return f"token {token.name!r}" if token else f"user {request.user.get_username()!r}"
 
 
 @authorize(method="POST", write=True)
@@ -214,6 +190,12 @@ def enable(request: HttpRequest, name: str) -> dict:
 @authorize(method="POST", write=True)
 def disable(request: HttpRequest, name: str) -> dict:
     return _set_enabled(request, name, False)
+
+
+def _set_enabled(request: HttpRequest, name: str, enabled: bool) -> dict:
+    parse_params(request, {})
+    actions.set_enabled(actions.Actor.from_request(request, door="api"), _task(name), enabled)
+    return {"task": name, "enabled": enabled}
 
 
 @authorize()

@@ -73,10 +73,8 @@ def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
         "health": health,
         "counts": _status_counts(health),
         "day_totals": day_totals(trends, days),
-        "open_alerts": Alert.objects.filter(open_key__isnull=False).select_related("task")[:20],
-        "circuits": CircuitState.objects.exclude(state=CircuitState.State.CLOSED)
-        .select_related("task")
-        .order_by("-changed_at"),
+        "open_alerts": Alert.objects.unresolved().select_related("task")[:20],
+        "circuits": CircuitState.objects.tripped().select_related("task").order_by("-changed_at"),
         "recent_failures": _recent_failures(now),
         "charts": _charts(now, trends, names, days),
     }
@@ -119,7 +117,7 @@ def day_totals(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[DayT
 def _recent_failures(now: dt.datetime):
     # Bounded to a week so the (status, started_at) index range stays short.
     since = now - FAILURE_WINDOW
-    failures = Execution.objects.filter(status__in=Execution.FAILURES, started_at__gte=since)
+    failures = Execution.objects.failures().filter(started_at__gte=since)
     return failures.select_related("task").defer("output", "traceback")[:RECENT_FAILURES]
 
 

@@ -25,7 +25,6 @@ from prometheus_client.registry import Collector
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import counters, stats
 from cronjobs.views import api
-from cronjobs.views.payloads import OPEN_ALERT_STATES, circuit_state
 
 PREFIX = "flagged_cron_"
 WINDOW = dt.timedelta(hours=24)
@@ -51,7 +50,7 @@ class DatabaseCollector(Collector):
             if task.is_retired:
                 continue
             enabled.add_metric([task.name], int(task.enabled))
-            current = circuit_state(task)
+            current = task.circuit_state
             for state in CircuitState.State.values:
                 states.add_metric([task.name, state], int(state == current))
         yield from (enabled, states)
@@ -111,12 +110,7 @@ class DatabaseCollector(Collector):
 
     def running(self, tasks: dict[int, Task]) -> Metric:
         metric = gauge("running", "Attempts running now", ["task"])
-        rows = (
-            Execution.objects.filter(status=Execution.Status.RUNNING)
-            .order_by()
-            .values_list("task_id")
-            .annotate(n=Count("id"))
-        )
+        rows = Execution.objects.running().order_by().values_list("task_id").annotate(n=Count("id"))
         counts = dict(rows)
         for task_id, task in tasks.items():
             if not task.is_retired:
@@ -126,7 +120,7 @@ class DatabaseCollector(Collector):
     def open_alerts(self) -> Metric:
         metric = gauge("open_alerts", "Open or acknowledged alerts", ["task", "kind", "severity"])
         rows = (
-            Alert.objects.filter(state__in=OPEN_ALERT_STATES)
+            Alert.objects.unresolved()
             .order_by()
             .values_list("task__name", "kind", "severity")
             .annotate(n=Count("id"))

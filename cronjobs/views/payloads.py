@@ -13,8 +13,6 @@ from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import health, stats
 
-OPEN_ALERT_STATES = (Alert.State.OPEN, Alert.State.ACKNOWLEDGED)
-
 
 def iso(moment: dt.datetime | None) -> str | None:
     """Timestamps are ISO 8601 in TIME_ZONE with their UTC offset."""
@@ -23,14 +21,6 @@ def iso(moment: dt.datetime | None) -> str | None:
 
 def _round(value: float | None, places: int = 3) -> float | None:
     return None if value is None else round(value, places)
-
-
-def circuit_state(task: Task) -> str:
-    """A task that never tripped has no CircuitState row yet: it is closed."""
-    try:
-        return task.circuitstate.state
-    except CircuitState.DoesNotExist:
-        return CircuitState.State.CLOSED
 
 
 class Snapshot:
@@ -43,9 +33,7 @@ class Snapshot:
         self.healths = self._healths()
         self.last_success = stats.last_executions(status=Execution.Status.SUCCEEDED)
         self.running = list(
-            Execution.objects.filter(status=Execution.Status.RUNNING)
-            .select_related("task")
-            .order_by("started_at")
+            Execution.objects.running().select_related("task").order_by("started_at")
         )
 
     def _healths(self) -> dict[int, health.TaskHealth]:
@@ -95,7 +83,7 @@ def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
         "circuit_breaker": task.circuit_breaker,
         "alert_on_failure": task.alert_on_failure,
         "log_level": task.log_level,
-        "circuit_state": circuit_state(task),
+        "circuit_state": task.circuit_state,
         "health": snap.health(task),
         "success_rate_24h": _round(snap.healths[task.id].day.success_rate, 4),
         "open_alerts": snap.healths[task.id].open_alerts,
@@ -138,11 +126,7 @@ def overall_status(healths: list[str], alerts: list[Alert]) -> str:
 
 def status_payload() -> dict[str, Any]:
     snap = Snapshot()
-    alerts = list(
-        Alert.objects.filter(state__in=OPEN_ALERT_STATES)
-        .select_related("task")
-        .order_by("-last_seen")
-    )
+    alerts = list(Alert.objects.unresolved().select_related("task").order_by("-last_seen"))
     healths = {task.id: snap.health(task) for task in snap.tasks}
     counts: dict[str, int] = {}
     for word in healths.values():
@@ -154,9 +138,9 @@ def status_payload() -> dict[str, Any]:
         "running": [_running_dict(row, snap.now) for row in snap.running],
         "open_alerts": [alert_dict(alert) for alert in alerts],
         "open_circuits": [
-            {"task": t.name, "state": circuit_state(t), "opened_at": iso(t.circuitstate.opened_at)}
+            {"task": t.name, "state": t.circuit_state, "opened_at": iso(t.circuitstate.opened_at)}
             for t in snap.tasks
-            if circuit_state(t) != CircuitState.State.CLOSED
+            if t.circuit_state != CircuitState.State.CLOSED
         ],
         "last_runs": [
             {

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from cronjobs import actions
 from cronjobs.models import Task
-from cronjobs.supervisor import circuit
 
 
 class Command(BaseCommand):
@@ -17,6 +17,5 @@ class Command(BaseCommand):
             raise CommandError(
                 f"unknown task {options['task']!r}. Known tasks: {known}", returncode=2
             )
-        before = circuit.state_of(task).state
-        circuit.reset(task, by="manage.py resetcircuit")
+        before = actions.reset_circuit(actions.Actor.for_command("resetcircuit"), task)
         self.stdout.write(f"{task.name}: circuit {before} -> closed")

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
-from django.utils import timezone
 
 from cronjobs.models import Execution
 from cronjobs.supervisor import spool
 from cronjobs.supervisor.registry import registry
-from cronjobs.supervisor.runner import EXIT_FAILED, EXIT_SUCCEEDED, EXIT_USAGE, new_run_id, run_task
+from cronjobs.supervisor.runner import (
+    EXIT_FAILED,
+    EXIT_SUCCEEDED,
+    EXIT_USAGE,
+    run_task,
+    spool_not_run,
+)
 
 
 class SupervisorTerminated(Exception):
@@ -86,16 +89,7 @@ class Command(BaseCommand):
         return outcome.exit_code
 
     def database_down(self, name: str, trigger: str, run_id: str | None, exc) -> int:
-        """Without the database there is no lease, so the job must not run (another host may
-        be running it). Spool a failed attempt so the history shows the missed run."""
-        now = timezone.now()
-        row = Execution(
-            run_id=run_id or new_run_id(), attempt=1, trigger=trigger,
-            status=Execution.Status.FAILED, host=settings.CRONJOBS_HOST, pid=os.getpid(),
-            started_at=now, finished_at=now, duration=0.0,
-            error=f"not run: database unreachable ({exc})"[:2000],
-        )  # fmt: skip
-        spool.append(name, row)
+        spool_not_run(name, trigger, run_id, exc)
         self.stderr.write(f"{name}: not run, database unreachable: {exc} (spooled)")
         return EXIT_FAILED
 

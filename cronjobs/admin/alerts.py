@@ -1,0 +1,63 @@
+"""Alerts: list, filter, export, acknowledge and resolve (through cronjobs.actions)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.template.defaultfilters import truncatechars
+
+from cronjobs import actions
+from cronjobs.admin.display import ControlRoomMedia
+from cronjobs.admin.export import StreamingExportMixin
+from cronjobs.admin.resources import AlertResource
+from cronjobs.models import Alert
+from cronjobs.templatetags.cronjobs_admin import badge
+
+
+@admin.register(Alert)
+class AlertAdmin(StreamingExportMixin, admin.ModelAdmin):
+    list_display = ("last_seen", "task", "kind", "severity_badge", "state_badge", "message_text",
+                    "occurrences", "first_seen", "acknowledged_by", "resolved_at")  # fmt: skip
+    list_filter = ("state", "kind", "severity", "task")
+    search_fields = ("message", "task__name")
+    list_select_related = ("task", "acknowledged_by")
+    actions = ("acknowledge", "resolve")
+    resource_classes = [AlertResource]
+    readonly_fields = ("task", "kind", "severity", "state", "message", "occurrences", "first_seen",
+                       "last_seen", "notified_at", "acknowledged_by", "acknowledged_at",
+                       "resolved_at")  # fmt: skip
+    fields = readonly_fields
+    Media = ControlRoomMedia
+
+    def has_add_permission(self, request) -> bool:
+        return False  # raised by the runner and the watchdog
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The actions need the change permission; a single alert's page has nothing to edit.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="severity", ordering="severity")
+    def severity_badge(self, obj: Alert):
+        return badge(obj.severity)
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: Alert):
+        return badge(obj.state)
+
+    @admin.display(description="message")
+    def message_text(self, obj: Alert) -> str:
+        return truncatechars(obj.message, 100)
+
+    @admin.action(description="Acknowledge the selected alerts", permissions=["change"])
+    def acknowledge(self, request, queryset) -> None:
+        actor = actions.Actor.from_request(request)
+        done = sum(actions.acknowledge(actor, alert) for alert in queryset.select_related("task"))
+        self.message_user(request, f"Acknowledged {done} alert(s).")
+
+    @admin.action(description="Resolve the selected alerts", permissions=["change"])
+    def resolve(self, request, queryset) -> None:
+        actor = actions.Actor.from_request(request)
+        done = sum(actions.resolve(actor, alert) for alert in queryset.select_related("task"))
+        self.message_user(request, f"Resolved {done} alert(s).")

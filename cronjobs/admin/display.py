@@ -1,0 +1,33 @@
+"""Small pieces every admin page shares: short times, percentages, links, the stylesheet."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils import timezone
+
+from cronjobs.models import Execution
+
+
+def percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def when(moment) -> str:
+    """Short local time for narrow columns: '29 Nov 07:05'."""
+    return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "-"
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def execution_url(execution: Execution) -> str:
+    return reverse("admin:cronjobs_execution_change", args=[execution.pk])
+
+
+def run_url(run_id: str) -> str:
+    return reverse("admin:cronjobs_execution_changelist") + f"?run_id={run_id}"
+
+
+class ControlRoomMedia:
+    css = {"all": ("cronjobs/admin.css",)}

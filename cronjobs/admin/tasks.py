@@ -1,0 +1,182 @@
+"""The task list and task pages (docs/architecture.md, "The control room").
+
+Tasks are declared in code and the tasks file, so the admin changes `enabled` only and never
+adds or deletes a task. Every change, a list toggle or an action, goes through
+cronjobs.actions, which checks the permission and writes the audit entry.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.utils.html import format_html
+
+from cronjobs import actions
+from cronjobs.admin.display import ControlRoomMedia, execution_url, percent, run_url, when
+from cronjobs.models import Alert, Execution, Task
+from cronjobs.reporting.health import task_health
+from cronjobs.supervisor.registry import format_size
+from cronjobs.templatetags.cronjobs_admin import badge
+
+RECENT_EXECUTIONS = 20
+
+
+class TaskChangeList(ChangeList):
+    def get_results(self, request) -> None:
+        """Attach each task's health to the rows of this page: iterating fills the queryset's
+        cache, so the template and the enabled-toggle formset see the same decorated rows."""
+        super().get_results(request)
+        rows = list(self.result_list)
+        health = task_health(rows)
+        for task in rows:
+            task.health = health[task.pk]
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ("name", "enabled", "schedule_in_words", "next_run", "last_status", "last_run",
+                    "success_24h", "success_30d", "circuit", "priority")  # fmt: skip
+    list_display_links = ("name",)
+    list_editable = ("enabled",)
+    list_filter = ("enabled", "kind", ("retired_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "description")
+    actions = ("enable", "disable", "run_now", "reset_circuit")
+    change_form_template = "admin/cronjobs/task/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "description", "kind", "target", "source")}),
+        ("Schedule", {"fields": ("schedule", "schedule_in_words", "next_run", "priority")}),
+        (
+            "Limits",
+            {
+                "fields": (
+                    "timeout",
+                    "max_attempts",
+                    "retry_delay",
+                    "memory_limit_text",
+                    "memory_warn_text",
+                    "slow_after",
+                    "circuit_breaker",
+                    "alert_on_failure",
+                    "log_level",
+                )
+            },
+        ),
+        ("State", {"fields": ("circuit", "retired_at", "created_at", "updated_at")}),
+    )
+    Media = ControlRoomMedia
+
+    def get_changelist(self, request, **kwargs):
+        return TaskChangeList
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for fs in self.fieldsets for f in fs[1]["fields"] if f != "enabled"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # declared in code or the tasks file, then `manage.py synctasks`
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a task that disappears is retired so its history stays
+
+    def _health(self, obj: Task):
+        if not hasattr(obj, "health"):  # the change page: one task
+            obj.health = task_health([obj])[obj.pk]
+        return obj.health
+
+    @admin.display(description="schedule")
+    def schedule_in_words(self, obj: Task) -> str:
+        return self._health(obj).schedule_in_words
+
+    @admin.display(description="next run")
+    def next_run(self, obj: Task) -> str:
+        return when(self._health(obj).next_run)
+
+    @admin.display(description="last status")
+    def last_status(self, obj: Task):
+        last = self._health(obj).last
+        return badge(last.status if last else None)
+
+    @admin.display(description="last run")
+    def last_run(self, obj: Task):
+        last = self._health(obj).last
+        if last is None:
+            return "-"
+        return format_html('<a href="{}">{}</a>', execution_url(last), when(last.started_at))
+
+    @admin.display(description="success 24 h")
+    def success_24h(self, obj: Task) -> str:
+        day = self._health(obj).day
+        return f"{percent(day.success_rate)} of {day.finished}"
+
+    @admin.display(description="success 30 d")
+    def success_30d(self, obj: Task) -> str:
+        month = self._health(obj).month
+        return f"{percent(month.success_rate)} of {month.finished}"
+
+    @admin.display(description="circuit")
+    def circuit(self, obj: Task):
+        return badge(self._health(obj).circuit)
+
+    @admin.display(description="memory limit")
+    def memory_limit_text(self, obj: Task) -> str:
+        return format_size(obj.memory_limit)
+
+    @admin.display(description="memory warning")
+    def memory_warn_text(self, obj: Task) -> str:
+        return format_size(obj.memory_warn)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {
+            "recent_executions": Execution.objects.filter(task_id=object_id)[:RECENT_EXECUTIONS],
+            "open_alerts": Alert.objects.unresolved().filter(task_id=object_id),
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra)
+
+    def save_model(self, request, obj, form, change) -> None:
+        """The list toggle and the task page change `enabled` only, through the action."""
+        if "enabled" in form.changed_data:
+            actions.set_enabled(actions.Actor.from_request(request), obj, obj.enabled)
+
+    def log_change(self, request, obj, message) -> None:
+        """cronjobs.actions wrote the audit entry already; one entry per change."""
+
+    @admin.action(description="Enable the selected tasks", permissions=["change"])
+    def enable(self, request, queryset) -> None:
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable the selected tasks", permissions=["change"])
+    def disable(self, request, queryset) -> None:
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+        actor = actions.Actor.from_request(request)
+        changed = sum(actions.set_enabled(actor, task, enabled) for task in queryset)
+        word = "Enabled" if enabled else "Disabled"
+        self.message_user(request, f"{word} {changed} task(s).")
+
+    @admin.action(description="Run the selected tasks now", permissions=["change"])
+    def run_now(self, request, queryset) -> None:
+        actor = actions.Actor.from_request(request)
+        for task in queryset:
+            try:
+                run_id = actions.run_now(actor, task)
+            except actions.ActionError as exc:
+                self.message_user(request, f"Not started: {exc.message}.", messages.WARNING)
+                continue
+            self.message_user(
+                request,
+                format_html(
+                    '{} started in the background: <a href="{}">run {}</a>',
+                    task.name,
+                    run_url(run_id),
+                    run_id[:8],
+                ),
+            )
+
+    @admin.action(description="Reset the circuit breaker", permissions=["change"])
+    def reset_circuit(self, request, queryset) -> None:
+        actor = actions.Actor.from_request(request)
+        tasks = list(queryset)
+        for task in tasks:
+            actions.reset_circuit(actor, task)
+        self.message_user(request, f"Closed the circuit of {len(tasks)} task(s).")
