@@ -8,9 +8,9 @@ class CronjobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Imported for their side effects: the system check, and ApiToken in the admin.
+        # Imported for its side effect: registering the task-declaration system check. The
+        # admin pages register themselves when the admin autodiscovers cronjobs.admin.
         from cronjobs import checks  # noqa: F401
-        from cronjobs.admin import tokens  # noqa: F401
 
         post_migrate.connect(_sync_after_migrate, sender=self)
 
