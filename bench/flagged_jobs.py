@@ -73,6 +73,7 @@ def child_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="flagged_cron_project.settings",
         SECRET_KEY=env.get("SECRET_KEY", "bench-only"),
         DEBUG="0",  # DEBUG keeps every query in memory: not what production runs
+        EXTRA_APPS="demo",  # seed_demo
         LOG_DIR=str(ROOT / "bench" / "results" / "logs"),
     )
     env.update(extra or {})
