@@ -24,8 +24,9 @@ faster than the seed's time, and under the seed's memory).
    added     memory the job added to its worker process (peak minus the RSS it was forked
              with): comparable to the old figures, which were PHP's own allocations without
              the interpreter; the memory target is checked against it
-   queries   SQL statements the job issued (a Django execute_wrapper in flagged_products/jobs.py;
-             the supervisor's own bookkeeping is not counted)
+   queries   SQL statements the job issued (a Django execute_wrapper from bench/querycount, an
+             app installed for the benchmark only; the supervisor's own bookkeeping is not
+             counted)
    generate_ai_insights is measured twice: rule-based (no key) and against a local
    OpenAI-compatible stand-in on 127.0.0.1 that answers at once.
 """
@@ -73,6 +74,7 @@ def child_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="flagged_cron_project.settings",
         SECRET_KEY=env.get("SECRET_KEY", "bench-only"),
         DEBUG="0",  # DEBUG keeps every query in memory: not what production runs
+        EXTRA_APPS="demo,bench.querycount",  # seed_demo, and the jobs' query counts
         LOG_DIR=str(ROOT / "bench" / "results" / "logs"),
     )
     env.update(extra or {})

@@ -1,19 +1,16 @@
 """The five Flagged Products jobs (design section 13), with the old system's schedules,
 timeouts and priorities. Each is idempotent: retries and overlapping hosts may run it again.
 
-The work lives in the module named after each job; these wrappers time it, count its SQL
-queries and print one summary line, which lands in the attempt's output and the daily log
-(bench/flagged_jobs.py reads the query count from there)."""
+The work lives in the module named after each job; these wrappers time it and print one summary
+line, which lands in the attempt's output and the daily log (bench/flagged_jobs.py reads the time
+and memory from there; its bench/querycount app adds the SQL query count)."""
 
 from __future__ import annotations
 
-import contextlib
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-from django.db import connection
 
 from cronjobs.supervisor.registry import JobContext, cronjob
 from flagged_products import achievements, insights, leaderboard, selection, stats
@@ -21,37 +18,20 @@ from flagged_products import achievements, insights, leaderboard, selection, sta
 MEMORY_LIMIT = "512M"
 
 
-class QueryCounter:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, execute: Callable, sql: str, params: Any, many: bool, context: Any):
-        self.count += 1
-        return execute(sql, params, many, context)
-
-
-@contextlib.contextmanager
-def counted_queries() -> Iterator[QueryCounter]:
-    counter = QueryCounter()
-    with connection.execute_wrapper(counter):
-        yield counter
-
-
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run the job's work and print what it did, its SQL query count, its time, and the memory
-    it added to the process (a forked worker starts with the supervisor's pages, so the peak
-    alone mostly measures Python and Django)."""
+    """Run the job's work and print what it did, its time, and the memory it added to the
+    process (a forked worker starts with the supervisor's pages, so the peak alone mostly
+    measures Python and Django)."""
     started, rss_before = time.monotonic(), peak_rss_mib()
-    with counted_queries() as counter:
-        result = work()
+    result = work()
     figures = " ".join(f"{key}={value}" for key, value in result.items())
     elapsed, peak = time.monotonic() - started, peak_rss_mib()
     print(
-        f"{ctx.task}: {figures} queries={counter.count} seconds={elapsed:.3f} "
+        f"{ctx.task}: {figures} seconds={elapsed:.3f} "
         f"peak_rss_mib={peak:.1f} added_mib={peak - rss_before:.1f}"
     )
     return result

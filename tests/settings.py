@@ -1,4 +1,5 @@
-"""Settings for the test suites: the project's own, plus a test app of jobs."""
+"""Settings for the test suites: the project's own, plus a test app of jobs and the demo app
+(its seed commands are tested, and tests seed data with them)."""
 
 import os
 
@@ -7,6 +8,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret")
 from flagged_cron_project.settings import *  # noqa: F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.jobsapp"]  # noqa: F405
+if "demo" not in INSTALLED_APPS:  # a developer's .env may list it in EXTRA_APPS already
+    INSTALLED_APPS.append("demo")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CRONJOBS_KILL_GRACE = 1

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cronjobs import demo_history
 from cronjobs.models import Execution, Task
 from cronjobs.supervisor.sync import sync_all
+from demo import history
 from tests.conftest import ROOT, database_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -70,7 +70,7 @@ def page(live_server, monkeypatch, log_dir):
 @pytest.fixture
 def operator(django_user_model):
     sync_all()
-    demo_history.seed(days=3)
+    history.seed(days=3)
     return django_user_model.objects.create_superuser("operator", "op@example.com", PASSWORD)
 
 

@@ -9,9 +9,9 @@ import time_machine
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from cronjobs import demo_history
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.supervisor import circuit
+from demo import history
 from tests import control_room as make
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_history_follows_each_schedule_with_realistic_outcomes(tasks, capsys):
     call_command("seed_history", "--days", "14")
 
     assert "past executions of 3 task(s) over 14 days" in capsys.readouterr().out
-    rows = Execution.objects.filter(host=demo_history.HOST)
+    rows = Execution.objects.filter(host=history.HOST)
     daily = rows.filter(task=tasks[0], attempt__lte=1)
     assert 13 <= daily.count() <= 15  # once a day at 07:05
     assert all(r.started_at.minute == 5 for r in daily)
@@ -62,10 +62,10 @@ def test_one_task_has_an_open_circuit_with_its_failures_and_alerts(tasks):
 def test_seeding_again_replaces_the_demo_rows_and_keeps_real_ones(tasks):
     real = make.execution(tasks[0], "succeeded", host="app1")
     call_command("seed_history", "--days", "3")
-    first = list(Execution.objects.filter(host=demo_history.HOST).values_list("run_id", "status"))
+    first = list(Execution.objects.filter(host=history.HOST).values_list("run_id", "status"))
     call_command("seed_history", "--days", "3")
 
-    again = list(Execution.objects.filter(host=demo_history.HOST).values_list("run_id", "status"))
+    again = list(Execution.objects.filter(host=history.HOST).values_list("run_id", "status"))
     assert again == first  # deterministic, and not doubled
     assert Execution.objects.filter(pk=real.pk).exists()
     assert Alert.objects.filter(state="open").count() == 2

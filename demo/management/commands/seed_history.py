@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cronjobs import demo_history
+from demo import history
 
 
 class Command(BaseCommand):
@@ -22,10 +22,10 @@ class Command(BaseCommand):
         if options["days"] < 1:
             raise CommandError("--days must be at least 1")
         try:
-            counts = demo_history.seed(options["days"], options["seed"], options["circuit_task"])
+            counts = history.seed(options["days"], options["seed"], options["circuit_task"])
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
             f"{counts['executions']} past executions of {counts['tasks']} task(s) over "
-            f"{options['days']} days, {counts['alerts']} alerts (host {demo_history.HOST})"
+            f"{options['days']} days, {counts['alerts']} alerts (host {history.HOST})"
         )

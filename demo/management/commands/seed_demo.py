@@ -1,4 +1,4 @@
-"""manage.py seed_demo: demo data for the Flagged Products domain (see flagged_products/seed.py).
+"""manage.py seed_demo: demo data for the Flagged Products domain (see demo/flagged_data.py).
 
 Refuses to touch a database that already has outlets or products (exit 1); --if-empty turns
 that into a quiet skip (exit 0, for bin/demo), --flush deletes the domain data first."""
@@ -9,7 +9,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from flagged_products import seed
+from demo import flagged_data
 
 
 class Command(BaseCommand):
@@ -33,15 +33,15 @@ class Command(BaseCommand):
             raise CommandError("--products must be at least 20 (20 are flagged per day)")
         if options["flush"]:
             started = time.monotonic()
-            seed.flush()
+            flagged_data.flush()
             self.stdout.write(f"flushed the domain data ({time.monotonic() - started:.1f} s)")
-        opts = seed.SeedOptions(
+        opts = flagged_data.SeedOptions(
             outlets=options["outlets"], products=options["products"], staff=options["staff"],
             days=options["days"], seed=options["seed"],
         )  # fmt: skip
         try:
-            counts = seed.seed(opts, progress=self.stdout.write)
-        except seed.AlreadySeeded as exc:
+            counts = flagged_data.seed(opts, progress=self.stdout.write)
+        except flagged_data.AlreadySeeded as exc:
             found = ", ".join(f"{n} {what}" for what, n in exc.args[0].items())
             if options["if_empty"]:
                 self.stdout.write(f"already seeded ({found}): skipped")
