@@ -17,11 +17,12 @@ def manage_help(extra: dict[str, str]) -> str:
     """`manage.py help` under the project's real settings, as production loads them."""
     env = {k: v for k, v in os.environ.items() if k not in ("EXTRA_APPS", "DEBUG")}
     env.update(
+        EXTRA_APPS="",  # set, so an EXTRA_APPS in a developer's .env cannot leak in
         DJANGO_SETTINGS_MODULE="flagged_cron_project.settings",
         DEBUG="0",
         SECRET_KEY=secrets.token_urlsafe(48),  # 64 characters, as a production key would be
-        **extra,
     )
+    env.update(extra)
     done = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "help"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,

@@ -82,3 +82,10 @@ def test_without_tasks_it_says_to_sync_first():
     Task.objects.all().delete()
     with pytest.raises(CommandError, match="synctasks"):
         call_command("seed_history")
+
+
+def test_demo_alerts_notify_no_receiver(tasks, settings, mailoutbox):
+    settings.ALERT_EMAILS = ["ops@example.com"]
+    call_command("seed_history", "--days", "3")
+    assert Alert.objects.filter(state=Alert.State.OPEN).exists()
+    assert mailoutbox == []
