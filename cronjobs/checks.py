@@ -9,7 +9,11 @@ def check_task_declarations(app_configs=None, **kwargs) -> list[checks.CheckMess
 
     registry.load()
     return [
-        checks.Error(str(error), hint="Fix the declaration; see README.md, Declaring tasks.",
-                     obj=error.task, id="cronjobs.E001")
+        checks.Error(
+            str(error),
+            hint="Fix the declaration; see README.md, Declaring tasks.",
+            obj=error.task,
+            id="cronjobs.E001",
+        )
         for error in registry.errors
-    ]  # fmt: skip
+    ]

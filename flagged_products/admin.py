@@ -64,9 +64,17 @@ class StaffAdmin(ReadOnlyAdmin):
 @admin.register(models.FlaggedProduct)
 class FlaggedProductAdmin(ReadOnlyAdmin):
     list_display = [
-        "flag_date", "outlet", "product", "reason", "score", "status", "expected_quantity",
-        "counted_quantity", "completed_by", "completed_at",
-    ]  # fmt: skip
+        "flag_date",
+        "outlet",
+        "product",
+        "reason",
+        "score",
+        "status",
+        "expected_quantity",
+        "counted_quantity",
+        "completed_by",
+        "completed_at",
+    ]
     list_filter = ["status", "outlet", "reason"]
     list_select_related = ["outlet", "product", "completed_by"]
     search_fields = ["product__sku", "product__name", "completed_by__name"]
@@ -98,9 +106,14 @@ class StaffAchievementAdmin(ReadOnlyAdmin):
 @admin.register(models.StoreStats)
 class StoreStatsAdmin(ReadOnlyAdmin):
     list_display = [
-        "outlet", "pending", "completed_today", "completion_rate_7d", "accuracy_7d",
-        "avg_discrepancy_7d", "refreshed_at",
-    ]  # fmt: skip
+        "outlet",
+        "pending",
+        "completed_today",
+        "completion_rate_7d",
+        "accuracy_7d",
+        "avg_discrepancy_7d",
+        "refreshed_at",
+    ]
     list_select_related = ["outlet"]
     search_fields = ["outlet__name", "outlet__code"]
 

@@ -22,9 +22,13 @@ from flagged_products.models import FlaggedProduct, Outlet, StoreStats
 
 WINDOW_DAYS = 7
 STAT_FIELDS = [
-    "pending", "completed_today", "completion_rate_7d", "accuracy_7d", "avg_discrepancy_7d",
+    "pending",
+    "completed_today",
+    "completion_rate_7d",
+    "accuracy_7d",
+    "avg_discrepancy_7d",
     "refreshed_at",
-]  # fmt: skip
+]
 
 
 def outlet_numbers(today: datetime.date, midnight: datetime.datetime) -> dict[int, dict]:

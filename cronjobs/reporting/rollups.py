@@ -60,9 +60,17 @@ def summaries(trends: list[stats.DailyTrend]) -> dict[int, stats.TaskSummary]:
 def _add_up(task_id: int, rows: list[stats.DailyTrend]) -> stats.TaskSummary:
     counts = {
         name: sum(getattr(r, name) for r in rows)
-        for name in ("runs", "running", "succeeded", "failed", "timed_out", "memory_exceeded",
-                     "abandoned", "skipped")
-    }  # fmt: skip
+        for name in (
+            "runs",
+            "running",
+            "succeeded",
+            "failed",
+            "timed_out",
+            "memory_exceeded",
+            "abandoned",
+            "skipped",
+        )
+    }
     return stats.TaskSummary(
         task_id=task_id,
         **counts,

@@ -212,8 +212,9 @@ def p95_durations(window: Q, timed: dict[int, int]) -> dict[int, float]:
     for task_id, n in timed.items():
         if n:
             offset = n - (95 * n + 99) // 100  # integer ceil: no float rounding at the edge
-            rows = Execution.objects.filter(window, _FINISHED, task_id=task_id,
-                                            duration__isnull=False)  # fmt: skip
+            rows = Execution.objects.filter(
+                window, _FINISHED, task_id=task_id, duration__isnull=False
+            )
             ranked = rows.order_by("-duration").values_list("task_id", "duration")
             queries.append(ranked[offset : offset + 1])
     if len(queries) > 1 and connection.features.supports_slicing_ordering_in_compound:

@@ -26,10 +26,25 @@ from cronjobs.supervisor.sync import sync_task
 log = logging.getLogger(__name__)
 
 FIELDS = (
-    "run_id", "attempt", "trigger", "status", "skip_reason", "host", "pid", "started_at",
-    "finished_at", "duration", "exit_code", "signal", "peak_rss_bytes", "cpu_user",
-    "cpu_system", "output", "error", "traceback",
-)  # fmt: skip
+    "run_id",
+    "attempt",
+    "trigger",
+    "status",
+    "skip_reason",
+    "host",
+    "pid",
+    "started_at",
+    "finished_at",
+    "duration",
+    "exit_code",
+    "signal",
+    "peak_rss_bytes",
+    "cpu_user",
+    "cpu_system",
+    "output",
+    "error",
+    "traceback",
+)
 DATETIMES = ("started_at", "finished_at")
 
 

@@ -11,9 +11,19 @@ from cronjobs.supervisor.registry import TaskSpec, registry
 
 # Task fields owned by the declaration; `enabled` belongs to operators and is set only once.
 SPEC_FIELDS = (
-    "kind", "source", "schedule", "description", "timeout", "max_attempts", "retry_delay",
-    "memory_limit", "circuit_breaker", "log_level", "alert_on_failure", "priority",
-)  # fmt: skip
+    "kind",
+    "source",
+    "schedule",
+    "description",
+    "timeout",
+    "max_attempts",
+    "retry_delay",
+    "memory_limit",
+    "circuit_breaker",
+    "log_level",
+    "alert_on_failure",
+    "priority",
+)
 
 
 def spec_values(spec: TaskSpec) -> dict:

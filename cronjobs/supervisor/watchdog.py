@@ -40,10 +40,14 @@ def check_late(now: datetime | None = None) -> dict[str, list[str]]:
     tasks = list(Task.objects.filter(enabled=True, retired_at__isnull=True).exclude(schedule=""))
     due = due_times(tasks, now)
     last_success = dict(
-        Execution.objects.filter(status=Execution.Status.SUCCEEDED, task_id__in=list(due),
-                                 started_at__gte=min(due.values(), default=now))
-        .values_list("task_id").annotate(last=Max("started_at"))
-    )  # fmt: skip
+        Execution.objects.filter(
+            status=Execution.Status.SUCCEEDED,
+            task_id__in=list(due),
+            started_at__gte=min(due.values(), default=now),
+        )
+        .values_list("task_id")
+        .annotate(last=Max("started_at"))
+    )
     report: dict[str, list[str]] = {"late": [], "on_time": []}
     for task in tasks:
         expected = due.get(task.pk)

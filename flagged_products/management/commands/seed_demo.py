@@ -36,9 +36,12 @@ class Command(BaseCommand):
             seed.flush()
             self.stdout.write(f"flushed the domain data ({time.monotonic() - started:.1f} s)")
         opts = seed.SeedOptions(
-            outlets=options["outlets"], products=options["products"], staff=options["staff"],
-            days=options["days"], seed=options["seed"],
-        )  # fmt: skip
+            outlets=options["outlets"],
+            products=options["products"],
+            staff=options["staff"],
+            days=options["days"],
+            seed=options["seed"],
+        )
         try:
             counts = seed.seed(opts, progress=self.stdout.write)
         except seed.AlreadySeeded as exc:
