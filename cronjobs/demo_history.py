@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+from collections.abc import Sequence
 
 from django.db import transaction
 from django.utils import timezone
@@ -48,7 +49,9 @@ class Plan:
     rows: list[Execution] = dataclasses.field(default_factory=list)
 
 
-def seed(days: int = 14, seed: int = 6, circuit_task: str = "", now=None) -> dict[str, int]:
+def seed(
+    days: int = 14, seed: int = 6, circuit_task: str = "", now: dt.datetime | None = None
+) -> dict[str, int]:
     """Replace the demo history; returns how many executions and alerts were written."""
     tasks = list(Task.objects.filter(retired_at__isnull=True).order_by("priority", "name"))
     if not tasks:
@@ -126,7 +129,15 @@ def _history(plan: Plan, task: Task) -> None:
         _run(plan, task, when, statuses, typical, memory, trigger="cron")
 
 
-def _run(plan, task, when, statuses, typical, memory, trigger) -> None:
+def _run(
+    plan: Plan,
+    task: Task,
+    when: dt.datetime,
+    statuses: Sequence[str],
+    typical: float,
+    memory: int,
+    trigger: str,
+) -> None:
     rng, run_id = plan.rng, f"{plan.rng.getrandbits(128):032x}"
     for attempt, status in enumerate(statuses, start=1):
         if status == Status.SKIPPED:

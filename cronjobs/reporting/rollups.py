@@ -42,7 +42,7 @@ def daily(days: int, now: dt.datetime | None = None) -> list[stats.DailyTrend]:
 
 def _cached(days: int, moment: dt.datetime, ttl: int) -> list[stats.DailyTrend]:
     key = f"cronjobs:daily:{days}:{moment.date().isoformat()}"
-    trends = cache.get(key)
+    trends: list[stats.DailyTrend] | None = cache.get(key)
     if trends is None:
         trends = stats.daily_trends(days, moment)
         cache.set(key, trends, ttl)

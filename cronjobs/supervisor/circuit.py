@@ -117,7 +117,7 @@ def _open(task: Task, current: CircuitState, now: datetime, why: str) -> bool:
     return True
 
 
-def _transition(current: CircuitState, to: str, **fields) -> bool:
+def _transition(current: CircuitState, to: str, **fields: object) -> bool:
     """Compare-and-set from the state the caller saw (state, trial and when it changed)."""
     won = CircuitState.objects.filter(
         task_id=current.task_id, state=current.state, trial_run_id=current.trial_run_id,

@@ -22,6 +22,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -31,7 +32,7 @@ from cronjobs.supervisor.db import ensure_usable_connection
 log = logging.getLogger(__name__)
 
 
-def _db_now_plus(seconds: float) -> ExpressionWrapper:
+def _db_now_plus(seconds: float) -> ExpressionWrapper[CombinedExpression]:
     return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
 
 

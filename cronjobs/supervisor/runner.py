@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from cronjobs.models import Execution, Task
+from cronjobs.models import Execution, Lease, Task
 from cronjobs.supervisor import alerts, circuit, logs, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
@@ -291,7 +291,7 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
         alerts.resolve_kinds(task, [kinds.MEMORY], "memory back under the warning level")
 
 
-def _holder_text(holder) -> str:
+def _holder_text(holder: Lease | None) -> str:
     if holder is None or not holder.run_id:
         return "another invocation took the lease first"
     since = (

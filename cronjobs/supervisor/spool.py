@@ -108,7 +108,7 @@ def _write(record: dict[str, Any]) -> int:
         if spec is None:
             raise KeyError(f"task {record['task']!r} is neither in the database nor declared")
         task = sync_task(spec)
-    values = {field: record.get(field) for field in FIELDS}
+    values: dict[str, Any] = {field: record.get(field) for field in FIELDS}
     for field in DATETIMES:
         if values[field]:
             values[field] = parse_datetime(values[field])

@@ -3,6 +3,8 @@ one task a `runjob` call is about to run)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +28,7 @@ SPEC_FIELDS = (
 )
 
 
-def spec_values(spec: TaskSpec) -> dict:
+def spec_values(spec: TaskSpec) -> dict[str, Any]:
     values = {field: getattr(spec, field) for field in SPEC_FIELDS}
     values["target"] = spec.target_text
     values["slow_after"] = spec.effective_slow_after
