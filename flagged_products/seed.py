@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from flagged_products import models as m
@@ -166,15 +167,16 @@ class Seeder:
             self.progress(f"{name}: {counts[name]} rows ({time.monotonic() - self.started:.1f} s)")
         return counts
 
-    def insert(self, model: type, rows: Iterable) -> int:
-        batch, total = [], 0
+    def insert(self, model: type[Model], rows: Iterable[Model]) -> int:
+        batch: list[Model] = []
+        total = 0
         for row in rows:
             batch.append(row)
             if len(batch) == BATCH:
-                model.objects.bulk_create(batch, batch_size=BATCH)
+                model._default_manager.bulk_create(batch, batch_size=BATCH)
                 total, batch = total + len(batch), []
         if batch:
-            model.objects.bulk_create(batch, batch_size=BATCH)
+            model._default_manager.bulk_create(batch, batch_size=BATCH)
         return total + len(batch)
 
     # --- stages ---------------------------------------------------------------------------
@@ -297,7 +299,9 @@ class Seeder:
                 for index in sorted(picks):
                     yield self.past_flag(outlet_id, index, day, day == yesterday)
 
-    def past_flag(self, outlet_id: int, index: int, day: datetime.date, recent: bool):
+    def past_flag(
+        self, outlet_id: int, index: int, day: datetime.date, recent: bool
+    ) -> m.FlaggedProduct:
         rng = self.rng
         expected = int(self.popularity[index] * 400) + rng.randint(-3, 40)
         flag = m.FlaggedProduct(

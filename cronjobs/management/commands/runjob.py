@@ -6,9 +6,11 @@ import argparse
 import os
 import signal
 import sys
+from types import FrameType
+from typing import Any, NoReturn
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.utils import timezone
 
@@ -22,7 +24,7 @@ class SupervisorTerminated(Exception):
     pass
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise SupervisorTerminated(f"received {signal.Signals(signum).name}")
 
 
@@ -33,7 +35,7 @@ class Command(BaseCommand):
     # check also keeps cron-time start-up short.
     requires_system_checks = []
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("task", nargs="?", help="task name (see --list)")
         parser.add_argument(
             "--all", action="store_true", help="every enabled task once, by priority"
@@ -47,7 +49,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--run-id", help=argparse.SUPPRESS)  # set by "run now" callers
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         registry.load()
         if options["list"]:
             return self.list_tasks()
@@ -85,7 +87,7 @@ class Command(BaseCommand):
         stream.write(f"{name}: {outcome.status}{attempts} (run {outcome.run_id}){detail}")
         return outcome.exit_code
 
-    def database_down(self, name: str, trigger: str, run_id: str | None, exc) -> int:
+    def database_down(self, name: str, trigger: str, run_id: str | None, exc: DatabaseError) -> int:
         """Without the database there is no lease, so the job must not run (another host may
         be running it). Spool a failed attempt so the history shows the missed run."""
         now = timezone.now()
