@@ -106,7 +106,9 @@ class StreamingExportMixin(ExportMixin):
     def has_export_permission(self, request) -> bool:
         return self.has_view_permission(request)
 
-    def _do_file_export(self, file_format, request, queryset, export_form=None) -> HttpResponse:
+    def _do_file_export(
+        self, file_format, request, queryset, export_form=None
+    ) -> HttpResponse | StreamingHttpResponse:
         if not self.has_export_permission(request):
             raise PermissionDenied
         delimiter = STREAMED.get(type(file_format))
