@@ -35,6 +35,8 @@ test: setup-dev lint test-sqlite test-mariadb
 
 lint: setup-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup-dev
 	$(BIN)/ruff format .

@@ -149,8 +149,11 @@ def main() -> None:
     c = client()
     print(f"{Execution.objects.count():,} executions; median of {args.repeat} requests")
     timings = [(name, url, False) for name, url in pages().items()]
-    timings += [(f"{name} (cold cache)", url, True) for name, url in pages().items()
-                if name in ("task list", "dashboard")]  # fmt: skip
+    timings += [
+        (f"{name} (cold cache)", url, True)
+        for name, url in pages().items()
+        if name in ("task list", "dashboard")
+    ]
     for name, url, cold in timings:
         seconds = time_page(c, url, args.repeat, cold)
         verdict = "ok" if seconds < PAGE_TARGET else "OVER TARGET"
@@ -160,9 +163,11 @@ def main() -> None:
     url, expected = export_url(args.export_rows)
     elapsed, lines, peak, rss = time_export(c, url)
     ok = elapsed < EXPORT_SECONDS and max(peak, rss) < EXPORT_BYTES
-    print(f"  CSV export of {lines:,} rows (filter selects {expected:,}): {elapsed:.1f} s, "
-          f"peak Python allocations {peak / 2**20:.1f} MiB, RSS growth {rss / 2**20:.1f} MiB  "
-          f"{'ok' if ok else 'OVER TARGET'}")  # fmt: skip
+    print(
+        f"  CSV export of {lines:,} rows (filter selects {expected:,}): {elapsed:.1f} s, "
+        f"peak Python allocations {peak / 2**20:.1f} MiB, RSS growth {rss / 2**20:.1f} MiB  "
+        f"{'ok' if ok else 'OVER TARGET'}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.seed_executions import BENCH_URL, seed, setup_django
 
-URLS = ["/api/metrics/?hours=24", "/api/metrics/?hours=720", "/api/status/", "/api/tasks/",
-        "/metrics"]  # fmt: skip
+URLS = [
+    "/api/metrics/?hours=24",
+    "/api/metrics/?hours=720",
+    "/api/status/",
+    "/api/tasks/",
+    "/metrics",
+]
 TARGETS = {"/api/metrics/?hours=720": 1.0}
 DEFAULT_TARGET = 0.2
 
@@ -67,8 +72,10 @@ def main() -> None:
         times, queries = measure(client, url, args.repeat)
         median, target = statistics.median(times), TARGETS.get(url, DEFAULT_TARGET)
         verdict = "ok" if median < target else "MISSED"
-        print(f"{url:<28} {median:8.3f} {min(times):8.3f} {max(times):8.3f} {queries:8d}  "
-              f"<{target} s {verdict}")  # fmt: skip
+        print(
+            f"{url:<28} {median:8.3f} {min(times):8.3f} {max(times):8.3f} {queries:8d}  "
+            f"<{target} s {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -85,9 +85,13 @@ def manage(url: str, *args: str, extra: dict[str, str] | None = None) -> tuple[s
     """Run manage.py; returns (stdout, wall seconds, max RSS in bytes of its process tree)."""
     began = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=child_env(url, extra),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=child_env(url, extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - began
@@ -103,9 +107,11 @@ def create_database(url: str) -> None:
 
     cfg = dj_database_url.parse(url)
     conn = MySQLdb.connect(
-        host=cfg["HOST"] or "127.0.0.1", port=int(cfg["PORT"] or 3306),
-        user=cfg["USER"], password=cfg["PASSWORD"],
-    )  # fmt: skip
+        host=cfg["HOST"] or "127.0.0.1",
+        port=int(cfg["PORT"] or 3306),
+        user=cfg["USER"],
+        password=cfg["PASSWORD"],
+    )
     conn.cursor().execute(
         f"CREATE DATABASE IF NOT EXISTS `{cfg['NAME']}` "
         "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
@@ -180,9 +186,11 @@ def measure(url: str, repeat: int) -> list[tuple[str, str, dict[str, float]]]:
 
 def report(results: list[tuple[str, str, dict[str, float]]], seed_line: str) -> None:
     print(seed_line)
-    head = (f"{'job':<36} {'wall s':>6} {'attempt':>7} {'job s':>6} {'rss max':>7} "
-            f"{'tree':>6} {'added':>6} {'queries':>7} {'seed s/MB':>9} {'target':>6} "
-            f"{'speed-up':>8}  verdict")  # fmt: skip
+    head = (
+        f"{'job':<36} {'wall s':>6} {'attempt':>7} {'job s':>6} {'rss max':>7} "
+        f"{'tree':>6} {'added':>6} {'queries':>7} {'seed s/MB':>9} {'target':>6} "
+        f"{'speed-up':>8}  verdict"
+    )
     print(head)
     print("-" * len(head))
     for job, label, m in results:

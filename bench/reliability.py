@@ -42,12 +42,18 @@ class Project:
         return [sys.executable, str(ROOT / "manage.py"), *args]
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(*args), env={**self.env, **env}, cwd=ROOT,
-                              capture_output=True, text=True)  # fmt: skip
+        return subprocess.run(
+            self.argv(*args), env={**self.env, **env}, cwd=ROOT, capture_output=True, text=True
+        )
 
     def start(self, *args: str, **env: str) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(*args), env={**self.env, **env}, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        return subprocess.Popen(
+            self.argv(*args),
+            env={**self.env, **env},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def query(self, expression: str) -> str:
         code = f"from cronjobs.models import Execution as E; print({expression})"
@@ -59,8 +65,9 @@ def recreate_database(url: str) -> None:
     import MySQLdb
 
     cfg = dj_database_url.parse(url)
-    conn = MySQLdb.connect(host=cfg["HOST"], port=int(cfg["PORT"] or 3306), user=cfg["USER"],
-                           password=cfg["PASSWORD"])  # fmt: skip
+    conn = MySQLdb.connect(
+        host=cfg["HOST"], port=int(cfg["PORT"] or 3306), user=cfg["USER"], password=cfg["PASSWORD"]
+    )
     conn.cursor().execute(f"DROP DATABASE IF EXISTS `{cfg['NAME']}`")
     conn.close()
     create_database(url)
@@ -84,13 +91,20 @@ def concurrent(project: Project, n: int) -> None:
         "E.objects.filter(task__name='bench_hold', skip_reason='overlap').count()"
     )
     rows = int(project.query("E.objects.filter(task__name='bench_hold').count()"))
-    print(f"1. concurrent: {n} started, {ran} ran, {skipped} skipped (overlap), "
-          f"{n - rows} lost; exit codes {sorted(codes)}")  # fmt: skip
+    print(
+        f"1. concurrent: {n} started, {ran} ran, {skipped} skipped (overlap), "
+        f"{n - rows} lost; exit codes {sorted(codes)}"
+    )
 
 
 def takeover(project: Project, ttl: int, same_host: bool) -> float:
-    first = project.start("runjob", "bench_sleep", CRONJOBS_HOST="host-a", BENCH_SLEEP="3600",
-                          CRONJOBS_LEASE_TTL=str(ttl))  # fmt: skip
+    first = project.start(
+        "runjob",
+        "bench_sleep",
+        CRONJOBS_HOST="host-a",
+        BENCH_SLEEP="3600",
+        CRONJOBS_LEASE_TTL=str(ttl),
+    )
     while (
         project.query("E.objects.filter(task__name='bench_sleep', status='running').count()") == "0"
     ):
@@ -99,8 +113,16 @@ def takeover(project: Project, ttl: int, same_host: bool) -> float:
     first.wait()
     killed = time.monotonic()
     host = "host-a" if same_host else "host-b"
-    while project.run("runjob", "bench_sleep", CRONJOBS_HOST=host, BENCH_SLEEP="0",
-                      CRONJOBS_LEASE_TTL=str(ttl)).returncode == 3:  # fmt: skip
+    while (
+        project.run(
+            "runjob",
+            "bench_sleep",
+            CRONJOBS_HOST=host,
+            BENCH_SLEEP="0",
+            CRONJOBS_LEASE_TTL=str(ttl),
+        ).returncode
+        == 3
+    ):
         time.sleep(0.25)
     return time.monotonic() - killed
 

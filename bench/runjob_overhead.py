@@ -38,8 +38,9 @@ def crontab_hash(job: tuple) -> str:
 
 def measure(argv: list[str], env: dict) -> tuple[float, int]:
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -82,11 +83,20 @@ def main() -> None:
             samples[name].append(measure(argv, env))
     report(samples, env["DATABASE_URL"].split(":")[0], args.runs)
     recorded = subprocess.run(
-        [python, manage, "shell", "-c",
-         "from cronjobs.models import Execution as E; "
-         "print(E.objects.filter(task__name='bench_noop', status='succeeded').count())"],
-        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split()[-1]  # fmt: skip
+        [
+            python,
+            manage,
+            "shell",
+            "-c",
+            "from cronjobs.models import Execution as E; "
+            "print(E.objects.filter(task__name='bench_noop', status='succeeded').count())",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-1]
     print(f"succeeded Execution rows recorded by runjob: {recorded} (expected {args.runs + 2})")
 
 

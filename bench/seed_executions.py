@@ -40,9 +40,27 @@ STATUS_WEIGHTS = {
     "skipped": 2.3,
 }
 SKIP_REASONS = ("overlap", "circuit_open", "disabled")
-COLUMNS = ("run_id", "task_id", "attempt", "trigger", "status", "skip_reason", "host", "pid",
-           "started_at", "finished_at", "duration", "exit_code", "signal", "peak_rss_bytes",
-           "cpu_user", "cpu_system", "output", "error", "traceback")  # fmt: skip
+COLUMNS = (
+    "run_id",
+    "task_id",
+    "attempt",
+    "trigger",
+    "status",
+    "skip_reason",
+    "host",
+    "pid",
+    "started_at",
+    "finished_at",
+    "duration",
+    "exit_code",
+    "signal",
+    "peak_rss_bytes",
+    "cpu_user",
+    "cpu_system",
+    "output",
+    "error",
+    "traceback",
+)
 
 
 def setup_django(url: str = BENCH_URL) -> None:
@@ -63,8 +81,12 @@ def create_database(url: str) -> None:
     import MySQLdb
 
     cfg = dj_database_url.parse(url)
-    conn = MySQLdb.connect(host=cfg["HOST"] or "127.0.0.1", port=int(cfg["PORT"] or 3306),
-                           user=cfg["USER"], password=cfg["PASSWORD"])  # fmt: skip
+    conn = MySQLdb.connect(
+        host=cfg["HOST"] or "127.0.0.1",
+        port=int(cfg["PORT"] or 3306),
+        user=cfg["USER"],
+        password=cfg["PASSWORD"],
+    )
     conn.cursor().execute(
         f"CREATE DATABASE IF NOT EXISTS `{cfg['NAME']}` CHARACTER SET utf8mb4 "
         "COLLATE utf8mb4_unicode_ci"
@@ -80,9 +102,15 @@ def make_tasks(count: int) -> list:
     for n in range(1, count + 1):
         task, _ = Task.objects.get_or_create(
             name=f"bench_task_{n:02d}",
-            defaults={"kind": "callable", "target": "bench:job", "schedule": f"{n} * * * *",
-                      "timeout": 600, "slow_after": 480, "source": "bench"},
-        )  # fmt: skip
+            defaults={
+                "kind": "callable",
+                "target": "bench:job",
+                "schedule": f"{n} * * * *",
+                "timeout": 600,
+                "slow_after": 480,
+                "source": "bench",
+            },
+        )
         task.typical = (2.0 + 3 * n, (32 + 8 * n) * 2**20)
         tasks.append(task)
     return tasks
@@ -101,16 +129,53 @@ def rows(count: int, tasks: list, days: int, rng: random.Random):
 def row(n: int, task, start: float, status: str, rng: random.Random) -> tuple:
     started = dt.datetime.fromtimestamp(start, dt.UTC).replace(tzinfo=None)
     if status == "skipped":
-        return (f"{n:032x}", task.id, 0, "cron", status, rng.choice(SKIP_REASONS), "bench", None,
-                started, started, None, None, None, None, None, None, "", "", "")  # fmt: skip
+        return (
+            f"{n:032x}",
+            task.id,
+            0,
+            "cron",
+            status,
+            rng.choice(SKIP_REASONS),
+            "bench",
+            None,
+            started,
+            started,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "",
+            "",
+            "",
+        )
     base_duration, base_memory = task.typical
     duration = 600.0 if status == "timed_out" else rng.lognormvariate(0, 0.4) * base_duration
     memory = int(base_memory * rng.uniform(0.6, 1.4)) * (3 if status == "memory_exceeded" else 1)
     finished = started + dt.timedelta(seconds=duration)
     failed = status != "succeeded"
-    return (f"{n:032x}", task.id, 1, "cron", status, "", "bench", 1000 + n % 30000, started,
-            finished, duration, 1 if failed else 0, None, memory, duration * 0.7, duration * 0.1,
-            "", f"{status} in bench" if failed else "", "")  # fmt: skip
+    return (
+        f"{n:032x}",
+        task.id,
+        1,
+        "cron",
+        status,
+        "",
+        "bench",
+        1000 + n % 30000,
+        started,
+        finished,
+        duration,
+        1 if failed else 0,
+        None,
+        memory,
+        duration * 0.7,
+        duration * 0.1,
+        "",
+        f"{status} in bench" if failed else "",
+        "",
+    )
 
 
 def seed(rows_wanted: int = 1_000_000, task_count: int = 20, days: int = 90, seed: int = 7) -> int:
@@ -126,8 +191,10 @@ def seed(rows_wanted: int = 1_000_000, task_count: int = 20, days: int = 90, see
         print(f"{present:,} executions already present; not seeding")
         return present
     tasks = make_tasks(task_count)
-    sql = (f"INSERT INTO cronjobs_execution ({', '.join(f'`{c}`' for c in COLUMNS)}) "
-           f"VALUES ({', '.join(['%s'] * len(COLUMNS))})")  # fmt: skip
+    sql = (
+        f"INSERT INTO cronjobs_execution ({', '.join(f'`{c}`' for c in COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    )
     began, batch = time.monotonic(), []
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE TABLE cronjobs_execution")  # a partial fill starts over

@@ -8,7 +8,9 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 
 from flagged_cron_project.settings import *  # noqa: F403
 
-INSTALLED_APPS = ["django_crontab"] + [
-    app for app in INSTALLED_APPS if app != "django_crontab"  # noqa: F405
-] + ["bench.noopapp"]  # fmt: skip
+INSTALLED_APPS = [
+    "django_crontab",
+    *(app for app in INSTALLED_APPS if app != "django_crontab"),  # noqa: F405
+    "bench.noopapp",
+]
 CRONJOBS = [("* * * * *", "bench.noopapp.jobs.noop")]

@@ -155,9 +155,7 @@ def resolve(actor: Actor, alert: Alert) -> bool:
 
 
 def _name(actor: Actor) -> str:
-    if actor.user is not None:
-        return actor.user.get_username()
-    return str(actor)
+    return str(actor.user.get_username()) if actor.user is not None else str(actor)
 
 
 def _audit(actor: Actor, obj: models.Model, what: str) -> None:

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -15,7 +17,7 @@ class CronjobsConfig(AppConfig):
         post_migrate.connect(_sync_after_migrate, sender=self)
 
 
-def _sync_after_migrate(sender, using="default", **kwargs) -> None:
+def _sync_after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
     from cronjobs.supervisor.sync import sync_all
 
     if using == "default":

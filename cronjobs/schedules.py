@@ -96,7 +96,8 @@ def describe(expression: str) -> str:
         return MANUAL_ONLY
     options = Options()
     options.verbose = False
-    return get_description(expression, options)
+    sentence: str = get_description(expression, options)
+    return sentence
 
 
 def is_wildcard(expression: str) -> bool:
@@ -153,7 +154,9 @@ def _fold_shift(moment: datetime, zone: ZoneInfo) -> timedelta:
     local = moment.astimezone(zone)
     if local.fold == 0:
         return timedelta(0)
-    return local.replace(fold=0).utcoffset() - local.utcoffset()
+    first_pass, second_pass = local.replace(fold=0).utcoffset(), local.utcoffset()
+    assert first_pass is not None and second_pass is not None  # aware: `zone` is a ZoneInfo
+    return first_pass - second_pass
 
 
 def _candidates(expression: str, start: datetime, forward: bool) -> Iterator[datetime]:

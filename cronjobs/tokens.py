@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import secrets
 
+from django.contrib.auth.models import User
 from django.db.models import Q
 from django.utils import timezone
 
@@ -27,7 +28,9 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def create_token(name: str, read_only: bool = False, created_by=None) -> tuple[ApiToken, str]:
+def create_token(
+    name: str, read_only: bool = False, created_by: User | None = None
+) -> tuple[ApiToken, str]:
     """Make a token and return it with its secret, which is not stored and cannot be shown
     again."""
     secret = new_secret()

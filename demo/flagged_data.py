@@ -25,27 +25,83 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from flagged_products import models as m
 
 BATCH = 5000
 TOWNS = [
-    "Auckland CBD", "Ponsonby", "Newmarket", "Albany", "Manukau", "Hamilton", "Tauranga",
-    "Rotorua", "Napier", "New Plymouth", "Palmerston North", "Wellington", "Lower Hutt",
-    "Nelson", "Christchurch", "Riccarton", "Timaru", "Dunedin", "Queenstown", "Invercargill",
-]  # fmt: skip
+    "Auckland CBD",
+    "Ponsonby",
+    "Newmarket",
+    "Albany",
+    "Manukau",
+    "Hamilton",
+    "Tauranga",
+    "Rotorua",
+    "Napier",
+    "New Plymouth",
+    "Palmerston North",
+    "Wellington",
+    "Lower Hutt",
+    "Nelson",
+    "Christchurch",
+    "Riccarton",
+    "Timaru",
+    "Dunedin",
+    "Queenstown",
+    "Invercargill",
+]
 CATEGORIES = {  # category -> typical price in dollars
-    "Beverages": 4, "Snacks": 3, "Confectionery": 2, "Household": 8, "Personal care": 9,
-    "Stationery": 5, "Pet": 12, "Hardware": 25, "Toys": 20, "Outdoor": 40, "Accessories": 30,
+    "Beverages": 4,
+    "Snacks": 3,
+    "Confectionery": 2,
+    "Household": 8,
+    "Personal care": 9,
+    "Stationery": 5,
+    "Pet": 12,
+    "Hardware": 25,
+    "Toys": 20,
+    "Outdoor": 40,
+    "Accessories": 30,
     "Electronics": 90,
-}  # fmt: skip
+}
 BRANDS = ["Kiwi Co", "Tui", "Harbour", "Southern", "Pohutukawa", "Kauri", "Aoraki", "Totara"]
 NOUNS = ["Classic", "Original", "Deluxe", "Lite", "Family", "Travel", "Pro", "Mini", "Max"]
-FIRST = ["Aroha", "Ben", "Chloe", "Daniel", "Emma", "Finn", "Grace", "Hemi", "Isla", "Jack",
-         "Kiri", "Liam", "Mia", "Noah", "Olivia"]  # fmt: skip
-LAST = ["Smith", "Wilson", "Ngata", "Brown", "Taylor", "Singh", "Patel", "Walker", "Clarke",
-        "Tane", "Young", "King", "Chen", "Li"]  # fmt: skip
+FIRST = [
+    "Aroha",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Emma",
+    "Finn",
+    "Grace",
+    "Hemi",
+    "Isla",
+    "Jack",
+    "Kiri",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Olivia",
+]
+LAST = [
+    "Smith",
+    "Wilson",
+    "Ngata",
+    "Brown",
+    "Taylor",
+    "Singh",
+    "Patel",
+    "Walker",
+    "Clarke",
+    "Tane",
+    "Young",
+    "King",
+    "Chen",
+    "Li",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,9 +133,18 @@ def is_seeded() -> bool:
 def flush() -> None:
     """Delete every domain row, children first so each DELETE is one statement."""
     for model in (
-        m.Insight, m.StoreStats, m.StaffAchievement, m.Achievement, m.LeaderboardEntry,
-        m.FlaggedProduct, m.Sale, m.StockLevel, m.Staff, m.Product, m.Outlet,
-    ):  # fmt: skip
+        m.Insight,
+        m.StoreStats,
+        m.StaffAchievement,
+        m.Achievement,
+        m.LeaderboardEntry,
+        m.FlaggedProduct,
+        m.Sale,
+        m.StockLevel,
+        m.Staff,
+        m.Product,
+        m.Outlet,
+    ):
         model.objects.all().delete()
 
 
@@ -102,15 +167,16 @@ class Seeder:
             self.progress(f"{name}: {counts[name]} rows ({time.monotonic() - self.started:.1f} s)")
         return counts
 
-    def insert(self, model: type, rows: Iterable) -> int:
-        batch, total = [], 0
+    def insert(self, model: type[Model], rows: Iterable[Model]) -> int:
+        batch: list[Model] = []
+        total = 0
         for row in rows:
             batch.append(row)
             if len(batch) == BATCH:
-                model.objects.bulk_create(batch, batch_size=BATCH)
+                model._default_manager.bulk_create(batch, batch_size=BATCH)
                 total, batch = total + len(batch), []
         if batch:
-            model.objects.bulk_create(batch, batch_size=BATCH)
+            model._default_manager.bulk_create(batch, batch_size=BATCH)
         return total + len(batch)
 
     # --- stages ---------------------------------------------------------------------------
@@ -168,9 +234,11 @@ class Seeder:
                     continue  # not every slow mover is stocked everywhere
                 carried.append(index)
                 yield m.StockLevel(
-                    outlet_id=outlet_id, product_id=product_id,
-                    quantity=self.quantity(index), updated_at=now,
-                )  # fmt: skip
+                    outlet_id=outlet_id,
+                    product_id=product_id,
+                    quantity=self.quantity(index),
+                    updated_at=now,
+                )
             self.carried[outlet_id] = carried
 
     def quantity(self, index: int) -> int:
@@ -194,9 +262,11 @@ class Seeder:
                 sold = Counter(rng.choices(carried, weights=weights, k=lines))
                 for index, units in sorted(sold.items()):
                     yield m.Sale(
-                        outlet_id=outlet_id, product_id=self.product_ids[index],
-                        sold_on=day, quantity=units,
-                    )  # fmt: skip
+                        outlet_id=outlet_id,
+                        product_id=self.product_ids[index],
+                        sold_on=day,
+                        quantity=units,
+                    )
 
     def history_days(self) -> list[datetime.date]:
         return [self.today - datetime.timedelta(days=n) for n in range(self.o.days, 0, -1)]
@@ -229,14 +299,19 @@ class Seeder:
                 for index in sorted(picks):
                     yield self.past_flag(outlet_id, index, day, day == yesterday)
 
-    def past_flag(self, outlet_id: int, index: int, day: datetime.date, recent: bool):
+    def past_flag(
+        self, outlet_id: int, index: int, day: datetime.date, recent: bool
+    ) -> m.FlaggedProduct:
         rng = self.rng
         expected = int(self.popularity[index] * 400) + rng.randint(-3, 40)
         flag = m.FlaggedProduct(
-            outlet_id=outlet_id, product_id=self.product_ids[index], flag_date=day,
-            reason="seeded history", score=round(rng.uniform(10, 120), 3),
+            outlet_id=outlet_id,
+            product_id=self.product_ids[index],
+            flag_date=day,
+            reason="seeded history",
+            score=round(rng.uniform(10, 120), 3),
             expected_quantity=expected,
-        )  # fmt: skip
+        )
         roll = rng.random()
         team = self.team[outlet_id]
         if roll < (0.6 if recent else 0.88) and team:

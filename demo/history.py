@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
+from collections.abc import Sequence
 
 from django.db import transaction
 from django.test.utils import override_settings
@@ -49,14 +50,20 @@ class Plan:
     rows: list[Execution] = dataclasses.field(default_factory=list)
 
 
-def seed(days: int = 14, seed: int = 6, circuit_task: str = "", now=None) -> dict[str, int]:
+def seed(
+    days: int = 14, seed: int = 6, circuit_task: str = "", now: dt.datetime | None = None
+) -> dict[str, int]:
     """Replace the demo history; returns how many executions and alerts were written."""
     tasks = list(Task.objects.filter(retired_at__isnull=True).order_by("priority", "name"))
     if not tasks:
         raise ValueError("no tasks: run `manage.py synctasks` first")
-    plan = Plan(days=days, now=now or timezone.now(), rng=random.Random(seed),
-                circuit_task=_pick(tasks, circuit_task, ("generate_ai_insights",), last=True),
-                timeout_task=tasks[0])  # fmt: skip
+    plan = Plan(
+        days=days,
+        now=now or timezone.now(),
+        rng=random.Random(seed),
+        circuit_task=_pick(tasks, circuit_task, ("generate_ai_insights",), last=True),
+        timeout_task=tasks[0],
+    )
     if plan.timeout_task == plan.circuit_task and len(tasks) > 1:
         plan.timeout_task = tasks[1]
     for task in tasks:
@@ -123,31 +130,59 @@ def _history(plan: Plan, task: Task) -> None:
         _run(plan, task, when, statuses, typical, memory, trigger="cron")
 
 
-def _run(plan, task, when, statuses, typical, memory, trigger) -> None:
+def _run(
+    plan: Plan,
+    task: Task,
+    when: dt.datetime,
+    statuses: Sequence[str],
+    typical: float,
+    memory: int,
+    trigger: str,
+) -> None:
     rng, run_id = plan.rng, f"{plan.rng.getrandbits(128):032x}"
     for attempt, status in enumerate(statuses, start=1):
         if status == Status.SKIPPED:
-            plan.rows.append(Execution(
-                run_id=run_id, task=task, attempt=0, trigger=trigger, status=status,
-                skip_reason=Execution.SkipReason.OVERLAP, host=HOST, started_at=when,
-                finished_at=when, duration=0.0, error="another run holds the lease",
-            ))  # fmt: skip
+            plan.rows.append(
+                Execution(
+                    run_id=run_id,
+                    task=task,
+                    attempt=0,
+                    trigger=trigger,
+                    status=status,
+                    skip_reason=Execution.SkipReason.OVERLAP,
+                    host=HOST,
+                    started_at=when,
+                    finished_at=when,
+                    duration=0.0,
+                    error="another run holds the lease",
+                )
+            )
             return
         duration = (
             task.timeout if status == Status.TIMED_OUT else typical * rng.lognormvariate(0, 0.35)
         )
         failed = status != Status.SUCCEEDED
-        plan.rows.append(Execution(
-            run_id=run_id, task=task, attempt=attempt, trigger=trigger, status=status, host=HOST,
-            pid=rng.randint(2000, 60000), started_at=when,
-            finished_at=when + dt.timedelta(seconds=duration), duration=round(duration, 3),
-            exit_code=None if status == Status.TIMED_OUT else int(failed),
-            signal=15 if status == Status.TIMED_OUT else None,
-            peak_rss_bytes=int(memory * rng.uniform(0.8, 1.25)),
-            cpu_user=round(duration * 0.6, 3), cpu_system=round(duration * 0.05, 3),
-            output=f"{task.name}: {'done' if not failed else 'giving up'}\n",
-            error=_error(task, status, rng),
-        ))  # fmt: skip
+        plan.rows.append(
+            Execution(
+                run_id=run_id,
+                task=task,
+                attempt=attempt,
+                trigger=trigger,
+                status=status,
+                host=HOST,
+                pid=rng.randint(2000, 60000),
+                started_at=when,
+                finished_at=when + dt.timedelta(seconds=duration),
+                duration=round(duration, 3),
+                exit_code=None if status == Status.TIMED_OUT else int(failed),
+                signal=15 if status == Status.TIMED_OUT else None,
+                peak_rss_bytes=int(memory * rng.uniform(0.8, 1.25)),
+                cpu_user=round(duration * 0.6, 3),
+                cpu_system=round(duration * 0.05, 3),
+                output=f"{task.name}: {'done' if not failed else 'giving up'}\n",
+                error=_error(task, status, rng),
+            )
+        )
         when += dt.timedelta(seconds=duration + task.retry_delay)
 
 
@@ -169,9 +204,14 @@ def _open_circuit(plan: Plan) -> int:
     task, opened = plan.circuit_task, plan.now - dt.timedelta(minutes=26)
     CircuitState.objects.update_or_create(
         task=task,
-        defaults={"state": CircuitState.State.OPEN, "opened_at": opened, "trial_run_id": "",
-                  "failure_count": 5, "changed_at": opened},
-    )  # fmt: skip
+        defaults={
+            "state": CircuitState.State.OPEN,
+            "opened_at": opened,
+            "trial_run_id": "",
+            "failure_count": 5,
+            "changed_at": opened,
+        },
+    )
     # Raised through supervisor.alerts so they de-duplicate like real ones; then dated back.
     raised = [
         (Alert.Kind.FAILED, "all attempts failed: RateLimitError: 429 Too Many Requests", 58, 2),
@@ -182,9 +222,10 @@ def _open_circuit(plan: Plan) -> int:
         with override_settings(ALERT_EMAILS=[], ALERT_WEBHOOK_URL=""):
             alert = alerts.raise_alert(task, kind, message + MARK)
         Alert.objects.filter(pk=alert.pk).update(
-            first_seen=plan.now - dt.timedelta(minutes=minutes), occurrences=occurrences,
+            first_seen=plan.now - dt.timedelta(minutes=minutes),
+            occurrences=occurrences,
             last_seen=plan.now - dt.timedelta(minutes=26),
-        )  # fmt: skip
+        )
     return len(raised) + _past_alert(plan)
 
 
@@ -192,8 +233,13 @@ def _past_alert(plan: Plan) -> int:
     """A resolved alert from days ago, so the alert list has history too."""
     when = plan.now - dt.timedelta(days=min(plan.days, 5))
     Alert.objects.create(
-        task=plan.timeout_task, kind=Alert.Kind.SLOW, severity=Alert.Severity.WARNING,
-        state=Alert.State.RESOLVED, message=f"took {plan.timeout_task.timeout} s" + MARK,
-        first_seen=when, last_seen=when, resolved_at=when + dt.timedelta(hours=1),
-    )  # fmt: skip
+        task=plan.timeout_task,
+        kind=Alert.Kind.SLOW,
+        severity=Alert.Severity.WARNING,
+        state=Alert.State.RESOLVED,
+        message=f"took {plan.timeout_task.timeout} s" + MARK,
+        first_seen=when,
+        last_seen=when,
+        resolved_at=when + dt.timedelta(hours=1),
+    )
     return 1

@@ -118,7 +118,7 @@ TEMPLATES = [
 ]
 
 
-def database_config(url: str) -> dict:
+def database_config(url: str) -> dj_database_url.DBConfig:
     try:
         config = dj_database_url.parse(url)
     except Exception as exc:  # dj-database-url raises several types for one kind of mistake

@@ -4,21 +4,24 @@ Large tables (stock, sales, flags) skip the full COUNT(*) so their pages stay fa
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 
 from flagged_products import models
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+# ModelAdmin is generic only in django-stubs: subscripting it here would fail at runtime.
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     show_full_result_count = False
     list_per_page = 50
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -64,9 +67,17 @@ class StaffAdmin(ReadOnlyAdmin):
 @admin.register(models.FlaggedProduct)
 class FlaggedProductAdmin(ReadOnlyAdmin):
     list_display = [
-        "flag_date", "outlet", "product", "reason", "score", "status", "expected_quantity",
-        "counted_quantity", "completed_by", "completed_at",
-    ]  # fmt: skip
+        "flag_date",
+        "outlet",
+        "product",
+        "reason",
+        "score",
+        "status",
+        "expected_quantity",
+        "counted_quantity",
+        "completed_by",
+        "completed_at",
+    ]
     list_filter = ["status", "outlet", "reason"]
     list_select_related = ["outlet", "product", "completed_by"]
     search_fields = ["product__sku", "product__name", "completed_by__name"]
@@ -98,9 +109,14 @@ class StaffAchievementAdmin(ReadOnlyAdmin):
 @admin.register(models.StoreStats)
 class StoreStatsAdmin(ReadOnlyAdmin):
     list_display = [
-        "outlet", "pending", "completed_today", "completion_rate_7d", "accuracy_7d",
-        "avg_discrepancy_7d", "refreshed_at",
-    ]  # fmt: skip
+        "outlet",
+        "pending",
+        "completed_today",
+        "completion_rate_7d",
+        "accuracy_7d",
+        "avg_discrepancy_7d",
+        "refreshed_at",
+    ]
     list_select_related = ["outlet"]
     search_fields = ["outlet__name", "outlet__code"]
 

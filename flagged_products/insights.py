@@ -39,6 +39,8 @@ SYSTEM_PROMPT = (
 )
 
 Writer = Callable[[dict[str, Any]], str]
+# An insight to rewrite: (outlet id, None for all outlets; summary; input hash).
+Pending = tuple[int | None, dict[str, Any], str]
 
 
 def summaries(today: datetime.date) -> dict[int | None, dict[str, Any]]:
@@ -80,8 +82,9 @@ def largest_discrepancies(today: datetime.date) -> dict[int, list[dict[str, Any]
         .values_list("outlet_id", "product__name", "expected_quantity", "counted_quantity")
         .order_by()
     )
-    by_outlet: dict[int, list[tuple]] = defaultdict(list)
+    by_outlet: dict[int, list[tuple[int, str, int, int]]] = defaultdict(list)
     for outlet_id, name, expected, counted in rows:
+        assert counted is not None  # completing a flag records its count
         by_outlet[outlet_id].append((-abs(counted - expected), name, expected, counted))
     return {
         outlet_id: [
@@ -94,7 +97,8 @@ def largest_discrepancies(today: datetime.date) -> dict[int, list[dict[str, Any]
 
 def overall(outlets: list[dict[str, Any]]) -> dict[str, Any]:
     def mean(key: str) -> float:
-        return round(sum(o[key] for o in outlets) / len(outlets), 4)
+        total: float = sum(o[key] for o in outlets)
+        return round(total / len(outlets), 4)
 
     lowest = min(outlets, key=lambda o: (o["completion_rate_7d"], o["outlet"]))
     return {
@@ -196,7 +200,7 @@ def generate_ai_insights(today: datetime.date | None = None) -> dict[str, Any]:
     model = settings.OPENAI_MODEL if use_api else ""
     previous = latest_hashes()
     current = summaries(today)
-    todo = []
+    todo: list[Pending] = []
     for outlet_id, summary in current.items():
         digest = input_hash(summary, source, model)
         if previous.get(outlet_id) != digest:
@@ -211,7 +215,9 @@ def generate_ai_insights(today: datetime.date | None = None) -> dict[str, Any]:
     return {"written": len(todo), "unchanged": len(current) - len(todo), "source": source}
 
 
-def written_texts(write: Writer, todo: list[tuple], workers: int) -> Iterator[tuple[tuple, str]]:
+def written_texts(
+    write: Writer, todo: list[Pending], workers: int
+) -> Iterator[tuple[Pending, str]]:
     """(item, text) as each text is ready. API calls overlap (an answer takes seconds, so one
     at a time would make the hour's run as slow as the sum of them); rows are written by the
     caller in this thread. The first failure cancels what has not started and is raised."""

@@ -37,31 +37,56 @@ def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[
     return result
 
 
-@cronjob(schedule="5 7 * * *", timeout=600, priority=1, memory_limit=MEMORY_LIMIT,
-         description="Flag the products each outlet's staff count today.")  # fmt: skip
+@cronjob(
+    schedule="5 7 * * *",
+    timeout=600,
+    priority=1,
+    memory_limit=MEMORY_LIMIT,
+    description="Flag the products each outlet's staff count today.",
+)
 def generate_daily_products(ctx: JobContext) -> None:
     run_and_report(ctx, selection.generate_daily_products)
 
 
-@cronjob(schedule="*/30 * * * *", timeout=180, priority=2, memory_limit=MEMORY_LIMIT,
-         description="Cache per-outlet counting statistics.")  # fmt: skip
+@cronjob(
+    schedule="*/30 * * * *",
+    timeout=180,
+    priority=2,
+    memory_limit=MEMORY_LIMIT,
+    description="Cache per-outlet counting statistics.",
+)
 def refresh_store_stats(ctx: JobContext) -> None:
     run_and_report(ctx, stats.refresh_store_stats)
 
 
-@cronjob(schedule="0 2 * * *", timeout=300, priority=3, memory_limit=MEMORY_LIMIT,
-         description="Rank staff by counting points: today, week, month, all time.")  # fmt: skip
+@cronjob(
+    schedule="0 2 * * *",
+    timeout=300,
+    priority=3,
+    memory_limit=MEMORY_LIMIT,
+    description="Rank staff by counting points: today, week, month, all time.",
+)
 def refresh_leaderboard(ctx: JobContext) -> None:
     run_and_report(ctx, leaderboard.refresh_leaderboard)
 
 
-@cronjob(schedule="0 */6 * * *", timeout=300, priority=3, memory_limit=MEMORY_LIMIT,
-         description="Award counting badges.")  # fmt: skip
+@cronjob(
+    schedule="0 */6 * * *",
+    timeout=300,
+    priority=3,
+    memory_limit=MEMORY_LIMIT,
+    description="Award counting badges.",
+)
 def check_achievements(ctx: JobContext) -> None:
     run_and_report(ctx, achievements.check_achievements)
 
 
-@cronjob(schedule="0 * * * *", timeout=600, priority=4, memory_limit=MEMORY_LIMIT,
-         description="Write per-outlet insights (OpenAI-compatible API, or rules).")  # fmt: skip
+@cronjob(
+    schedule="0 * * * *",
+    timeout=600,
+    priority=4,
+    memory_limit=MEMORY_LIMIT,
+    description="Write per-outlet insights (OpenAI-compatible API, or rules).",
+)
 def generate_ai_insights(ctx: JobContext) -> None:
     run_and_report(ctx, insights.generate_ai_insights)

@@ -251,9 +251,13 @@ class Insight(models.Model):
         RULES = "rules", "rule-based"
 
     outlet = models.ForeignKey(
-        Outlet, null=True, blank=True, on_delete=models.CASCADE, related_name="insights",
+        Outlet,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="insights",
         help_text="Empty for the all-outlets insight",
-    )  # fmt: skip
+    )
     text = models.TextField()
     source = models.CharField(max_length=10, choices=Source.choices)
     model = models.CharField(max_length=100, blank=True)

@@ -25,6 +25,7 @@ import datetime
 import heapq
 import math
 import random
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -194,7 +195,10 @@ def load_facts(outlet_id: int, day: datetime.date) -> OutletFacts:
     return facts
 
 
-def raw_rows(queryset: QuerySet) -> list[tuple]:
+Row = TypeVar("Row")
+
+
+def raw_rows(queryset: QuerySet[Any, Row]) -> list[Row]:
     """The rows of a values_list() of plain integer columns, straight from the cursor: for the
     ~7 000 stock rows per outlet, Django's per-row iterator costs more than the query. Only for
     columns that need no conversion (no decimals, dates or aggregates)."""

@@ -12,6 +12,7 @@ One aggregate query for all outlets and one upsert: the cost does not grow with 
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import Avg, Count, F, Q
@@ -22,12 +23,16 @@ from flagged_products.models import FlaggedProduct, Outlet, StoreStats
 
 WINDOW_DAYS = 7
 STAT_FIELDS = [
-    "pending", "completed_today", "completion_rate_7d", "accuracy_7d", "avg_discrepancy_7d",
+    "pending",
+    "completed_today",
+    "completion_rate_7d",
+    "accuracy_7d",
+    "avg_discrepancy_7d",
     "refreshed_at",
-]  # fmt: skip
+]
 
 
-def outlet_numbers(today: datetime.date, midnight: datetime.datetime) -> dict[int, dict]:
+def outlet_numbers(today: datetime.date, midnight: datetime.datetime) -> dict[int, dict[str, Any]]:
     done = Q(status=FlaggedProduct.Status.COMPLETED)
     rows = (
         FlaggedProduct.objects.filter(
@@ -47,7 +52,7 @@ def outlet_numbers(today: datetime.date, midnight: datetime.datetime) -> dict[in
     return {row["outlet_id"]: row for row in rows}
 
 
-def stats_row(outlet_id: int, numbers: dict | None, now: datetime.datetime) -> StoreStats:
+def stats_row(outlet_id: int, numbers: dict[str, Any] | None, now: datetime.datetime) -> StoreStats:
     if not numbers:
         return StoreStats(outlet_id=outlet_id, refreshed_at=now)
     completed = numbers["completed"]

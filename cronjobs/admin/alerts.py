@@ -15,16 +15,37 @@ from cronjobs.templatetags.cronjobs_admin import badge
 
 @admin.register(Alert)
 class AlertAdmin(StreamingExportMixin, admin.ModelAdmin):
-    list_display = ("last_seen", "task", "kind", "severity_badge", "state_badge", "message_text",
-                    "occurrences", "first_seen", "acknowledged_by", "resolved_at")  # fmt: skip
+    list_display = (
+        "last_seen",
+        "task",
+        "kind",
+        "severity_badge",
+        "state_badge",
+        "message_text",
+        "occurrences",
+        "first_seen",
+        "acknowledged_by",
+        "resolved_at",
+    )
     list_filter = ("state", "kind", "severity", "task")
     search_fields = ("message", "task__name")
     list_select_related = ("task", "acknowledged_by")
     actions = ("acknowledge", "resolve")
     resource_classes = [AlertResource]
-    readonly_fields = ("task", "kind", "severity", "state", "message", "occurrences", "first_seen",
-                       "last_seen", "notified_at", "acknowledged_by", "acknowledged_at",
-                       "resolved_at")  # fmt: skip
+    readonly_fields = (
+        "task",
+        "kind",
+        "severity",
+        "state",
+        "message",
+        "occurrences",
+        "first_seen",
+        "last_seen",
+        "notified_at",
+        "acknowledged_by",
+        "acknowledged_at",
+        "resolved_at",
+    )
     fields = readonly_fields
     Media = ControlRoomMedia
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.admin.templatetags.admin_list import date_hierarchy
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -23,6 +24,8 @@ class LookaheadPaginator(Paginator):
     """Counts only as far as the next page: `count` is the rows before this page plus those on
     it, plus one if any row follows, so the admin shows a link to the next page and nothing
     ever counts the whole table."""
+
+    object_list: QuerySet[Any]
 
     def __init__(self, object_list, per_page: int, page_number: int = 1, **kwargs: Any):
         super().__init__(object_list, per_page, **kwargs)
@@ -100,4 +103,5 @@ class _CalendarChangeList:
 
 def calendar_date_hierarchy(cl) -> dict[str, Any] | None:
     """Django's date_hierarchy context, with periods from the calendar (see the module doc)."""
-    return date_hierarchy(_CalendarChangeList(cl))
+    # The wrapper answers every attribute date_hierarchy reads, as a ChangeList would.
+    return date_hierarchy(_CalendarChangeList(cl))  # type: ignore[arg-type]

@@ -26,8 +26,19 @@ TEXT_MATCHES = 1000
 
 @admin.register(Execution)
 class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
-    list_display = ("started_at", "task", "status_badge", "attempt", "trigger", "duration_text",
-                    "peak_memory", "host", "exit_code", "error_summary", "run")  # fmt: skip
+    list_display = (
+        "started_at",
+        "task",
+        "status_badge",
+        "attempt",
+        "trigger",
+        "duration_text",
+        "peak_memory",
+        "host",
+        "exit_code",
+        "error_summary",
+        "run",
+    )
     list_display_links = ("started_at",)
     list_filter = (
         "status",
@@ -152,9 +163,15 @@ class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
             "",
             '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
             (
-                (execution_url(a), a.attempt, badge(a.status), a.started_at, seconds(a.duration),
-                 a.error)
+                (
+                    execution_url(a),
+                    a.attempt,
+                    badge(a.status),
+                    a.started_at,
+                    seconds(a.duration),
+                    a.error,
+                )
                 for a in attempts
             ),
-        )  # fmt: skip
+        )
         return format_html('<table class="fc-attempts">{}</table>', rows)

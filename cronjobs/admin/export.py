@@ -59,10 +59,11 @@ def export_rows(resource, queryset, selected: list[str] | None) -> Iterator[list
     """Each row's values as the resource renders them (see the module doc)."""
     fields = resource.get_export_fields(selected)
     formatters = [_formatter(resource, field) for field in fields]
-    if hasattr(resource, "iter_values") and None not in formatters:
+    fast = [format for format in formatters if format is not None]
+    if hasattr(resource, "iter_values") and len(fast) == len(formatters):
         paths = [field.attribute for field in fields]
         for values in resource.iter_values(queryset, paths):
-            yield [format(value) for format, value in zip(formatters, values, strict=True)]
+            yield [format(value) for format, value in zip(fast, values, strict=True)]
         return
     for obj in resource.iter_queryset(queryset):
         yield [resource.export_field(field, obj) for field in fields]
@@ -106,7 +107,9 @@ class StreamingExportMixin(ExportMixin):
     def has_export_permission(self, request) -> bool:
         return self.has_view_permission(request)
 
-    def _do_file_export(self, file_format, request, queryset, export_form=None) -> HttpResponse:
+    def _do_file_export(
+        self, file_format, request, queryset, export_form=None
+    ) -> HttpResponse | StreamingHttpResponse:
         if not self.has_export_permission(request):
             raise PermissionDenied
         delimiter = STREAMED.get(type(file_format))

@@ -30,10 +30,25 @@ class ExecutionResource(resources.ModelResource):
     class Meta:
         model = Execution
         fields = (
-            "id", "run_id", "task", "attempt", "trigger", "status", "skip_reason", "host", "pid",
-            "started_at", "finished_at", "duration", "exit_code", "signal", "peak_rss_bytes",
-            "cpu_user", "cpu_system", "error",
-        )  # fmt: skip
+            "id",
+            "run_id",
+            "task",
+            "attempt",
+            "trigger",
+            "status",
+            "skip_reason",
+            "host",
+            "pid",
+            "started_at",
+            "finished_at",
+            "duration",
+            "exit_code",
+            "signal",
+            "peak_rss_bytes",
+            "cpu_user",
+            "cpu_system",
+            "error",
+        )
         export_order = fields
 
     def iter_queryset(self, queryset) -> Iterator[Execution]:
@@ -87,9 +102,20 @@ class AlertResource(resources.ModelResource):
     class Meta:
         model = Alert
         fields = (
-            "id", "task", "kind", "severity", "state", "message", "occurrences", "first_seen",
-            "last_seen", "notified_at", "acknowledged_by", "acknowledged_at", "resolved_at",
-        )  # fmt: skip
+            "id",
+            "task",
+            "kind",
+            "severity",
+            "state",
+            "message",
+            "occurrences",
+            "first_seen",
+            "last_seen",
+            "notified_at",
+            "acknowledged_by",
+            "acknowledged_at",
+            "resolved_at",
+        )
         export_order = fields
 
     def iter_queryset(self, queryset) -> Iterator[Alert]:

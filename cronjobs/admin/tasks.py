@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from cronjobs import actions
 from cronjobs.admin.display import ControlRoomMedia, execution_url, percent, run_url, when
 from cronjobs.models import Alert, Execution, Task
-from cronjobs.reporting.health import task_health
+from cronjobs.reporting.health import TaskHealth, task_health
 from cronjobs.supervisor.registry import format_size
 from cronjobs.templatetags.cronjobs_admin import badge
 
@@ -34,8 +34,18 @@ class TaskChangeList(ChangeList):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ("name", "enabled", "schedule_in_words", "next_run", "last_status", "last_run",
-                    "success_24h", "success_30d", "circuit", "priority")  # fmt: skip
+    list_display = (
+        "name",
+        "enabled",
+        "schedule_in_words",
+        "next_run",
+        "last_status",
+        "last_run",
+        "success_24h",
+        "success_30d",
+        "circuit",
+        "priority",
+    )
     list_display_links = ("name",)
     list_editable = ("enabled",)
     list_filter = ("enabled", "kind", ("retired_at", admin.EmptyFieldListFilter))
@@ -77,10 +87,12 @@ class TaskAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # a task that disappears is retired so its history stays
 
-    def _health(self, obj: Task):
-        if not hasattr(obj, "health"):  # the change page: one task
-            obj.health = task_health([obj])[obj.pk]
-        return obj.health
+    def _health(self, obj: Task) -> TaskHealth:
+        health: TaskHealth | None = getattr(obj, "health", None)
+        if health is None:  # the change page: one task
+            health = task_health([obj])[obj.pk]
+            obj.health = health  # type: ignore[attr-defined]  # a per-request decoration
+        return health
 
     @admin.display(description="schedule")
     def schedule_in_words(self, obj: Task) -> str:
@@ -137,8 +149,9 @@ class TaskAdmin(admin.ModelAdmin):
         if "enabled" in form.changed_data:
             actions.set_enabled(actions.Actor.from_request(request), obj, obj.enabled)
 
-    def log_change(self, request, obj, message) -> None:
+    def log_change(self, request, obj, message):
         """cronjobs.actions wrote the audit entry already; one entry per change."""
+        return None
 
     @admin.action(description="Enable the selected tasks", permissions=["change"])
     def enable(self, request, queryset) -> None:

@@ -13,8 +13,15 @@ from cronjobs.models import ApiToken
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "read_only", "created_by", "created_at", "last_used_at",
-                    "revoked_at")  # fmt: skip
+    list_display = (
+        "name",
+        "prefix",
+        "read_only",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("read_only", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_by", "created_at", "last_used_at", "revoked_at")

@@ -42,7 +42,7 @@ def daily(days: int, now: dt.datetime | None = None) -> list[stats.DailyTrend]:
 
 def _cached(days: int, moment: dt.datetime, ttl: int) -> list[stats.DailyTrend]:
     key = f"cronjobs:daily:{days}:{moment.date().isoformat()}"
-    trends = cache.get(key)
+    trends: list[stats.DailyTrend] | None = cache.get(key)
     if trends is None:
         trends = stats.daily_trends(days, moment)
         cache.set(key, trends, ttl)
@@ -60,9 +60,17 @@ def summaries(trends: list[stats.DailyTrend]) -> dict[int, stats.TaskSummary]:
 def _add_up(task_id: int, rows: list[stats.DailyTrend]) -> stats.TaskSummary:
     counts = {
         name: sum(getattr(r, name) for r in rows)
-        for name in ("runs", "running", "succeeded", "failed", "timed_out", "memory_exceeded",
-                     "abandoned", "skipped")
-    }  # fmt: skip
+        for name in (
+            "runs",
+            "running",
+            "succeeded",
+            "failed",
+            "timed_out",
+            "memory_exceeded",
+            "abandoned",
+            "skipped",
+        )
+    }
     return stats.TaskSummary(
         task_id=task_id,
         **counts,

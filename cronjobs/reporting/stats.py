@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar, cast
 
 from django.db import connection
 from django.db.models import (
@@ -35,6 +36,7 @@ from django.db.models import (
     Max,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Sum,
     Value,
@@ -107,7 +109,7 @@ class HourOutcomes:
 class DailyTrend(TaskSummary):
     """A TaskSummary for one task and one local date (p95 is not computed per day)."""
 
-    date: dt.date | None = None
+    date: dt.date = dataclasses.field(kw_only=True)
 
 
 # Per (task, status) group; a summary folds a task's groups together. Grouping by status keeps
@@ -123,6 +125,7 @@ _GROUP_AGGREGATES = {
     "m_max": Max("peak_rss_bytes"),
 }
 _UNFINISHED = (Status.RUNNING, Status.SKIPPED)
+Number = TypeVar("Number", int, float)
 
 
 class _GroupSum:
@@ -158,12 +161,12 @@ class _GroupSum:
         }
 
 
-def _max(a, b):
+def _max(a: Number | None, b: Number | None) -> Number | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _group_sums(groups, *key: str) -> dict[tuple, _GroupSum]:
-    sums: dict[tuple, _GroupSum] = {}
+def _group_sums(groups: Iterable[dict[str, Any]], *key: str) -> dict[tuple[Any, ...], _GroupSum]:
+    sums: dict[tuple[Any, ...], _GroupSum] = {}
     for group in groups:
         sums.setdefault(tuple(group[k] for k in key), _GroupSum()).add(group)
     return sums
@@ -212,9 +215,13 @@ def p95_durations(window: Q, timed: dict[int, int]) -> dict[int, float]:
     for task_id, n in timed.items():
         if n:
             offset = n - (95 * n + 99) // 100  # integer ceil: no float rounding at the edge
-            rows = Execution.objects.filter(window, _FINISHED, task_id=task_id,
-                                            duration__isnull=False)  # fmt: skip
-            ranked = rows.order_by("-duration").values_list("task_id", "duration")
+            rows = Execution.objects.filter(
+                window, _FINISHED, task_id=task_id, duration__isnull=False
+            )
+            ranked = cast(  # no NULL duration: filtered out above
+                "QuerySet[Execution, tuple[int, float]]",
+                rows.order_by("-duration").values_list("task_id", "duration"),
+            )
             queries.append(ranked[offset : offset + 1])
     if len(queries) > 1 and connection.features.supports_slicing_ordering_in_compound:
         return dict(queries[0].union(*queries[1:], all=True))
@@ -249,7 +256,7 @@ def _bucket(edges: list[dt.datetime], lo: int, hi: int) -> Expression:
     )
 
 
-def _bucketed(edges: list[dt.datetime], *group_by: str):
+def _bucketed(edges: list[dt.datetime], *group_by: str) -> QuerySet[Execution, dict[str, Any]]:
     buckets = len(edges) - 1
     return (
         Execution.objects.filter(

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 Kind = Alert.Kind
 State = Alert.State
 
-SEVERITY = {
+SEVERITY: dict[str, Alert.Severity] = {
     Kind.FAILED: Alert.Severity.CRITICAL,
     Kind.CIRCUIT_OPEN: Alert.Severity.CRITICAL,
     Kind.ABANDONED: Alert.Severity.CRITICAL,
@@ -48,16 +49,23 @@ def raise_alert(task: Task, kind: str, message: str) -> Alert:
         try:
             with transaction.atomic():
                 alert = Alert.objects.create(
-                    task=task, kind=kind, severity=SEVERITY[kind], open_key=_key(task, kind),
-                    message=message, first_seen=now, last_seen=now,
-                )  # fmt: skip
+                    task=task,
+                    kind=kind,
+                    severity=SEVERITY[kind],
+                    open_key=_key(task, kind),
+                    message=message,
+                    first_seen=now,
+                    last_seen=now,
+                )
         except IntegrityError:  # another process opened it a moment ago
             alert = _bump(task, kind, message, now)
+    if alert is None:  # opened and resolved by others in the meantime: open a fresh one
+        return raise_alert(task, kind, message)
     _notify_if_due(alert, now)
     return alert
 
 
-def _bump(task: Task, kind: str, message: str, now) -> Alert | None:
+def _bump(task: Task, kind: str, message: str, now: datetime) -> Alert | None:
     key = _key(task, kind)
     updated = Alert.objects.filter(open_key=key).update(
         occurrences=F("occurrences") + 1, last_seen=now, message=message
@@ -76,7 +84,7 @@ def resolve(alert: Alert, by: str = "") -> None:
     _resolve(alert, f"resolved by {by}" if by else "resolved by hand")
 
 
-def acknowledge(alert: Alert, user) -> None:
+def acknowledge(alert: Alert, user: User | None) -> None:
     """Someone is on it: keep it unresolved (so it still de-duplicates) but stop repeats."""
     Alert.objects.filter(pk=alert.pk, state=State.OPEN).update(
         state=State.ACKNOWLEDGED, acknowledged_by=user, acknowledged_at=timezone.now()
@@ -98,7 +106,7 @@ def _resolve(alert: Alert, why: str) -> bool:
     return bool(done)
 
 
-def _notify_if_due(alert: Alert, now) -> None:
+def _notify_if_due(alert: Alert, now: datetime) -> None:
     """Claim the notification with a compare-and-set on notified_at, so several hosts raising
     the same alert send it once."""
     if alert.state != State.OPEN:

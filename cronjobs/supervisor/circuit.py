@@ -44,7 +44,8 @@ def consult(task: Task, run_id: str, enabled: bool = True) -> Decision:
     now = timezone.now()
     if current.state == State.CLOSED:
         return Decision(True)
-    reopens_at = current.opened_at + timedelta(seconds=settings.CRONJOBS_CIRCUIT_COOLDOWN)
+    opened_at = current.opened_at or now  # set by every transition out of CLOSED
+    reopens_at = opened_at + timedelta(seconds=settings.CRONJOBS_CIRCUIT_COOLDOWN)
     if current.state == State.OPEN and now < reopens_at:
         return Decision(False, reason=f"circuit open until {_local(reopens_at)}")
     if current.state == State.HALF_OPEN and not _trial_is_stale(task, current, now):
@@ -64,8 +65,9 @@ def record_attempt(task: Task, run_id: str, row: Execution) -> bool:
     now = timezone.now()
     is_trial = current.state == State.HALF_OPEN and current.trial_run_id == run_id
     if row.status == Execution.Status.SUCCEEDED:
-        if is_trial and _transition(current, State.CLOSED, opened_at=None, trial_run_id="",
-                                    failure_count=0, changed_at=now):  # fmt: skip
+        if is_trial and _transition(
+            current, State.CLOSED, opened_at=None, trial_run_id="", failure_count=0, changed_at=now
+        ):
             alerts.resolve_kinds(task, [alerts.Kind.CIRCUIT_OPEN], "trial run succeeded")
         return False
     if not row.is_failure:
@@ -91,9 +93,14 @@ def reset(task: Task, by: str = "") -> None:
     """Close the breaker by hand (admin action, `manage.py resetcircuit`)."""
     CircuitState.objects.update_or_create(
         task=task,
-        defaults={"state": State.CLOSED, "opened_at": None, "trial_run_id": "",
-                  "failure_count": 0, "changed_at": timezone.now()},
-    )  # fmt: skip
+        defaults={
+            "state": State.CLOSED,
+            "opened_at": None,
+            "trial_run_id": "",
+            "failure_count": 0,
+            "changed_at": timezone.now(),
+        },
+    )
     why = f"circuit reset by {by}" if by else "circuit reset by hand"
     alerts.resolve_kinds(task, [alerts.Kind.CIRCUIT_OPEN], why)
 
@@ -107,20 +114,29 @@ def recent_failures(task: Task, now: datetime) -> int:
 
 
 def _open(task: Task, current: CircuitState, now: datetime, why: str) -> bool:
-    if _transition(current, State.OPEN, opened_at=now, trial_run_id="", changed_at=now,
-                   failure_count=recent_failures(task, now)):  # fmt: skip
+    if _transition(
+        current,
+        State.OPEN,
+        opened_at=now,
+        trial_run_id="",
+        changed_at=now,
+        failure_count=recent_failures(task, now),
+    ):
         cooldown = settings.CRONJOBS_CIRCUIT_COOLDOWN
-        alerts.raise_alert(task, alerts.Kind.CIRCUIT_OPEN,
-                           f"circuit opened: {why}; runs skipped for {cooldown} s")  # fmt: skip
+        alerts.raise_alert(
+            task, alerts.Kind.CIRCUIT_OPEN, f"circuit opened: {why}; runs skipped for {cooldown} s"
+        )
     return True
 
 
-def _transition(current: CircuitState, to: str, **fields) -> bool:
+def _transition(current: CircuitState, to: str, **fields: object) -> bool:
     """Compare-and-set from the state the caller saw (state, trial and when it changed)."""
     won = CircuitState.objects.filter(
-        task_id=current.task_id, state=current.state, trial_run_id=current.trial_run_id,
+        task_id=current.task_id,
+        state=current.state,
+        trial_run_id=current.trial_run_id,
         changed_at=current.changed_at,
-    ).update(state=to, **fields)  # fmt: skip
+    ).update(state=to, **fields)
     return bool(won)
 
 

@@ -27,6 +27,8 @@ import subprocess
 import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 from django.conf import settings
 from django_crontab.app_settings import Settings
@@ -88,7 +90,8 @@ def scheduled_tasks() -> list[TaskSpec]:
 
 
 def marker(options: Settings | None = None) -> str:
-    return (options or crontab_settings()).CRONTAB_COMMENT
+    comment: str = (options or crontab_settings()).CRONTAB_COMMENT
+    return comment
 
 
 def command_for(spec: TaskSpec, options: Settings | None = None) -> str:
@@ -108,11 +111,12 @@ def command_for(spec: TaskSpec, options: Settings | None = None) -> str:
 
 def line_for(spec: TaskSpec, options: Settings | None = None) -> str:
     options = options or crontab_settings()
-    return options.CRONTAB_LINE_PATTERN % {
+    line: str = options.CRONTAB_LINE_PATTERN % {
         "time": spec.schedule,
         "command": command_for(spec, options),
         "comment": f"{marker(options)}: {spec.name}",
     }
+    return line
 
 
 def wanted_lines(options: Settings | None = None) -> dict[str, str]:
@@ -242,7 +246,7 @@ def write_crontab(lines: list[str]) -> None:
         raise CrontabError(f"`{shlex.join(argv)}` refused the new crontab: {result.stderr.strip()}")
 
 
-def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
@@ -253,11 +257,11 @@ def _ended(line: str) -> str:
     return line if line.endswith("\n") else line + "\n"
 
 
-class RegistryCrontab(Crontab):
+class RegistryCrontab(Crontab):  # type: ignore[misc]  # django-crontab ships no type hints
     """django-crontab's read-edit-write cycle, with lines from our registry. Its own read and
     write go through os.popen/os.system and ignore failures; ours report them."""
 
-    def __init__(self, out: Callable[[str], object] = print, **options) -> None:
+    def __init__(self, out: Callable[[str], object] = print, **options: Any) -> None:
         super().__init__(**options)
         self.out = out
 
@@ -267,7 +271,12 @@ class RegistryCrontab(Crontab):
     def write(self) -> None:
         write_crontab(self.crontab_lines)
 
-    def __exit__(self, exc_type, exc, traceback) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         # The parent writes even after an exception, which could leave a half-edited crontab.
         if exc_type is None and not self.readonly:
             self.write()

@@ -22,6 +22,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -31,7 +32,7 @@ from cronjobs.supervisor.db import ensure_usable_connection
 log = logging.getLogger(__name__)
 
 
-def _db_now_plus(seconds: float) -> ExpressionWrapper:
+def _db_now_plus(seconds: float) -> ExpressionWrapper[CombinedExpression]:
     return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
 
 
@@ -58,11 +59,13 @@ class TaskLease:
         free = Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
         if current.run_id and self._holder_is_dead_here(current):
             free = Q()  # no need to wait for the lease to expire
-        taken = (
-            Lease.objects.filter(free, task=self.task, run_id=current.run_id)
-            .update(run_id=self.run_id, host=self.host, pid=os.getpid(),
-                    acquired_at=Now(), expires_at=_db_now_plus(self.ttl))
-        )  # fmt: skip
+        taken = Lease.objects.filter(free, task=self.task, run_id=current.run_id).update(
+            run_id=self.run_id,
+            host=self.host,
+            pid=os.getpid(),
+            acquired_at=Now(),
+            expires_at=_db_now_plus(self.ttl),
+        )
         if not taken:
             return Taken(ok=False, holder=Lease.objects.filter(task=self.task).first())
         self.renewed_at = time.monotonic()
@@ -84,8 +87,9 @@ class TaskLease:
             log.warning("lease of %s not renewed: %s", self.task.name, exc)
             return
         if not still_ours:
-            log.warning("lease of %s was taken over while run %s was running",
-                        self.task.name, self.run_id)  # fmt: skip
+            log.warning(
+                "lease of %s was taken over while run %s was running", self.task.name, self.run_id
+            )
 
     def release(self) -> None:
         try:

@@ -11,6 +11,7 @@ O_APPEND are not interleaved mid-line).
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def log_dir() -> Path:
     return path
 
 
-def daily_log_path(kind: str = "cron", when=None) -> Path:
+def daily_log_path(kind: str = "cron", when: datetime | None = None) -> Path:
     day = timezone.localtime(when).date().isoformat()
     return log_dir() / f"{kind}-{day}.log"
 
@@ -73,7 +74,7 @@ def write_metrics(record: dict[str, Any]) -> None:
     _append(daily_log_path("cron-metrics"), json.dumps(record, default=str) + "\n")
 
 
-def tail(lines: int, when=None) -> list[str]:
+def tail(lines: int, when: datetime | None = None) -> list[str]:
     """The last `lines` lines of a day's human log (today by default)."""
     path = daily_log_path(when=when)
     if not path.exists():

@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import psutil
 
@@ -40,6 +40,9 @@ PR_SET_CHILD_SUBREAPER = 36
 DEATH_SIGNAL = signal.SIGUSR2
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+# What an attempt runs: a zero-argument callable, or an argv to exec.
+Work = Callable[[], Any] | tuple[str, ...]
 
 
 class Status:
@@ -72,7 +75,7 @@ class AttemptResult:
 
 
 def run_attempt(
-    work: Callable[[], Any] | tuple[str, ...],
+    work: Work,
     limits: Limits,
     on_output: Callable[[bytes], None] = lambda chunk: None,
     on_tick: Callable[[], None] = lambda: None,
@@ -109,7 +112,13 @@ def run_attempt(
 
 
 class _Monitor:
-    def __init__(self, keeper: int, limits: Limits, on_output, on_tick):
+    def __init__(
+        self,
+        keeper: int,
+        limits: Limits,
+        on_output: Callable[[bytes], None],
+        on_tick: Callable[[], None],
+    ) -> None:
         self.keeper, self.limits = keeper, limits
         self.on_output, self.on_tick = on_output, on_tick
         self.tail = bytearray()
@@ -286,7 +295,7 @@ class _Monitor:
 # --- child side ---------------------------------------------------------------------------
 
 
-def _keeper(work, out_w: int, res_w: int, supervisor_pid: int, cwd: str | None) -> None:
+def _keeper(work: Work, out_w: int, res_w: int, supervisor_pid: int, cwd: str | None) -> None:
     """Own session, die with the supervisor, fork the worker, report how it ended."""
     try:
         os.setsid()
@@ -317,7 +326,7 @@ def _wait_for(worker: int) -> dict[str, Any]:
             return {"kind": "exit", "exit_code": os.WEXITSTATUS(status), "signal": None}
 
 
-def _worker(work, out_w: int, res_w: int, cwd: str | None) -> None:
+def _worker(work: Work, out_w: int, res_w: int, cwd: str | None) -> None:
     code = 1
     try:
         for signum in (signal.SIGTERM, signal.SIGINT, DEATH_SIGNAL, signal.SIGPIPE):
@@ -359,7 +368,7 @@ def _rebind_std_streams() -> None:
                 handler.setStream(sys.stderr)
 
 
-def _exec(argv: tuple[str, ...], res_w: int) -> None:
+def _exec(argv: tuple[str, ...], res_w: int) -> NoReturn:
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:

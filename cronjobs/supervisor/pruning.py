@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from cronjobs.models import Alert, Execution
@@ -27,10 +27,10 @@ def prune(days: int = 90, batch_size: int = 5000) -> dict[str, int]:
     }
 
 
-def _delete_in_batches(queryset, batch_size: int) -> int:
+def _delete_in_batches(queryset: QuerySet[Model], batch_size: int) -> int:
     deleted = 0
     while True:
         ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
         if not ids:
             return deleted
-        deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
+        deleted += queryset.model._default_manager.filter(pk__in=ids).delete()[0]

@@ -22,7 +22,7 @@ import shlex
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from croniter import croniter
 from django.apps import apps
@@ -63,7 +63,7 @@ def parse_size(value: Any) -> int:
     return size
 
 
-def format_size(size: int | None) -> str:
+def format_size(size: float | None) -> str:
     if size is None:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -110,11 +110,13 @@ class TaskSpec:
         return self.target if isinstance(self.target, str) else json.dumps(list(self.target))
 
     def resolve_callable(self) -> Callable[..., Any]:
+        assert isinstance(self.target, str), f"{self.name} is a command, not a callable"
         module_name, _, qualname = self.target.partition(":")
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
-        return getattr(obj, "__wrapped_job__", obj)
+        func: Callable[..., Any] = getattr(obj, "__wrapped_job__", obj)
+        return func
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,12 +200,15 @@ def _check_positive(name: str, fields: dict[str, Any], key: str) -> None:
 _declared: list[tuple[str, str, dict[str, Any], str]] = []
 
 
-def cronjob(name: str | None = None, **options: Any) -> Callable[[Callable], Callable]:
+JobFunction = TypeVar("JobFunction", bound=Callable[..., Any])
+
+
+def cronjob(name: str | None = None, **options: Any) -> Callable[[JobFunction], JobFunction]:
     """Declare a function as a supervised task. It is called with a JobContext when it takes an
     argument, or with none. Validation happens when the registry loads, so a bad declaration is
     reported by `manage.py check` instead of breaking every command at import time."""
 
-    def register(func: Callable) -> Callable:
+    def register(func: JobFunction) -> JobFunction:
         task_name = name or func.__name__
         target = f"{func.__module__}:{func.__qualname__}"
         source = f"{inspect.getsourcefile(func)}:{func.__code__.co_firstlineno}"

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from cronjobs.models import Execution, Task
+from cronjobs.models import Execution, Lease, Task
 from cronjobs.supervisor import alerts, circuit, logs, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
@@ -101,10 +101,19 @@ class Invocation:
     def skip(self, reason: str, why: str) -> Outcome:
         now = timezone.now()
         row = Execution(
-            run_id=self.run_id, task=self.task, attempt=0, trigger=self.trigger,
-            status=Status.SKIPPED, skip_reason=reason, host=self.host, pid=os.getpid(),
-            started_at=now, finished_at=now, duration=0.0, error=why,
-        )  # fmt: skip
+            run_id=self.run_id,
+            task=self.task,
+            attempt=0,
+            trigger=self.trigger,
+            status=Status.SKIPPED,
+            skip_reason=reason,
+            host=self.host,
+            pid=os.getpid(),
+            started_at=now,
+            finished_at=now,
+            duration=0.0,
+            error=why,
+        )
         self.save(row)
         logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} skipped ({reason}): {why}")
         return Outcome(self.run_id, Status.SKIPPED, [row], skip_reason=reason)
@@ -128,6 +137,7 @@ class Invocation:
         """Feed the attempt to the breaker; True when it is now open."""
         if not self.spec.circuit_breaker:
             return False
+        assert self.task is not None  # run() synced it before any attempt
         try:
             ensure_usable_connection()
             return circuit.record_attempt(self.task, self.run_id, row)
@@ -149,9 +159,15 @@ class Invocation:
 
     def attempt(self, number: int) -> Execution:
         row = Execution(
-            run_id=self.run_id, task=self.task, attempt=number, trigger=self.trigger,
-            status=Status.RUNNING, host=self.host, pid=os.getpid(), started_at=timezone.now(),
-        )  # fmt: skip
+            run_id=self.run_id,
+            task=self.task,
+            attempt=number,
+            trigger=self.trigger,
+            status=Status.RUNNING,
+            host=self.host,
+            pid=os.getpid(),
+            started_at=timezone.now(),
+        )
         self.save(row)
         output = logs.OutputLog(self.spec.name, self.run_id, number)
         logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} attempt {number} started")
@@ -188,6 +204,7 @@ class Invocation:
 
     def conclude(self, outcome: Outcome) -> None:
         """Raise and resolve alerts from the finished run (design section 8)."""
+        assert self.task is not None  # run() synced it before any attempt
         try:
             ensure_usable_connection()
             raise_run_alerts(self.task, self.spec, outcome)
@@ -200,9 +217,13 @@ class Invocation:
         func = self.spec.resolve_callable()
         logger = logging.getLogger(f"cronjobs.job.{self.spec.name}")
         ctx = JobContext(
-            task=self.spec.name, run_id=self.run_id, attempt=attempt,
-            max_attempts=self.spec.max_attempts, trigger=self.trigger, logger=logger,
-        )  # fmt: skip
+            task=self.spec.name,
+            run_id=self.run_id,
+            attempt=attempt,
+            max_attempts=self.spec.max_attempts,
+            trigger=self.trigger,
+            logger=logger,
+        )
         args = (ctx,) if inspect.signature(func).parameters else ()
 
         def job() -> None:  # runs in the worker process
@@ -270,10 +291,11 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
         alerts.resolve_kinds(task, [kinds.FAILED, kinds.LATE], "a run succeeded")
     elif spec.alert_on_failure:
         alerts.raise_alert(
-            task, kinds.FAILED,
+            task,
+            kinds.FAILED,
             f"run {outcome.run_id[:8]}: {len(rows)} attempt(s) failed; last {last.status}: "
             f"{last.error or 'no detail'}",
-        )  # fmt: skip
+        )
     slow = max((row.duration or 0 for row in rows), default=0)
     if slow > spec.effective_slow_after:
         alerts.raise_alert(
@@ -291,7 +313,7 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
         alerts.resolve_kinds(task, [kinds.MEMORY], "memory back under the warning level")
 
 
-def _holder_text(holder) -> str:
+def _holder_text(holder: Lease | None) -> str:
     if holder is None or not holder.run_id:
         return "another invocation took the lease first"
     since = (
@@ -321,11 +343,23 @@ def start_in_background(task_name: str, trigger: str, env: dict[str, str] | None
     return its run id at once; the run records itself like any other."""
     run_id = new_run_id()
     subprocess.Popen(
-        [sys.executable, str(settings.BASE_DIR / "manage.py"), "runjob", task_name,
-         "--trigger", trigger, "--run-id", run_id],
-        cwd=settings.BASE_DIR, env=env or os.environ.copy(), start_new_session=True,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(settings.BASE_DIR / "manage.py"),
+            "runjob",
+            task_name,
+            "--trigger",
+            trigger,
+            "--run-id",
+            run_id,
+        ],
+        cwd=settings.BASE_DIR,
+        env=env or os.environ.copy(),
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return run_id
 
 
@@ -334,11 +368,17 @@ def spool_not_run(task_name: str, trigger: str, run_id: str | None, exc: Excepti
     running it). Spool a failed attempt so the history shows the missed run."""
     now = timezone.now()
     row = Execution(
-        run_id=run_id or new_run_id(), attempt=1, trigger=trigger,
-        status=Execution.Status.FAILED, host=settings.CRONJOBS_HOST, pid=os.getpid(),
-        started_at=now, finished_at=now, duration=0.0,
+        run_id=run_id or new_run_id(),
+        attempt=1,
+        trigger=trigger,
+        status=Execution.Status.FAILED,
+        host=settings.CRONJOBS_HOST,
+        pid=os.getpid(),
+        started_at=now,
+        finished_at=now,
+        duration=0.0,
         error=f"not run: database unreachable ({exc})"[:2000],
-    )  # fmt: skip
+    )
     spool.append(task_name, row)
 
 

@@ -26,10 +26,25 @@ from cronjobs.supervisor.sync import sync_task
 log = logging.getLogger(__name__)
 
 FIELDS = (
-    "run_id", "attempt", "trigger", "status", "skip_reason", "host", "pid", "started_at",
-    "finished_at", "duration", "exit_code", "signal", "peak_rss_bytes", "cpu_user",
-    "cpu_system", "output", "error", "traceback",
-)  # fmt: skip
+    "run_id",
+    "attempt",
+    "trigger",
+    "status",
+    "skip_reason",
+    "host",
+    "pid",
+    "started_at",
+    "finished_at",
+    "duration",
+    "exit_code",
+    "signal",
+    "peak_rss_bytes",
+    "cpu_user",
+    "cpu_system",
+    "output",
+    "error",
+    "traceback",
+)
 DATETIMES = ("started_at", "finished_at")
 
 
@@ -93,7 +108,7 @@ def _write(record: dict[str, Any]) -> int:
         if spec is None:
             raise KeyError(f"task {record['task']!r} is neither in the database nor declared")
         task = sync_task(spec)
-    values = {field: record.get(field) for field in FIELDS}
+    values: dict[str, Any] = {field: record.get(field) for field in FIELDS}
     for field in DATETIMES:
         if values[field]:
             values[field] = parse_datetime(values[field])

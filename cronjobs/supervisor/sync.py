@@ -3,6 +3,8 @@ one task a `runjob` call is about to run)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,12 +13,22 @@ from cronjobs.supervisor.registry import TaskSpec, registry
 
 # Task fields owned by the declaration; `enabled` belongs to operators and is set only once.
 SPEC_FIELDS = (
-    "kind", "source", "schedule", "description", "timeout", "max_attempts", "retry_delay",
-    "memory_limit", "circuit_breaker", "log_level", "alert_on_failure", "priority",
-)  # fmt: skip
+    "kind",
+    "source",
+    "schedule",
+    "description",
+    "timeout",
+    "max_attempts",
+    "retry_delay",
+    "memory_limit",
+    "circuit_breaker",
+    "log_level",
+    "alert_on_failure",
+    "priority",
+)
 
 
-def spec_values(spec: TaskSpec) -> dict:
+def spec_values(spec: TaskSpec) -> dict[str, Any]:
     values = {field: getattr(spec, field) for field in SPEC_FIELDS}
     values["target"] = spec.target_text
     values["slow_after"] = spec.effective_slow_after

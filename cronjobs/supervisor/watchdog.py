@@ -4,6 +4,7 @@ abandonment of runs whose supervisor died without anyone invoking the task again
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from django.conf import settings
 from django.db.models import Max
@@ -13,6 +14,15 @@ from cronjobs import schedules
 from cronjobs.models import Execution, Task
 from cronjobs.reporting import rollups
 from cronjobs.supervisor import alerts, lease
+
+
+class LateReport(TypedDict):
+    late: list[str]  # task names
+    on_time: list[str]
+
+
+class SweepReport(LateReport):
+    abandoned_runs: int
 
 
 def grace_for(task: Task) -> timedelta:
@@ -33,18 +43,22 @@ def due_times(tasks: list[Task], now: datetime) -> dict[int, datetime]:
     return due
 
 
-def check_late(now: datetime | None = None) -> dict[str, list[str]]:
+def check_late(now: datetime | None = None) -> LateReport:
     """Raise `late` for tasks with no success since their due time; resolve it for the rest.
     One query for the last successes, however many tasks."""
     now = now or timezone.now()
     tasks = list(Task.objects.filter(enabled=True, retired_at__isnull=True).exclude(schedule=""))
     due = due_times(tasks, now)
     last_success = dict(
-        Execution.objects.filter(status=Execution.Status.SUCCEEDED, task_id__in=list(due),
-                                 started_at__gte=min(due.values(), default=now))
-        .values_list("task_id").annotate(last=Max("started_at"))
-    )  # fmt: skip
-    report: dict[str, list[str]] = {"late": [], "on_time": []}
+        Execution.objects.filter(
+            status=Execution.Status.SUCCEEDED,
+            task_id__in=list(due),
+            started_at__gte=min(due.values(), default=now),
+        )
+        .values_list("task_id")
+        .annotate(last=Max("started_at"))
+    )
+    report: LateReport = {"late": [], "on_time": []}
     for task in tasks:
         expected = due.get(task.pk)
         if expected is not None and last_success.get(task.pk, expected) <= expected:
@@ -57,8 +71,8 @@ def check_late(now: datetime | None = None) -> dict[str, list[str]]:
     return report
 
 
-def sweep() -> dict[str, object]:
-    report = {"abandoned_runs": lease.reap_expired(), **check_late()}
+def sweep() -> SweepReport:
+    report: SweepReport = {"abandoned_runs": lease.reap_expired(), **check_late()}
     # Recompute the dashboard's closed days here when their cache entries expire, so no page
     # view has to (on a million rows that costs the better part of a second).
     rollups.daily(30)

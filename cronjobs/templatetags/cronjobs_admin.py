@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import template
 from django.contrib.admin.templatetags.base import InclusionAdminNode
+from django.contrib.admin.views.main import ChangeList
+from django.template.base import Parser, Token
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -23,7 +25,7 @@ def badge(value: str | None, label: str | None = None) -> SafeString:
 
 
 @register.tag(name="calendar_date_hierarchy")
-def calendar_date_hierarchy_tag(parser, token):
+def calendar_date_hierarchy_tag(parser: Parser, token: Token) -> InclusionAdminNode:
     return InclusionAdminNode(
         parser,
         token,
@@ -34,7 +36,7 @@ def calendar_date_hierarchy_tag(parser, token):
 
 
 @register.simple_tag
-def page_url(cl, number: int) -> str:
+def page_url(cl: ChangeList, number: int) -> str:
     """The changelist's current query string with another page number."""
     return cl.get_query_string({"p": number})
 

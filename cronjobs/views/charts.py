@@ -23,8 +23,18 @@ OUTCOME_COLOURS = {
     "skipped": "#ef6c00",
     "running": "#1565c0",
 }
-PALETTE = ("#1565c0", "#2e7d32", "#c62828", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037",
-           "#9e9d24", "#ad1457", "#283593")  # fmt: skip
+PALETTE = (
+    "#1565c0",
+    "#2e7d32",
+    "#c62828",
+    "#ef6c00",
+    "#6a1b9a",
+    "#00838f",
+    "#5d4037",
+    "#9e9d24",
+    "#ad1457",
+    "#283593",
+)
 
 
 def _style(colours: tuple[str, ...] = PALETTE) -> Style:

@@ -106,11 +106,16 @@ def day_totals(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[DayT
         rows = by_day.get(day, [])
         finished = sum(r.finished for r in rows)
         weighted = sum((r.avg_duration or 0) * r.finished for r in rows)
-        totals.append(DayTotal(
-            date=day, runs=sum(r.runs for r in rows), succeeded=sum(r.succeeded for r in rows),
-            failures=sum(r.failures for r in rows), skipped=sum(r.skipped for r in rows),
-            avg_duration=weighted / finished if finished else None,
-        ))  # fmt: skip
+        totals.append(
+            DayTotal(
+                date=day,
+                runs=sum(r.runs for r in rows),
+                succeeded=sum(r.succeeded for r in rows),
+                failures=sum(r.failures for r in rows),
+                skipped=sum(r.skipped for r in rows),
+                avg_duration=weighted / finished if finished else None,
+            )
+        )
     return totals
 
 

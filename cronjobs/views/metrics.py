@@ -58,13 +58,16 @@ class DatabaseCollector(Collector):
     def last_runs(self, tasks: dict[int, Task]) -> Iterator[Metric]:
         last = stats.last_executions()
         success = stats.last_executions(status=Execution.Status.SUCCEEDED)
-        started = gauge("last_run_timestamp_seconds", "Start of the last finished attempt",
-                        ["task"])  # fmt: skip
+        started = gauge(
+            "last_run_timestamp_seconds", "Start of the last finished attempt", ["task"]
+        )
         ok = gauge("last_run_success", "1 if the last finished attempt succeeded", ["task"])
-        duration = gauge("last_run_duration_seconds", "Duration of the last finished attempt",
-                         ["task"])  # fmt: skip
-        succeeded = gauge("last_success_timestamp_seconds", "End of the last successful attempt",
-                          ["task"])  # fmt: skip
+        duration = gauge(
+            "last_run_duration_seconds", "Duration of the last finished attempt", ["task"]
+        )
+        succeeded = gauge(
+            "last_success_timestamp_seconds", "End of the last successful attempt", ["task"]
+        )
         for task_id, row in last.items():
             name = tasks[task_id].name
             started.add_metric([name], row.started_at.timestamp())
@@ -80,11 +83,15 @@ class DatabaseCollector(Collector):
     def last_day(self, tasks: dict[int, Task]) -> Iterator[Metric]:
         now = timezone.now()
         day = stats.task_summaries(now - WINDOW, now)
-        attempts = gauge("attempts_24h", "Attempts and skips that started in the last 24 hours",
-                         ["task", "status"])  # fmt: skip
+        attempts = gauge(
+            "attempts_24h",
+            "Attempts and skips that started in the last 24 hours",
+            ["task", "status"],
+        )
         rate = gauge("success_ratio_24h", "Succeeded / finished attempts, last 24 hours", ["task"])
-        p95 = gauge("duration_p95_seconds_24h", "95th percentile attempt duration, last 24 hours",
-                    ["task"])  # fmt: skip
+        p95 = gauge(
+            "duration_p95_seconds_24h", "95th percentile attempt duration, last 24 hours", ["task"]
+        )
         for task_id, task in tasks.items():
             summary = day.get(task_id) or stats.TaskSummary(task_id)
             if task.is_retired and task_id not in day:
@@ -98,8 +105,9 @@ class DatabaseCollector(Collector):
         yield from (attempts, rate, p95)
 
     def attempts_total(self, tasks: dict[int, Task]) -> Metric:
-        counter = CounterMetricFamily(PREFIX + "attempts", "Attempts and skips ever recorded",
-                                      labels=["task", "status"])  # fmt: skip
+        counter = CounterMetricFamily(
+            PREFIX + "attempts", "Attempts and skips ever recorded", labels=["task", "status"]
+        )
         counts = counters.counts()
         for task_id, task in tasks.items():
             for status in COUNTED:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cronjobs import tokens
 from cronjobs.models import ApiToken
@@ -12,7 +14,7 @@ from cronjobs.models import ApiToken
 class Command(BaseCommand):
     help = "Create, list and revoke API tokens (Authorization: Bearer <secret>)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
         create = actions.add_parser("create", help="make a token and print its secret once")
         create.add_argument("name")
@@ -21,10 +23,10 @@ class Command(BaseCommand):
         revoke = actions.add_parser("revoke", help="stop a token from working")
         revoke.add_argument("name")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"handle_{options['action']}")(options)
 
-    def handle_create(self, options: dict) -> None:
+    def handle_create(self, options: dict[str, Any]) -> None:
         try:
             token, secret = tokens.create_token(options["name"], read_only=options["read_only"])
         except ValidationError as exc:
@@ -35,7 +37,7 @@ class Command(BaseCommand):
         self.stderr.write(f"created {scope} token {token.name!r}; its secret is shown only once:")
         self.stdout.write(secret)
 
-    def handle_list(self, options: dict) -> None:
+    def handle_list(self, options: dict[str, Any]) -> None:
         rows = ApiToken.objects.order_by("name")
         if not rows:
             self.stdout.write("no API tokens")
@@ -47,7 +49,7 @@ class Command(BaseCommand):
                 f"{token.name:<24} {token.prefix}…  {scope:<10} {state:<24} last used {used}"
             )
 
-    def handle_revoke(self, options: dict) -> None:
+    def handle_revoke(self, options: dict[str, Any]) -> None:
         if not tokens.revoke(options["name"]):
             raise CommandError(f"no active token named {options['name']!r}")
         self.stdout.write(f"revoked token {options['name']!r}")

@@ -7,8 +7,9 @@ the lines come from the task registry and call `runjob`, not `crontab run <hash>
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cronjobs.supervisor.crontab import (
     CrontabError,
@@ -25,11 +26,11 @@ class Command(BaseCommand):
         "of date)."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("subcommand", choices=["add", "show", "remove", "check", "run"])
         parser.add_argument("jobhash", nargs="?", help="(django-crontab's `run`; not supported)")
 
-    def handle(self, *args, subcommand: str, **options) -> None:
+    def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         if subcommand == "run":
             raise CommandError("lines installed by this project call `manage.py runjob <task>`")
         try:
@@ -37,7 +38,7 @@ class Command(BaseCommand):
         except CrontabError as exc:
             raise CommandError(str(exc)) from None
 
-    def do_add(self, options: dict) -> None:
+    def do_add(self, options: dict[str, Any]) -> None:
         problems = install_problems()
         if problems:
             raise CommandError("not installing:\n" + "\n".join(f"  {p}" for p in problems))
@@ -45,15 +46,15 @@ class Command(BaseCommand):
             crontab.remove_jobs()
             crontab.add_jobs()
 
-    def do_show(self, options: dict) -> None:
+    def do_show(self, options: dict[str, Any]) -> None:
         with RegistryCrontab(out=self.stdout.write, readonly=True, **options) as crontab:
             crontab.show_jobs()
 
-    def do_remove(self, options: dict) -> None:
+    def do_remove(self, options: dict[str, Any]) -> None:
         with RegistryCrontab(out=self.stdout.write, **options) as crontab:
             crontab.remove_jobs()
 
-    def do_check(self, options: dict) -> None:
+    def do_check(self, options: dict[str, Any]) -> None:
         status = crontab_status()
         if status.ok:
             self.stdout.write("crontab is up to date with the task declarations")

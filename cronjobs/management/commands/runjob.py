@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from types import FrameType
+from typing import Any, NoReturn
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from cronjobs.models import Execution
@@ -25,7 +27,7 @@ class SupervisorTerminated(Exception):
     pass
 
 
-def _terminate(signum, frame):
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     raise SupervisorTerminated(f"received {signal.Signals(signum).name}")
 
 
@@ -36,7 +38,7 @@ class Command(BaseCommand):
     # check also keeps cron-time start-up short.
     requires_system_checks = []
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("task", nargs="?", help="task name (see --list)")
         parser.add_argument(
             "--all", action="store_true", help="every enabled task once, by priority"
@@ -50,7 +52,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--run-id", help=argparse.SUPPRESS)  # set by "run now" callers
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         registry.load()
         if options["list"]:
             return self.list_tasks()
@@ -88,7 +90,7 @@ class Command(BaseCommand):
         stream.write(f"{name}: {outcome.status}{attempts} (run {outcome.run_id}){detail}")
         return outcome.exit_code
 
-    def database_down(self, name: str, trigger: str, run_id: str | None, exc) -> int:
+    def database_down(self, name: str, trigger: str, run_id: str | None, exc: DatabaseError) -> int:
         spool_not_run(name, trigger, run_id, exc)
         self.stderr.write(f"{name}: not run, database unreachable: {exc} (spooled)")
         return EXIT_FAILED
@@ -124,9 +126,19 @@ class Command(BaseCommand):
         enabled = dict(Task.objects.values_list("name", "enabled"))
         rows = [("TASK", "KIND", "SCHEDULE", "PRIO", "TIMEOUT", "ENABLED", "DESCRIPTION")]
         for spec in registry.by_priority():
-            state = {True: "yes", False: "no"}.get(enabled.get(spec.name), "not synced")
-            rows.append((spec.name, spec.kind, spec.schedule or "-", str(spec.priority),
-                         f"{spec.timeout}s", state, spec.description))  # fmt: skip
+            flag = enabled.get(spec.name)
+            state = "not synced" if flag is None else "yes" if flag else "no"
+            rows.append(
+                (
+                    spec.name,
+                    spec.kind,
+                    spec.schedule or "-",
+                    str(spec.priority),
+                    f"{spec.timeout}s",
+                    state,
+                    spec.description,
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
             cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]

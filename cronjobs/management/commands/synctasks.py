@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from cronjobs.supervisor.registry import registry
@@ -7,7 +9,7 @@ from cronjobs.supervisor.sync import sync_all
 class Command(BaseCommand):
     help = "Mirror declared tasks (code and the TOML tasks file) into the Task table."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         report = sync_all()
         for label in ("created", "updated", "retired"):
             if report[label]:

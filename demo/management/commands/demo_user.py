@@ -7,9 +7,10 @@ nothing on stdout. A fresh account's password is printed once, alone on stdout, 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import IntegrityError, transaction
 
 
@@ -19,10 +20,10 @@ class Command(BaseCommand):
         "existing user of that name is left exactly as it is."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="admin")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         username, password = options["username"], secrets.token_urlsafe(12)
         if create_superuser(username, password):
             self.stdout.write(password)

@@ -6,8 +6,9 @@ that into a quiet skip (exit 0, for bin/demo), --flush deletes the domain data f
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from demo import flagged_data
 
@@ -15,7 +16,7 @@ from demo import flagged_data
 class Command(BaseCommand):
     help = "Create deterministic demo outlets, products, stock, sales, staff and count history."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--outlets", type=int, default=20)
         parser.add_argument("--products", type=int, default=8000)
         parser.add_argument("--staff", type=int, default=150)
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         group.add_argument("--if-empty", action="store_true", help="skip an already seeded DB")
         group.add_argument("--flush", action="store_true", help="delete domain data first")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         for name in ("outlets", "products", "staff", "days"):
             if options[name] < 1:
                 raise CommandError(f"--{name} must be at least 1")
@@ -36,9 +37,12 @@ class Command(BaseCommand):
             flagged_data.flush()
             self.stdout.write(f"flushed the domain data ({time.monotonic() - started:.1f} s)")
         opts = flagged_data.SeedOptions(
-            outlets=options["outlets"], products=options["products"], staff=options["staff"],
-            days=options["days"], seed=options["seed"],
-        )  # fmt: skip
+            outlets=options["outlets"],
+            products=options["products"],
+            staff=options["staff"],
+            days=options["days"],
+            seed=options["seed"],
+        )
         try:
             counts = flagged_data.seed(opts, progress=self.stdout.write)
         except flagged_data.AlreadySeeded as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from demo import history
 
@@ -13,12 +15,12 @@ class Command(BaseCommand):
         "(successes, retries, failures, a timeout, an open circuit with its alerts)."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=int, default=14, help="how far back (default 14)")
         parser.add_argument("--seed", type=int, default=6, help="random seed (deterministic)")
         parser.add_argument("--circuit-task", default="", help="the task whose circuit is open")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["days"] < 1:
             raise CommandError("--days must be at least 1")
         try:
