@@ -77,5 +77,11 @@ bench-admin: setup-dev
 bench-domain: setup-dev
 	$(BIN)/python bench/flagged_jobs.py
 
+# The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
+# while it is stale).
+.PHONY: diagram
+diagram:
+	bin/architecture-diagram --write docs/architecture.md
+
 clean:
 	rm -rf $(VENV) staticfiles logs db.sqlite3

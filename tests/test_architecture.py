@@ -1,0 +1,159 @@
+"""docs/architecture.md against the code: every module of cronjobs/ is named there, imports run
+the way it says, and its diagram (bin/architecture-diagram) is current."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "architecture.md"
+SCRIPT = ROOT / "bin" / "architecture-diagram"
+APP = ROOT / "cronjobs"
+
+
+def _load_diagram_script():
+    loader = importlib.machinery.SourceFileLoader("architecture_diagram", str(SCRIPT))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+diagram = _load_diagram_script()
+
+
+def modules_under(*parts: str) -> list[Path]:
+    return [path for path in diagram.python_files(ROOT.joinpath(*parts)) if path.suffix == ".py"]
+
+
+def relative(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def imported_modules(path: Path) -> set[str]:
+    return diagram.imports_of(path, ROOT)
+
+
+def reaches(module: str, target: str) -> bool:
+    return module == target or module.startswith(target + ".")
+
+
+def offences(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{relative(path)} imports {module}"
+        for path in files
+        for module in imported_modules(path)
+        if any(reaches(module, target) for target in forbidden)
+    )
+
+
+# (a) every module is named -------------------------------------------------------------------
+
+
+def test_every_module_of_cronjobs_is_named_in_the_architecture_doc():
+    text = DOC.read_text(encoding="utf-8")
+    modules = [path for path in modules_under("cronjobs") if path.name != "__init__.py"]
+    missing = [relative(path) for path in modules if f"`{relative(path)}`" not in text]
+    assert modules, "no modules found under cronjobs/"
+    assert not missing, f"docs/architecture.md does not name: {', '.join(missing)}"
+
+
+# (b) imports run one way ---------------------------------------------------------------------
+
+
+def test_engine_reporting_and_models_never_import_the_web_layer_or_actions():
+    files = [*modules_under("cronjobs", "supervisor"), *modules_under("cronjobs", "reporting")]
+    files.append(APP / "models.py")
+    forbidden = ("cronjobs.views", "cronjobs.admin", "cronjobs.actions")
+    assert not offences(files, forbidden)
+
+
+def test_reporting_imports_only_models_and_schedules():
+    """Numbers never depend on the engine: no runner, process or lease, nor any of supervisor/."""
+    allowed = ("cronjobs.models", "cronjobs.schedules", "cronjobs.reporting")
+    found = sorted(
+        f"{relative(path)} imports {module}"
+        for path in modules_under("cronjobs", "reporting")
+        for module in imported_modules(path)
+        if module.startswith("cronjobs.") and not any(reaches(module, ok) for ok in allowed)
+    )
+    assert not found
+
+
+def test_only_the_web_layer_urls_and_templatetags_import_views_or_admin():
+    allowed_dirs = [APP / "views", APP / "admin", APP / "templatetags"]
+    allowed_files = [ROOT / "flagged_cron_project" / "urls.py"]
+    packages = ["cronjobs", *diagram.NEIGHBOURS]
+    files = [
+        path
+        for package in packages
+        if (ROOT / package).is_dir()
+        for path in modules_under(package)
+        if path not in allowed_files and not any(path.is_relative_to(d) for d in allowed_dirs)
+    ]
+    assert len(files) > 20
+    assert not offences(files, ("cronjobs.views", "cronjobs.admin"))
+
+
+# (c) the diagram -----------------------------------------------------------------------------
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True
+    )
+
+
+def test_embedded_diagram_is_current():
+    result = run_script("--check", "docs/architecture.md")
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_fails_on_a_stale_diagram_and_write_repairs_it(tmp_path):
+    copy = tmp_path / "architecture.md"
+    stale = DOC.read_text(encoding="utf-8").replace("  supervisor_ --> models_\n", "", 1)
+    copy.write_text(stale, encoding="utf-8")
+
+    assert run_script("--check", str(copy)).returncode == 1
+    assert run_script("--write", str(copy)).returncode == 0
+    assert run_script("--check", str(copy)).returncode == 0
+    assert copy.read_text(encoding="utf-8") == DOC.read_text(encoding="utf-8")
+
+
+def test_check_fails_without_markers(tmp_path):
+    copy = tmp_path / "architecture.md"
+    copy.write_text("# no diagram here\n", encoding="utf-8")
+    result = run_script("--check", str(copy))
+    assert result.returncode == 2
+    assert "no diagram between the markers" in result.stderr
+
+
+def test_diagram_draws_one_arrow_per_pair_of_rooms(tmp_path):
+    """A tiny project: two modules of one room importing the same model give one arrow, a
+    function-level import counts, and django is not a room."""
+    files = {
+        "cronjobs/models.py": "from django.db import models\n",
+        "cronjobs/supervisor/runner.py": "from cronjobs.models import Task\n",
+        "cronjobs/supervisor/lease.py": "from cronjobs import models\n",
+        "cronjobs/views/api.py": "def view():\n    from cronjobs.supervisor import runner\n",
+        "flagged_products/jobs.py": "from cronjobs.supervisor.registry import cronjob\n",
+    }
+    for name, source in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+
+    chart = diagram.mermaid(tmp_path)
+
+    arrows = [line.strip() for line in chart.splitlines() if "-->" in line]
+    assert arrows == [
+        "flagged_products_ --> supervisor_",
+        "supervisor_ --> models_",
+        "views_ --> supervisor_",
+    ]
+    assert 'supervisor_["supervisor/"]' in chart
+    assert 'models_["models.py"]' in chart
