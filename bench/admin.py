@@ -71,7 +71,7 @@ def pages() -> dict[str, str]:
 
 
 def time_page(c, url: str, repeat: int, cold: bool = False) -> float:
-    """Median seconds; `cold` empties the cache first each time (cronjobs/rollups.py keeps
+    """Median seconds; `cold` empties the cache first each time (cronjobs/reporting/rollups.py keeps
     the closed days' 30-day figures there, so a cold page computes them)."""
     from django.core.cache import cache
 

@@ -1,4 +1,5 @@
-"""`manage.py check` fails when a task declaration is invalid (design section 5)."""
+"""`manage.py check` fails when a task declaration is invalid (docs/configuration.md, "Task
+settings")."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +18,7 @@ def check_task_declarations(
     return [
         checks.Error(
             str(error),
-            hint="Fix the declaration; see README.md, Declaring tasks.",
+            hint="Fix the declaration; see docs/configuration.md, Task settings.",
             obj=error.task,
             id="cronjobs.E001",
         )

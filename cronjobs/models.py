@@ -151,7 +151,7 @@ class Execution(models.Model):
 
 class Lease(models.Model):
     """Overlap guard for one task, shared by every host on the same database. Taken and renewed
-    by conditional UPDATEs against the database clock in cronjobs/lease.py."""
+    by conditional UPDATEs against the database clock in cronjobs/supervisor/lease.py."""
 
     task = models.OneToOneField(Task, on_delete=models.CASCADE, primary_key=True)
     run_id = models.CharField(max_length=32, blank=True)
@@ -171,7 +171,7 @@ class CircuitStateQuerySet(models.QuerySet["CircuitState"]):
 
 
 class CircuitState(models.Model):
-    """Breaker state for one task; transitions live in cronjobs/circuit.py."""
+    """Breaker state for one task; transitions live in cronjobs/supervisor/circuit.py."""
 
     class State(models.TextChoices):
         CLOSED = "closed"
@@ -281,8 +281,9 @@ class ApiToken(models.Model):
 
 class OutcomeTally(models.Model):
     """All-time attempt counts by task and status for Prometheus counters, carried forward by
-    cronjobs/tallies.py so a scrape never counts the whole history and pruning old executions
-    never makes a counter go backwards. Rows started before TallyMark.upto are in here."""
+    cronjobs/reporting/counters.py so a scrape never counts the whole history and pruning old
+    executions never makes a counter go backwards. Rows started before TallyMark.upto are in
+    here."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=16, choices=Execution.Status.choices)

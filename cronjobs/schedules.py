@@ -1,4 +1,4 @@
-"""When a task runs, in words and in time (design sections 9 and 10).
+"""When a task runs, in words and in time (docs/operations.md, "Time zones").
 
 Everything is read in settings.TIME_ZONE, the zone the installed crontab fires in (`crontab add`
 refuses to install when the system zone differs). Expressions are validated by the registry;

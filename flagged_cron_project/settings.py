@@ -187,14 +187,14 @@ LOG_DIR = envpath("LOG_DIR", BASE_DIR / "logs")
 _default_tasks_file = BASE_DIR / "cronjobs.toml"
 CRONJOBS_TASKS_FILE = envpath("CRONJOBS_TASKS_FILE", _default_tasks_file)
 
-# Installed crontab lines (design section 9, `manage.py crontab`). The comment marks this
+# Installed crontab lines (docs/operations.md, `manage.py crontab`). The comment marks this
 # checkout's lines, so two checkouts on one host do not replace each other's.
 CRONTAB_COMMENT = f"django-cronjobs for flagged-cron at {BASE_DIR}"
 CRONTAB_DJANGO_MANAGE_PATH = str(BASE_DIR / "manage.py")
 # Extra per-line environment, e.g. "DJANGO_SETTINGS_MODULE=...": the .env file is the usual way.
 CRONTAB_COMMAND_PREFIX = os.environ.get("CRONTAB_COMMAND_PREFIX", "").strip()
 
-# The supervisor (design section 6).
+# The supervisor (docs/configuration.md, "The supervisor").
 CRONJOBS_HOST = os.environ.get("CRONJOBS_HOST", "").strip() or socket.gethostname()
 CRONJOBS_KILL_GRACE = envint("CRONJOBS_KILL_GRACE", 5, minimum=0)
 CRONJOBS_OUTPUT_TAIL = envint("CRONJOBS_OUTPUT_TAIL", 64 * 1024, minimum=1024)
@@ -204,7 +204,7 @@ CRONJOBS_CIRCUIT_WINDOW = envint("CRONJOBS_CIRCUIT_WINDOW", 3600, minimum=1)
 CRONJOBS_CIRCUIT_COOLDOWN = envint("CRONJOBS_CIRCUIT_COOLDOWN", 3600, minimum=1)
 CRONJOBS_LATE_GRACE = envint("CRONJOBS_LATE_GRACE", 300, minimum=0)
 
-# Alerts (design section 8).
+# Alerts (docs/configuration.md, "Alerts and email").
 ALERT_EMAILS = envlist("ALERT_EMAILS")
 ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
 ALERT_TIMEOUT = envint("ALERT_TIMEOUT", 5, minimum=1)

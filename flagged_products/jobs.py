@@ -1,4 +1,4 @@
-"""The five Flagged Products jobs (design section 13), with the old system's schedules,
+"""The five Flagged Products jobs (docs/domain.md), with the old system's schedules,
 timeouts and priorities. Each is idempotent: retries and overlapping hosts may run it again.
 
 The work lives in the module named after each job; these wrappers time it and print one summary

@@ -1,4 +1,4 @@
-"""The retail domain the five jobs work on (design section 13): outlets, products, stock and
+"""The retail domain the five jobs work on (docs/domain.md): outlets, products, stock and
 sales, staff, the daily flagged products staff count, and what the jobs derive from the counts
 (leaderboards, badges, store statistics, AI insights).
 

@@ -1,4 +1,4 @@
-"""Who may call each API endpoint and /metrics: the access matrix of design section 11."""
+"""Who may call each API endpoint and /metrics: the access matrix of docs/api.md."""
 
 from __future__ import annotations
 

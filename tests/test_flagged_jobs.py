@@ -9,7 +9,7 @@ from cronjobs.models import Execution
 from cronjobs.supervisor.registry import registry
 from flagged_products.models import FlaggedProduct, LeaderboardEntry, StoreStats
 
-EXPECTED = {  # name: (schedule, timeout, priority), design section 13
+EXPECTED = {  # name: (schedule, timeout, priority), docs/domain.md
     "generate_daily_products": ("5 7 * * *", 600, 1),
     "refresh_store_stats": ("*/30 * * * *", 180, 2),
     "refresh_leaderboard": ("0 2 * * *", 300, 3),

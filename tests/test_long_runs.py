@@ -1,4 +1,4 @@
-"""The supervisor's connection outlives MySQL's wait_timeout (design section 6, long runs)."""
+"""The supervisor's connection outlives MySQL's wait_timeout (docs/operations.md, "Long runs")."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class ExecutionResource(resources.ModelResource):
 
     def iter_values(self, queryset, paths: list[str]) -> Iterator[list]:
         """The columns at `paths` (ORM lookups such as task__name) as lists, newest first:
-        the streaming CSV export's fast path (cronjobs/export.py). Task names come from a
+        the streaming CSV export's fast path (cronjobs/admin/export.py). Task names come from a
         dict: with a JOIN to the task table MySQL starts from the tasks and sorts each chunk's
         whole remaining range (40 s instead of 7 for 100,000 rows)."""
         names = dict(Task.objects.values_list("id", "name"))

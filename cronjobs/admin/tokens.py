@@ -1,6 +1,5 @@
 """Admin for API tokens. Adding a token generates its secret and shows it once in a message;
-only the hash is stored, so the change form never shows it again. Imported from
-CronjobsConfig.ready() so it is registered whether or not cronjobs/admin.py imports it."""
+only the hash is stored, so the change form never shows it again."""
 
 from __future__ import annotations
 

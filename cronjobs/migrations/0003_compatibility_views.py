@@ -1,6 +1,6 @@
-"""The seed's monitoring views (design section 12), so an operator's existing SQL keeps working
+"""The seed's monitoring views (docs/api.md, "SQL views"), so an operator's existing SQL keeps working
 on MySQL/MariaDB: flagged_products_cron_metrics, vw_flagged_products_cron_performance,
-vw_flagged_products_cron_daily_trends and vw_flagged_products_cron_health. README ("SQL views")
+vw_flagged_products_cron_daily_trends and vw_flagged_products_cron_health. docs/api.md ("SQL views")
 documents the columns.
 
 Times: Django stores UTC. The seed's queries compare with NOW() and CURDATE(), which are in the
@@ -12,9 +12,9 @@ server without time zone tables. Filters on the raw UTC columns (UTC_TIMESTAMP()
 30-day and 24-hour windows on the started_at indexes.
 
 SQLite gets no views: the seed's SQL (NOW(), DATE_SUB, CURDATE) is MySQL's dialect and would
-not run there anyway; cronjobs.stats gives the same figures on any database.
+not run there anyway; cronjobs.reporting.stats gives the same figures on any database.
 
-The health rule repeats cronjobs.health.TaskHealth.status (24-hour success rates below 0.5
+The health rule repeats cronjobs.reporting.health.TaskHealth.status (24-hour success rates below 0.5
 and 0.9, compared in whole numbers so rounding cannot move a task across a line);
 tests/test_sql_views.py checks that the two agree.
 """
@@ -94,7 +94,7 @@ GROUP BY t.id, t.name, execution_date
 """
 
 # One row per task. The correlated subqueries read the (task, started_at) index backwards and
-# stop at the first match, like cronjobs.stats.last_executions. Inside the view MariaDB
+# stop at the first match, like cronjobs.reporting.stats.last_executions. Inside the view MariaDB
 # otherwise prefers walking the global started_at index for ORDER BY ... LIMIT 1, which reads
 # the whole table for a task that never ran (a minute on a million rows): hence the hint.
 LAST = f"""(SELECT e.{{column}} FROM cronjobs_execution e FORCE INDEX (execution_task_started)

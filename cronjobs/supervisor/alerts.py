@@ -1,4 +1,4 @@
-"""Alerts (design section 8): raise, de-duplicate, resolve, notify.
+"""Alerts (docs/operations.md, "Alerts"): raise, de-duplicate, resolve, notify.
 
 At most one unresolved alert exists per (task, kind); the unique `open_key` column enforces it,
 so two hosts raising the same alert at once end with one row and two occurrences. Receivers

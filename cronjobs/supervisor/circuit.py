@@ -1,4 +1,4 @@
-"""The circuit breaker (design section 7), one CircuitState row per task.
+"""The circuit breaker (docs/operations.md, "Circuit breaker"), one CircuitState row per task.
 
     closed --(threshold failed attempts within the window)--> open
     open --(cooldown over; one invocation wins the compare-and-set)--> half_open (its trial)

@@ -1,4 +1,4 @@
-"""Installed crontab lines, one per scheduled task (design section 9).
+"""Installed crontab lines, one per scheduled task (docs/operations.md, "Installing the schedules").
 
 django-crontab stays the installer (it reads, edits and writes the user's crontab and owns the
 CRONTAB_* settings), but its lines call `crontab run <hash>`, which swallows exceptions, exits 0

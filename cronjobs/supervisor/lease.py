@@ -1,4 +1,5 @@
-"""Overlap prevention across processes and hosts that share one database (design section 6).
+"""Overlap prevention across processes and hosts that share one database (docs/operations.md,
+"Lease").
 
 A task has one Lease row. Taking it is a single conditional UPDATE: "set me as holder where the
 holder is still the one I saw and its lease has expired by the database's clock". Exactly one

@@ -1,4 +1,4 @@
-"""Daily log files under LOG_DIR (design section 6):
+"""Daily log files under LOG_DIR (docs/operations.md, "Logs"):
 
 * `cron-YYYY-MM-DD.log`: human lines, including every line of job output;
 * `cron-metrics-YYYY-MM-DD.log`: one JSON object per attempt.

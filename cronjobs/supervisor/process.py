@@ -13,7 +13,7 @@ orphaned grandchildren (PR_SET_CHILD_SUBREAPER), so their memory and CPU stay on
 Two forks of an already-loaded Django process cost about a millisecond, far less than starting
 a new interpreter, which is what keeps supervision cheap.
 
-This module knows nothing about the database; cronjobs/runner.py records what it returns.
+This module knows nothing about the database; cronjobs/supervisor/runner.py records what it returns.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The task registry: what can run, with which limits.
 
-Tasks come from two places (design section 5):
+Tasks come from two places (docs/configuration.md, "Task settings"):
 
 * `@cronjob(...)` on a function in any installed app's `jobs.py`;
 * `[tasks.<name>]` tables in the TOML tasks file (settings.CRONJOBS_TASKS_FILE) for commands.

@@ -1,12 +1,13 @@
-"""One invocation of a task, as `manage.py runjob` performs it (design section 6).
+"""One invocation of a task, as `manage.py runjob` performs it (docs/architecture.md, "The life of
+one invocation").
 
     resolve -> skip if disabled -> consult the circuit -> take the lease -> attempts
     -> update circuit and alerts -> release the lease -> logs
 
-Every attempt gets an Execution row inserted as `running` before the child starts and is
-finalised afterwards whatever happens, so the history never shows a success in advance. When
-the database cannot be reached to record a row, the row goes to the spool (cronjobs/spool.py)
-and the exit status is still the job's own.
+Every attempt gets an Execution row inserted as `running` before the child starts and is finalised
+afterwards whatever happens, so the history never shows a success in advance. When the database
+cannot be reached to record a row, the row goes to the spool (cronjobs/supervisor/spool.py) and the
+exit status is still the job's own.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class Invocation:
             connection.close()  # reconnect on the next write instead of reusing a dead socket
 
     def conclude(self, outcome: Outcome) -> None:
-        """Raise and resolve alerts from the finished run (design section 8)."""
+        """Raise and resolve alerts from the finished run (docs/operations.md, "Alerts")."""
         assert self.task is not None  # run() synced it before any attempt
         try:
             ensure_usable_connection()

@@ -1,8 +1,8 @@
-"""No attempt is ever lost (design section 6): when the database cannot be reached to record
-a result, the row goes to LOG_DIR/spool.jsonl, and the next `runjob` replays the file into the
-database before doing anything else. Replay is idempotent: rows are keyed by (run_id, attempt),
-so replaying twice, or two processes replaying at once, creates no duplicates. An exclusive
-flock on the file keeps appends and the replay-then-truncate from interleaving.
+"""No attempt is ever lost (docs/operations.md, "Spool"): when the database cannot be reached to
+record a result, the row goes to LOG_DIR/spool.jsonl, and the next `runjob` replays the file into
+the database before doing anything else. Replay is idempotent: rows are keyed by (run_id, attempt),
+so replaying twice, or two processes replaying at once, creates no duplicates. An exclusive flock on
+the file keeps appends and the replay-then-truncate from interleaving.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The watchdog (design section 8): `late` alerts for tasks that missed their schedule, and
-abandonment of runs whose supervisor died without anyone invoking the task again."""
+"""The watchdog (docs/operations.md, "Watchdog and pruning"): `late` alerts for tasks that missed
+their schedule, and abandonment of runs whose supervisor died without anyone invoking the task
+again."""
 
 from __future__ import annotations
 

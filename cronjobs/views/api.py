@@ -1,4 +1,4 @@
-"""The JSON API (design section 11; README "API"). Views are thin: `authorize` decides who may
+"""The JSON API (docs/api.md). Views are thin: `authorize` decides who may
 call, `parse_params` turns the query string into checked values, cronjobs.views.payloads builds the
 responses.
 

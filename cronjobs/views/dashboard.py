@@ -1,4 +1,4 @@
-"""The dashboard inside the admin (design section 10): health per task, the 30-day summary,
+"""The dashboard inside the admin (docs/admin.md, "Dashboard"): health per task, the 30-day summary,
 daily trends, open alerts, circuits, recent failures and charts.
 
 Every figure is an aggregate from reporting.stats or reporting.health; the only rows read are

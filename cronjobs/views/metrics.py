@@ -1,4 +1,4 @@
-"""`GET /metrics` in the Prometheus text format (README "Prometheus metrics").
+"""`GET /metrics` in the Prometheus text format (docs/api.md, "Prometheus").
 
 Every scrape reads the database through a custom collector registered on a fresh registry:
 several app servers and short-lived `runjob` processes share one database, so process-global

@@ -1,6 +1,7 @@
 """What the JSON API says about tasks, health and history: plain dicts with stable, documented
-field names (README, "API"). Numbers come from cronjobs.reporting.stats; this module adds the task
-settings, circuit and alert state, and each task's health word from cronjobs.reporting.health."""
+field names (docs/api.md, "Endpoints"). Numbers come from cronjobs.reporting.stats; this module adds
+the task settings, circuit and alert state, and each task's health word from
+cronjobs.reporting.health."""
 
 from __future__ import annotations
 

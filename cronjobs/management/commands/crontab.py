@@ -1,4 +1,4 @@
-"""manage.py crontab add | show | remove | check  (design section 9).
+"""manage.py crontab add | show | remove | check  (docs/operations.md).
 
 Replaces django-crontab's command of the same name (cronjobs comes first in INSTALLED_APPS):
 the lines come from the task registry and call `runjob`, not `crontab run <hash>`.

@@ -1,4 +1,4 @@
-"""manage.py runjob <task> | --all | --list  (design section 6; exit codes 0, 1, 2, 3)."""
+"""manage.py runjob <task> | --all | --list  (docs/operations.md; exit codes 0, 1, 2, 3)."""
 
 from __future__ import annotations
 
