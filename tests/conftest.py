@@ -1,33 +1,17 @@
 """Shared fixtures. The same suites run on SQLite and on MariaDB (DATABASE_URL=mysql://...);
-tests marked `mariadb` only make sense on MariaDB and skip on SQLite."""
+tests marked `mariadb` only make sense on MariaDB and skip on SQLite. Helpers that are not
+fixtures (wait_for, the row builders) live in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from cronjobs.supervisor.registry import build_spec
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def alive(pid: int) -> bool:
-    """Is the process there and not a zombie?"""
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def on_mariadb() -> bool:
-    return connection.vendor == "mysql"
+from tests.helpers import ROOT, database_url
 
 
 def pytest_collection_modifyitems(config, items):
@@ -76,15 +60,6 @@ def make_spec():
         return build_spec(name or func, "callable", f"tests.jobsapp.jobs:{func}", options, "test")
 
     return make
-
-
-def database_url() -> str:
-    """The URL of the test database, for child `manage.py` processes."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    host, port = s["HOST"] or "127.0.0.1", s["PORT"] or 3306
-    return f"mysql://{s['USER']}:{s['PASSWORD']}@{host}:{port}/{s['NAME']}"
 
 
 @pytest.fixture

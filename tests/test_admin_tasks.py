@@ -3,7 +3,6 @@ permissions and the admin log."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 import pytest
@@ -13,9 +12,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from cronjobs.models import Alert, CircuitState, Execution, Task
-from tests import control_room as make
-from tests.conftest import database_url
+from cronjobs.models import CircuitState, Execution, Task
+from tests.helpers import (
+    ago,
+    database_url,
+    make_alert,
+    make_execution,
+    make_task,
+    make_user,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,10 +38,10 @@ def action(client, name: str, *tasks: Task, follow: bool = True):
 
 
 def test_list_shows_schedule_in_words_next_run_last_status_and_success_rates(admin_client):
-    task = make.task("nightly_report", schedule="5 7 * * *")
-    make.execution(task, "succeeded", ago=dt.timedelta(hours=2))
-    make.execution(task, "failed", ago=dt.timedelta(hours=1), error="boom")
-    make.execution(task, "succeeded", ago=dt.timedelta(days=3))
+    task = make_task("nightly_report", schedule="5 7 * * *")
+    make_execution(task, "succeeded", ago(hours=2))
+    make_execution(task, "failed", ago(hours=1), error="boom")
+    make_execution(task, "succeeded", ago(days=3))
     CircuitState.objects.create(task=task, state="open")
 
     page = admin_client.get(LIST).content.decode()
@@ -55,19 +61,19 @@ def test_list_query_count_does_not_grow_with_history(admin_client):
             assert admin_client.get(LIST).status_code == 200
         return len(ctx)
 
-    tasks = [make.task() for _ in range(3)]
+    tasks = [make_task() for _ in range(3)]
     for task in tasks:
-        make.execution(task, "succeeded")
+        make_execution(task, "succeeded")
     before = queries()
     for task in tasks:
         for days, status in enumerate(("succeeded", "failed", "timed_out", "skipped")):
-            make.execution(task, status, dt.timedelta(days=days, minutes=5))
-        Alert.objects.create(task=task, kind="failed", message="x", open_key=f"{task.pk}:failed")
+            make_execution(task, status, ago(days=days, minutes=5))
+        make_alert(task, "failed", message="x")
     assert queries() == before
 
 
 def test_enabled_toggle_in_the_list_saves_and_is_logged_with_the_user(admin_client, admin_user):
-    task = make.task("toggled")
+    task = make_task("toggled")
     page = admin_client.get(LIST)
     formset = page.context["cl"].formset
     data = {f"{formset.prefix}-{key}": value for key, value in {
@@ -89,7 +95,7 @@ def test_enabled_toggle_in_the_list_saves_and_is_logged_with_the_user(admin_clie
 
 
 def test_enable_and_disable_actions_change_the_tasks_and_log_each(admin_client, admin_user):
-    one, two = make.task("one"), make.task("two", enabled=False)
+    one, two = make_task("one"), make_task("two", enabled=False)
 
     response = action(admin_client, "disable", one, two)
     assert "Disabled 1 task(s)." in response.content.decode()
@@ -102,11 +108,9 @@ def test_enable_and_disable_actions_change_the_tasks_and_log_each(admin_client, 
 
 
 def test_reset_circuit_action_closes_the_breaker_and_resolves_its_alert(admin_client):
-    task = make.task("breaker")
+    task = make_task("breaker")
     CircuitState.objects.create(task=task, state="open", failure_count=5)
-    alert = Alert.objects.create(
-        task=task, kind="circuit_open", message="open", open_key=f"{task.pk}:circuit_open"
-    )
+    alert = make_alert(task, "circuit_open", message="open")
 
     response = action(admin_client, "reset_circuit", task)
 
@@ -118,7 +122,7 @@ def test_reset_circuit_action_closes_the_breaker_and_resolves_its_alert(admin_cl
 
 
 def test_run_now_refuses_a_disabled_task_with_a_message(admin_client):
-    task = make.task("sleeping", enabled=False)
+    task = make_task("sleeping", enabled=False)
     response = action(admin_client, "run_now", task)
     assert "Not started: task &#x27;sleeping&#x27; is disabled" in response.content.decode()
 
@@ -140,22 +144,18 @@ def test_run_now_starts_the_task_in_the_background_and_links_to_the_run(
     assert "heartbeat started in the background" in message
     run_id = message.split("?run_id=")[1].split('"')[0]
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        row = Execution.objects.filter(run_id=run_id).exclude(status="running").first()
-        if row:
-            break
-        time.sleep(0.2)  # waiting for a real child process, not for the clock
-    assert row is not None and row.status == "succeeded" and row.trigger == "admin"
+    finished = Execution.objects.filter(run_id=run_id).exclude(status="running")
+    row = wait_for(finished.first, timeout=60, interval=0.2, what=f"run {run_id} to finish")
+    assert row.status == "succeeded" and row.trigger == "admin"
     assert LogEntry.objects.filter(change_message=f"Run now (run {run_id})").exists()
     runs = admin_client.get(reverse("admin:cronjobs_execution_changelist"), {"run_id": run_id})
     assert run_id[:8] in runs.content.decode()
 
 
 def test_task_page_shows_settings_read_only_recent_executions_and_open_alerts(admin_client):
-    task = make.task("detail", memory_limit=512 * 1024**2)
-    make.execution(task, "timed_out", error="timed out after 60 s")
-    Alert.objects.create(task=task, kind="slow", message="took 59 s", open_key=f"{task.pk}:slow")
+    task = make_task("detail", memory_limit=512 * 1024**2)
+    make_execution(task, "timed_out", error="timed out after 60 s")
+    make_alert(task, "slow", message="took 59 s")
 
     response = admin_client.get(change_url(task))
     page = response.content.decode()
@@ -167,7 +167,7 @@ def test_task_page_shows_settings_read_only_recent_executions_and_open_alerts(ad
 
 
 def test_tasks_cannot_be_added_or_deleted_from_the_admin(admin_client):
-    task = make.task()
+    task = make_task()
     assert admin_client.get(reverse("admin:cronjobs_task_add")).status_code == 403
     assert (
         admin_client.get(reverse("admin:cronjobs_task_delete", args=[task.pk])).status_code == 403
@@ -175,8 +175,8 @@ def test_tasks_cannot_be_added_or_deleted_from_the_admin(admin_client):
 
 
 def test_a_viewer_sees_the_list_but_cannot_toggle_run_or_reset(client):
-    task = make.task("guarded")
-    client.force_login(make.staff("viewer", "view_task"))
+    task = make_task("guarded")
+    client.force_login(make_user("viewer", "view_task"))
 
     page = client.get(LIST)
     assert page.status_code == 200 and "guarded" in page.content.decode()
@@ -193,7 +193,7 @@ def test_a_viewer_sees_the_list_but_cannot_toggle_run_or_reset(client):
 def test_state_changes_need_a_post_with_a_csrf_token(admin_user):
     from django.test import Client
 
-    task = make.task("csrf_guarded")
+    task = make_task("csrf_guarded")
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 import time_machine
 from django.utils import timezone
 
 from cronjobs.models import CircuitState, Execution, Task
-from tests.api_fixtures import client_for, make_exec, make_task
+from tests.api_fixtures import client_for
+from tests.helpers import make_execution, make_task, wait_for
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)  # 01:00 on the 21st in Auckland
 
@@ -40,9 +40,9 @@ def test_task_list_shows_last_run_success_and_circuit():
     api = client_for("read_write")
     task = make_task("nightly", schedule="0 2 * * *")
     now = timezone.now()
-    ok = make_exec(task, "succeeded", now - dt.timedelta(hours=3), duration=12.5)
-    make_exec(task, "timed_out", now - dt.timedelta(hours=1), error="timed out after 60 s")
-    make_exec(task, "skipped", now - dt.timedelta(minutes=5), skip_reason="circuit_open")
+    ok = make_execution(task, "succeeded", now - dt.timedelta(hours=3), duration=12.5)
+    make_execution(task, "timed_out", now - dt.timedelta(hours=1), error="timed out after 60 s")
+    make_execution(task, "skipped", now - dt.timedelta(minutes=5), skip_reason="circuit_open")
     CircuitState.objects.create(task=task, state="open", opened_at=now)
 
     data = by_name(api.get("/api/tasks/"))["nightly"]
@@ -129,11 +129,6 @@ def test_run_now_starts_a_real_run_and_returns_its_id(manage, monkeypatch):
     assert response.status_code == 202
     run_id = response.json()["run_id"]
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # waiting on a real child process, not on time
-        row = Execution.objects.filter(run_id=run_id).exclude(status="running").first()
-        if row:
-            break
-        time.sleep(0.2)
-    assert row is not None
+    finished = Execution.objects.filter(run_id=run_id).exclude(status="running")
+    row = wait_for(finished.first, timeout=60, interval=0.2, what=f"run {run_id} to finish")
     assert (row.status, row.trigger) == ("succeeded", "api")

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 from io import StringIO
 from pathlib import Path
@@ -24,7 +23,7 @@ from cronjobs.models import Execution
 from cronjobs.schedules import system_time_zone
 from cronjobs.supervisor.crontab import CRON_PIDFILES, crontab_status, daemon_running, read_crontab
 from cronjobs.supervisor.registry import registry
-from tests.conftest import ROOT, database_url
+from tests.helpers import ROOT, database_url, wait_for
 
 pytestmark = pytest.mark.cron
 
@@ -283,22 +282,20 @@ def cron_daemon():
     def start() -> None:
         if not daemon_running():
             subprocess.run([shutil.which("cron")], check=True)  # daemonizes, writes a pid file
-            started.append(_wait_for_pid())
+            started.append(wait_for(_live_pid, timeout=10, interval=0.1, what="cron's pid file"))
 
     yield start
     for pid in started:
         os.kill(pid, signal.SIGTERM)
 
 
-def _wait_for_pid() -> int:
+def _live_pid() -> int | None:
     """The new daemon's pid: its pid file may still hold a dead predecessor's for a moment."""
-    for _ in range(50):
-        for pidfile in CRON_PIDFILES:
-            text = Path(pidfile).read_text().strip() if Path(pidfile).exists() else ""
-            if text.isdigit() and Path(f"/proc/{text}").exists():
-                return int(text)
-        time.sleep(0.1)
-    raise AssertionError("cron started but wrote no pid file")
+    for pidfile in CRON_PIDFILES:
+        text = Path(pidfile).read_text().strip() if Path(pidfile).exists() else ""
+        if text.isdigit() and Path(f"/proc/{text}").exists():
+            return int(text)
+    return None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -313,10 +310,17 @@ def test_cron_daemon_runs_an_installed_task_within_75_seconds(
     subprocess.run(["crontab", "-"], input=line_of("cron_touch", cron_settings) + "\n", text=True)
     cron_daemon()
     runs = Execution.objects.filter(task__name="cron_touch", trigger="cron")
-    assert wait_for(runs.exists, 75), f"no cron run within 75 s; {cron_log(cron_settings)}"
+    wait_for(
+        runs.exists, timeout=75, interval=0.5, what=lambda: f"a cron run; {cron_log(cron_settings)}"
+    )
     # A loaded machine may take a while to start Django; the row is there, let it finish.
     done = runs.exclude(status=Execution.Status.RUNNING)
-    assert wait_for(done.exists, 60), f"the cron run did not finish; {cron_log(cron_settings)}"
+    wait_for(
+        done.exists,
+        timeout=60,
+        interval=0.5,
+        what=lambda: f"the cron run to end; {cron_log(cron_settings)}",
+    )
     assert done.get().status == Execution.Status.SUCCEEDED
     assert (job_dir / "marker-cron").exists()
 
@@ -324,18 +328,7 @@ def test_cron_daemon_runs_an_installed_task_within_75_seconds(
 def clear_of_cron_spool_check() -> None:
     """A running cron re-reads the spool when its mtime (whole seconds) changed, just after
     each minute starts; a crontab written in that same second would go unseen."""
-    while datetime.now().second in (59, 0, 1, 2):
-        time.sleep(0.2)
-
-
-def wait_for(condition, seconds: float) -> bool:
-    """Poll a real daemon on the real clock: there is no time to travel here."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
+    wait_for(lambda: datetime.now().second not in (59, 0, 1, 2), timeout=10, interval=0.2)
 
 
 def cron_log(settings) -> str:

@@ -19,7 +19,7 @@ from cronjobs.supervisor.runner import run_task
 from flagged_products.insights import generate_ai_insights
 from flagged_products.models import Insight, StoreStats
 from tests import flagged_helpers as h
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.openai_standin import OpenAIStandIn
 
 pytestmark = pytest.mark.django_db

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 
+import psutil
 import pytest
 
 from cronjobs.models import Execution, Task
-from tests.conftest import alive
+from tests.helpers import alive, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = Execution.Status
-
-
-def _wait_for(predicate, timeout: float = 30.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 def test_success_exits_0_and_records_the_trigger(manage):
@@ -155,14 +145,14 @@ def test_job_that_raises_stores_type_message_and_traceback(manage, tmp_path):
 def test_killed_supervisor_leaves_no_job_process_behind(manage, job_dir):
     supervisor = subprocess.Popen(manage.argv("runjob", "test_grandchild"), env=manage.env())
     grandchild_file = job_dir / "grandchild.pid"
-    _wait_for(grandchild_file.exists)
-    grandchild = int(_wait_for(lambda: grandchild_file.read_text().strip()))
-    worker = int(_wait_for(lambda: (job_dir / "worker.pid").exists() and
-                           (job_dir / "worker.pid").read_text().strip()))  # fmt: skip
+    wait_for(grandchild_file.exists, what="the job to write grandchild.pid")
+    grandchild = int(wait_for(lambda: grandchild_file.read_text().strip()))
+    worker = int(wait_for(lambda: (job_dir / "worker.pid").exists() and
+                          (job_dir / "worker.pid").read_text().strip()))  # fmt: skip
     assert alive(grandchild)
     supervisor.send_signal(signal.SIGKILL)
     supervisor.wait(timeout=10)
-    _wait_for(lambda: not alive(grandchild) and not alive(worker), timeout=10)
+    wait_for(lambda: not alive(grandchild) and not alive(worker), timeout=10)
     row = Execution.objects.get(task__name="test_grandchild")
     assert row.status == Status.RUNNING  # nobody finalised it: the lease takeover will
 
@@ -170,8 +160,10 @@ def test_killed_supervisor_leaves_no_job_process_behind(manage, job_dir):
 def test_sigterm_to_the_supervisor_records_a_failed_attempt(manage):
     supervisor = subprocess.Popen(manage.argv("runjob", "test_sleep"), env=manage.env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for(lambda: Execution.objects.filter(task__name="test_sleep").exists())
-    time.sleep(0.3)  # let the keeper start its group
+    wait_for(lambda: Execution.objects.filter(task__name="test_sleep").exists())
+    # The keeper forks the worker once its own process group is set up.
+    tree = psutil.Process(supervisor.pid)
+    wait_for(lambda: len(tree.children(recursive=True)) >= 2, what="the keeper and its worker")
     supervisor.send_signal(signal.SIGTERM)
     supervisor.wait(timeout=20)
     assert supervisor.returncode != 0

@@ -11,7 +11,7 @@ import pytest
 from cronjobs.models import Execution, Task
 from cronjobs.supervisor import logs
 from cronjobs.supervisor.runner import run_task
-from tests.conftest import alive
+from tests.helpers import alive
 
 pytestmark = pytest.mark.django_db
 
