@@ -1,47 +1,20 @@
-"""Callers of the API with every kind of credential, and hand-built history, shared by
-tests/test_api_*.py and tests/test_prometheus.py."""
+"""Callers of the API with every kind of credential, shared by tests/test_api_*.py and
+tests/test_prometheus.py. Rows are built with tests/helpers.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
-
-from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils.crypto import get_random_string
 
 from cronjobs import tokens
-from cronjobs.models import Execution, Task
-
-_ids = itertools.count()
+from tests.helpers import make_user
 
 CALLERS = ("anonymous", "non_staff", "staff", "staff_writer", "read_only", "read_write", "revoked")
 
 
-def make_task(name: str = "nightly", **fields) -> Task:
-    fields.setdefault("timeout", 60)
-    fields.setdefault("slow_after", 48.0)
-    return Task.objects.create(name=name, kind="callable", target="x:y", **fields)
-
-
-def make_exec(task: Task, status: str = "succeeded", at: dt.datetime | None = None, **fields):
-    from django.utils import timezone
-
-    fields.setdefault("attempt", 0 if status == "skipped" else 1)
-    if status not in ("skipped", "running"):
-        fields.setdefault("duration", 1.0)
-        fields.setdefault("finished_at", (at or timezone.now()) + dt.timedelta(seconds=1))
-    return Execution.objects.create(
-        run_id=f"run{next(_ids)}", task=task, status=status, started_at=at or timezone.now(),
-        **fields,
-    )  # fmt: skip
-
-
 def _session(username: str, staff: bool, perms: tuple[str, ...] = ()) -> Client:
-    user = User.objects.create_user(username, password="pw", is_staff=staff)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=perms))
     client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
+    client.force_login(make_user(username, *perms, staff=staff))
     return client
 
 

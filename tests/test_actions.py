@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 
 from cronjobs import actions, tokens
 from cronjobs.models import Alert, CircuitState, Task
 from cronjobs.supervisor import alerts, logs
+from tests.helpers import make_task, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def task():
-    return Task.objects.create(name="nightly", kind="callable", target="x:y", timeout=60,
-                               slow_after=30, schedule="0 2 * * *")  # fmt: skip
-
-
-def user(name: str, staff: bool = True, *perms: str) -> User:
-    person = User.objects.create_user(name, password="pw", is_staff=staff)
-    for codename in perms:
-        person.user_permissions.add(Permission.objects.get(codename=codename))
-    return User.objects.get(pk=person.pk)  # a fresh object: no cached permissions
+    return make_task("nightly", slow_after=30, schedule="0 2 * * *")
 
 
 def token_actor(read_only: bool, owner: User | None = None) -> actions.Actor:
@@ -45,10 +38,12 @@ def token_actor(read_only: bool, owner: User | None = None) -> actions.Actor:
 )
 def test_enable_disable_permission_matrix(task, who, allowed):
     actor = {
-        "non_staff": lambda: actions.Actor("admin", user=user("plain", False, "change_task")),
-        "staff_without_permission": lambda: actions.Actor("admin", user=user("viewer")),
+        "non_staff": lambda: actions.Actor(
+            "admin", user=make_user("plain", "change_task", staff=False)
+        ),
+        "staff_without_permission": lambda: actions.Actor("admin", user=make_user("viewer")),
         "staff_with_change_task": lambda: actions.Actor(
-            "admin", user=user("op", True, "change_task")
+            "admin", user=make_user("op", "change_task")
         ),
         "read_only_token": lambda: token_actor(True),
         "read_write_token": lambda: token_actor(False),
@@ -66,10 +61,10 @@ def test_enable_disable_permission_matrix(task, who, allowed):
 
 def test_alert_actions_need_the_alert_permission_not_the_task_one(task):
     alert = alerts.raise_alert(task, Alert.Kind.FAILED, "boom")
-    task_only = actions.Actor("admin", user=user("op", True, "change_task"))
+    task_only = actions.Actor("admin", user=make_user("op", "change_task"))
     with pytest.raises(actions.Forbidden, match=r"cronjobs\.change_alert"):
         actions.resolve(task_only, alert)
-    alert_op = actions.Actor("admin", user=user("alerts", True, "change_alert"))
+    alert_op = actions.Actor("admin", user=make_user("alerts", "change_alert"))
     assert actions.acknowledge(alert_op, alert) is True
     assert actions.resolve(alert_op, alert) is True
     assert actions.resolve(alert_op, alert) is False  # resolved already: nothing to do
@@ -79,7 +74,7 @@ def test_alert_actions_need_the_alert_permission_not_the_task_one(task):
 
 
 def test_every_door_writes_a_log_entry_naming_who(task):
-    owner = user("owner", True, "change_task")
+    owner = make_user("owner", "change_task")
     actions.set_enabled(actions.Actor("admin", user=owner), task, False)
     actions.set_enabled(token_actor(False, owner=owner), task, True)
     actions.reset_circuit(actions.Actor.for_command("resetcircuit"), task)

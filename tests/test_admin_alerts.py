@@ -10,19 +10,12 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from cronjobs.models import Alert
-from tests import control_room as make
+from tests.helpers import make_alert, make_task, make_user
 
 pytestmark = pytest.mark.django_db
 
 LIST = reverse("admin:cronjobs_alert_changelist")
 EXPORT = reverse("admin:cronjobs_alert_export")
-
-
-def alert(task, kind: str = "failed", state: str = "open", **fields) -> Alert:
-    key = None if state == "resolved" else f"{task.pk}:{kind}"
-    return Alert.objects.create(
-        task=task, kind=kind, state=state, open_key=key, message=f"{kind} on {task.name}", **fields
-    )
 
 
 def shown(response) -> set[int]:
@@ -37,11 +30,11 @@ def action(client, name: str, *alerts: Alert):
 
 @pytest.fixture
 def alerts():
-    stock, stats = make.task("stock_sync"), make.task("store_stats")
+    stock, stats = make_task("stock_sync"), make_task("store_stats")
     return {
-        "failed": alert(stock, "failed", severity="critical"),
-        "slow": alert(stock, "slow", state="acknowledged"),
-        "late": alert(stats, "late", state="resolved"),
+        "failed": make_alert(stock, "failed", severity="critical"),
+        "slow": make_alert(stock, "slow", state="acknowledged"),
+        "late": make_alert(stats, "late", state="resolved"),
     }
 
 
@@ -91,13 +84,13 @@ def test_export_lists_the_filtered_alerts(admin_client, admin_user, alerts):
 
 
 def test_a_viewer_cannot_acknowledge_or_resolve_and_others_cannot_even_look(client, alerts):
-    client.force_login(make.staff("watcher", "view_alert"))
+    client.force_login(make_user("watcher", "view_alert"))
     assert client.get(LIST).status_code == 200
     action(client, "resolve", alerts["failed"])
     action(client, "acknowledge", alerts["failed"])
     assert Alert.objects.get(pk=alerts["failed"].pk).state == "open"
 
-    client.force_login(make.staff("outsider", "view_task"))
+    client.force_login(make_user("outsider", "view_task"))
     assert client.get(LIST).status_code == 403
     assert client.get(EXPORT).status_code == 403
 

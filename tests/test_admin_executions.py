@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from cronjobs.admin import export as export_module
 from cronjobs.models import Execution
-from tests import control_room as make
+from tests.helpers import ago, make_execution, make_task, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -34,14 +34,14 @@ def shown(response) -> set[int]:
 def history():
     """Two tasks with a few attempts each, at known times."""
     with time_machine.travel(NOW, tick=False):
-        stock, stats = make.task("stock_sync"), make.task("store_stats")
+        stock, stats = make_task("stock_sync"), make_task("store_stats")
         rows = {
-            "ok": make.execution(stock, "succeeded", dt.timedelta(hours=1), host="app1"),
-            "failed": make.execution(stock, "failed", dt.timedelta(hours=2), host="app2",
+            "ok": make_execution(stock, "succeeded", ago(hours=1), host="app1"),
+            "failed": make_execution(stock, "failed", ago(hours=2), host="app2",
                                      error="OperationalError: deadlock found", trigger="cron"),
-            "timeout": make.execution(stats, "timed_out", dt.timedelta(days=3), host="app1",
+            "timeout": make_execution(stats, "timed_out", ago(days=3), host="app1",
                                       run_id="ab12cd34" + "0" * 24, trigger="admin"),
-            "old": make.execution(stats, "succeeded", dt.timedelta(days=40), host="app1"),
+            "old": make_execution(stats, "succeeded", ago(days=40), host="app1"),
         }  # fmt: skip
     with time_machine.travel(NOW, tick=False):
         yield rows
@@ -78,10 +78,10 @@ def test_filters_by_status_task_trigger_and_date_range(admin_client, history):
 
 
 def test_run_id_link_lists_every_attempt_of_the_run(admin_client):
-    task = make.task()
-    first = make.execution(task, "failed", run_id="r" * 32, attempt=1)
-    second = make.execution(task, "succeeded", run_id="r" * 32, attempt=2)
-    make.execution(task, "succeeded")
+    task = make_task()
+    first = make_execution(task, "failed", run_id="r" * 32, attempt=1)
+    second = make_execution(task, "succeeded", run_id="r" * 32, attempt=2)
+    make_execution(task, "succeeded")
     assert shown(admin_client.get(LIST, {"run_id": "r" * 32})) == {first.pk, second.pk}
 
 
@@ -95,7 +95,7 @@ def test_date_hierarchy_offers_the_months_between_first_and_last_row(admin_clien
 
 
 def test_pages_link_older_and_newer_without_counting_the_table(admin_client):
-    task = make.task()
+    task = make_task()
     Execution.objects.bulk_create(
         Execution(task=task, run_id=f"bulk{i}", started_at=NOW - dt.timedelta(minutes=i))
         for i in range(150)
@@ -118,19 +118,19 @@ def test_list_query_count_does_not_grow_with_rows(admin_client):
             assert admin_client.get(LIST).status_code == 200
         return len(ctx)
 
-    task = make.task()
-    make.execution(task)
+    task = make_task()
+    make_execution(task)
     before = queries()
     for i in range(30):
-        make.execution(make.task() if i % 10 == 0 else task, "failed")
+        make_execution(make_task() if i % 10 == 0 else task, "failed")
     assert queries() == before
 
 
 def test_detail_page_shows_the_output_tail_and_all_attempts_of_the_run(admin_client):
-    task = make.task("detailed")
-    first = make.execution(task, "failed", run_id="d" * 32, attempt=1, error="exit 3",
+    task = make_task("detailed")
+    first = make_execution(task, "failed", run_id="d" * 32, attempt=1, error="exit 3",
                            output="line one\n<script>alert(1)</script>\n")  # fmt: skip
-    second = make.execution(task, "succeeded", run_id="d" * 32, attempt=2)
+    second = make_execution(task, "succeeded", run_id="d" * 32, attempt=2)
 
     page = admin_client.get(reverse("admin:cronjobs_execution_change", args=[first.pk]))
     html = page.content.decode()
@@ -181,7 +181,7 @@ def test_csv_export_has_the_filtered_rows_with_their_values(admin_client, histor
 def test_csv_export_streams_every_row_across_keyset_chunks(admin_client, monkeypatch):
     monkeypatch.setattr("cronjobs.admin.resources.KEYSET_CHUNK", 7)
     monkeypatch.setattr(export_module, "ROWS_PER_WRITE", 5)
-    task = make.task("many")
+    task = make_task("many")
     same_time = NOW - dt.timedelta(hours=1)  # ties on started_at are broken by id
     Execution.objects.bulk_create(
         Execution(task=task, run_id=f"k{i}", status="succeeded",
@@ -209,20 +209,18 @@ def test_export_offers_the_librarys_other_formats_and_limits_in_memory_ones(
 
 
 def test_export_needs_the_view_permission(client, history):
-    client.force_login(make.staff("no_history", "view_task"))
+    client.force_login(make_user("no_history", "view_task"))
     assert client.get(LIST).status_code == 403
     assert client.get(EXPORT).status_code == 403
     assert client.post(EXPORT, {"format": "0", "executionresource_id": "on"}).status_code == 403
 
-    client.force_login(make.staff("reader", "view_execution"))
+    client.force_login(make_user("reader", "view_execution"))
     assert len(csv_rows(export(client))) == 4
 
 
 def test_text_search_shows_the_newest_matches_up_to_the_cap(admin_client, monkeypatch):
     monkeypatch.setattr("cronjobs.admin.executions.TEXT_MATCHES", 2)
-    task = make.task()
-    rows = [
-        make.execution(task, "failed", dt.timedelta(hours=h), error="disk full") for h in (3, 2, 1)
-    ]
-    make.execution(task, "failed", error="other")
+    task = make_task()
+    rows = [make_execution(task, "failed", ago(hours=h), error="disk full") for h in (3, 2, 1)]
+    make_execution(task, "failed", error="other")
     assert shown(admin_client.get(LIST, {"q": "disk full"})) == {rows[1].pk, rows[2].pk}

@@ -14,9 +14,8 @@ from django.core import mail
 
 from cronjobs.models import Alert, Task
 from cronjobs.supervisor import alerts
-from cronjobs.supervisor.registry import build_spec
 from cronjobs.supervisor.runner import run_task
-from cronjobs.supervisor.sync import sync_task
+from tests.helpers import make_task
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -74,7 +73,7 @@ def emails(settings):
 
 @pytest.fixture
 def task() -> Task:
-    return sync_task(build_spec("stock_sync", "command", ("true",), {"timeout": 5}, "test"))
+    return make_task("stock_sync")
 
 
 def test_repeats_count_occurrences_on_one_alert(task, emails):

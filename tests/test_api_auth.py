@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cronjobs.models import Task
-from tests.api_fixtures import CALLERS, client_for, make_task, post_with_csrf
+from tests.api_fixtures import CALLERS, client_for, post_with_csrf
+from tests.helpers import make_task
 
 READS = ["/api/tasks/", "/api/tasks/nightly/", "/api/status/", "/api/metrics/", "/api/logs/",
          "/metrics"]  # fmt: skip

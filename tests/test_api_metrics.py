@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 import time_machine
 
-from tests.api_fixtures import client_for, make_exec, make_task
+from tests.api_fixtures import client_for
+from tests.helpers import make_execution, make_task
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -25,10 +26,11 @@ def test_figures_match_the_executions():
     task = make_task("nightly")
     for n in range(1, 21):
         status = "failed" if n in (3, 7) else "succeeded"
-        make_exec(task, status, NOW - dt.timedelta(minutes=n), duration=float(n),
-                  peak_rss_bytes=n * 2**20)  # fmt: skip
-    make_exec(task, "memory_exceeded", NOW - dt.timedelta(minutes=30), duration=40.0)
-    make_exec(task, "skipped", NOW - dt.timedelta(minutes=40), skip_reason="overlap")
+        make_execution(
+            task, status, NOW - dt.timedelta(minutes=n), duration=float(n), peak_rss_bytes=n * 2**20
+        )
+    make_execution(task, "memory_exceeded", NOW - dt.timedelta(minutes=30), duration=40.0)
+    make_execution(task, "skipped", NOW - dt.timedelta(minutes=40), skip_reason="overlap")
 
     row = metrics_for(api, "nightly")
 
@@ -45,10 +47,10 @@ def test_figures_match_the_executions():
 def test_hours_bounds_the_window():
     api = client_for("read_write")
     task = make_task("nightly")
-    make_exec(task, "succeeded", NOW - dt.timedelta(hours=1))
-    make_exec(task, "failed", NOW - dt.timedelta(hours=23, minutes=59))
-    make_exec(task, "failed", NOW - dt.timedelta(hours=24, minutes=1))
-    make_exec(task, "timed_out", NOW - dt.timedelta(days=29))
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=1))
+    make_execution(task, "failed", NOW - dt.timedelta(hours=23, minutes=59))
+    make_execution(task, "failed", NOW - dt.timedelta(hours=24, minutes=1))
+    make_execution(task, "timed_out", NOW - dt.timedelta(days=29))
 
     assert metrics_for(api, "nightly", "?hours=1")["runs"] == 1  # exactly 1 h ago: included
     day = metrics_for(api, "nightly")
@@ -61,8 +63,8 @@ def test_hours_bounds_the_window():
 def test_window_and_totals_are_reported():
     api = client_for("read_write")
     task = make_task("nightly")
-    make_exec(task, "succeeded", NOW - dt.timedelta(hours=2))
-    make_exec(make_task("other"), "failed", NOW - dt.timedelta(hours=2))
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=2))
+    make_execution(make_task("other"), "failed", NOW - dt.timedelta(hours=2))
     with time_machine.travel(NOW, tick=False):
         body = api.get("/api/metrics/?hours=6").json()
     assert body["hours"] == 6

@@ -8,8 +8,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from cronjobs.models import Alert, CircuitState, Task
-from tests.api_fixtures import client_for, make_exec, make_task
+from cronjobs.models import CircuitState, Task
+from tests.api_fixtures import client_for
+from tests.helpers import make_alert, make_execution, make_task
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -30,7 +31,7 @@ def only_our_tasks(db):
 @pytest.mark.django_db
 def test_all_good_is_healthy():
     task = make_task("nightly")
-    make_exec(task, "succeeded", NOW - dt.timedelta(hours=1))
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=1))
     body = status()
     assert body["status"] == "healthy"
     assert body["tasks"] == {"total": 1, "by_health": {"healthy": 1}}
@@ -44,10 +45,9 @@ def test_all_good_is_healthy():
 @pytest.mark.django_db
 def test_open_warning_alert_degrades_and_is_listed():
     task = make_task("nightly")
-    make_exec(task, "succeeded", NOW - dt.timedelta(hours=1))
-    Alert.objects.create(task=task, kind="slow", message="took 70 s", open_key="nightly:slow",
-                         state="acknowledged")  # fmt: skip
-    Alert.objects.create(task=task, kind="late", message="old", state="resolved")
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=1))
+    make_alert(task, "slow", state="acknowledged", message="took 70 s")
+    make_alert(task, "late", state="resolved", message="old")
     body = status()
     assert body["status"] == "degraded"
     assert [(a["task"], a["kind"], a["state"]) for a in body["open_alerts"]] == [
@@ -59,7 +59,7 @@ def test_open_warning_alert_degrades_and_is_listed():
 @pytest.mark.django_db
 def test_open_circuit_is_critical_and_listed():
     task = make_task("nightly")
-    make_exec(task, "failed", NOW - dt.timedelta(hours=1))
+    make_execution(task, "failed", NOW - dt.timedelta(hours=1))
     CircuitState.objects.create(task=task, state="open", opened_at=NOW - dt.timedelta(minutes=5))
     body = status()
     assert body["status"] == "critical"
@@ -72,7 +72,7 @@ def test_open_circuit_is_critical_and_listed():
 @pytest.mark.django_db
 def test_running_attempts_are_listed_with_elapsed_time():
     task = make_task("nightly")
-    make_exec(task, "running", NOW - dt.timedelta(minutes=2), host="app1", pid=4242)
+    make_execution(task, "running", NOW - dt.timedelta(minutes=2), host="app1", pid=4242)
     body = status()
     assert body["running"] == [
         {"task": "nightly", "run_id": body["running"][0]["run_id"], "attempt": 1,
@@ -85,7 +85,7 @@ def test_running_attempts_are_listed_with_elapsed_time():
 @pytest.mark.django_db
 def test_times_are_in_the_configured_zone():
     task = make_task("nightly")
-    make_exec(task, "succeeded", NOW - dt.timedelta(hours=1))
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=1))
     with timezone.override("Pacific/Auckland"):
         body = status()
     assert body["generated_at"] == "2026-11-21T01:00:00+13:00"
@@ -101,8 +101,8 @@ def test_query_count_does_not_grow_with_tasks():
     counts = []
     for n in range(6):
         task = make_task(f"task{n}")
-        make_exec(task, "succeeded", NOW - dt.timedelta(hours=1))
-        Alert.objects.create(task=task, kind="slow", message="s", open_key=f"task{n}:slow")
+        make_execution(task, "succeeded", NOW - dt.timedelta(hours=1))
+        make_alert(task, "slow", message="s")
         with CaptureQueriesContext(connection) as queries:
             assert client.get("/api/status/").status_code == 200
         counts.append(len(queries))

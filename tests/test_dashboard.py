@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from cronjobs.models import Alert, CircuitState, Execution, Task
-from tests import control_room as make
+from cronjobs.models import CircuitState, Execution, Task
+from tests.helpers import ago, make_alert, make_execution, make_task, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -31,19 +31,16 @@ def frozen():
 @pytest.fixture
 def history(frozen):
     Task.objects.all().delete()
-    good, bad = make.task("store_stats", priority=2), make.task("ai_insights", priority=4)
+    good, bad = make_task("store_stats", priority=2), make_task("ai_insights", priority=4)
     for hours in range(1, 49):
-        make.execution(good, "succeeded", dt.timedelta(hours=hours), duration=3.0,
+        make_execution(good, "succeeded", ago(hours=hours), duration=3.0,
                        peak_rss_bytes=64 * 1024**2)  # fmt: skip
-    make.execution(bad, "succeeded", dt.timedelta(days=2))
-    make.execution(bad, "timed_out", dt.timedelta(hours=3), error="timed out after 600 s")
-    make.execution(bad, "failed", dt.timedelta(hours=2), error="RateLimitError: slow down")
-    make.execution(bad, "skipped", dt.timedelta(hours=1), skip_reason="circuit_open")
+    make_execution(bad, "succeeded", ago(days=2))
+    make_execution(bad, "timed_out", ago(hours=3), error="timed out after 600 s")
+    make_execution(bad, "failed", ago(hours=2), error="RateLimitError: slow down")
+    make_execution(bad, "skipped", ago(hours=1), skip_reason="circuit_open")
     CircuitState.objects.create(task=bad, state="open", opened_at=NOW - dt.timedelta(hours=1))
-    Alert.objects.create(
-        task=bad, kind="circuit_open", severity="critical", open_key=f"{bad.pk}:circuit_open",
-        message="5 failed attempts within 1 hour",
-    )  # fmt: skip
+    make_alert(bad, "circuit_open", severity="critical", message="5 failed attempts within 1 hour")
     return good, bad
 
 
@@ -114,22 +111,22 @@ def test_query_count_does_not_grow_with_history(admin_client, frozen):
             assert admin_client.get(URL).status_code == 200
         return len(ctx)
 
-    tasks = [make.task() for _ in range(3)]
+    tasks = [make_task() for _ in range(3)]
     for task in tasks:
-        make.execution(task, "failed")
+        make_execution(task, "failed")
     before = queries()
     for i in range(60):
         status = ("succeeded", "failed", "skipped", "timed_out")[i % 4]
-        make.execution(tasks[i % 3], status, dt.timedelta(hours=i))
+        make_execution(tasks[i % 3], status, ago(hours=i))
     assert queries() == before
 
 
 def test_needs_staff_login_and_the_view_permission(client):
     response = client.get(URL)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
-    client.force_login(make.staff("tasks_only", "view_task"))
+    client.force_login(make_user("tasks_only", "view_task"))
     assert client.get(URL).status_code == 403
-    client.force_login(make.staff("reader", "view_execution"))
+    client.force_login(make_user("reader", "view_execution"))
     assert client.get(URL).status_code == 200
 
 

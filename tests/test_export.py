@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from cronjobs.admin.export import delimited_lines, export_rows
 from cronjobs.admin.resources import AlertResource, ExecutionResource
 from cronjobs.models import Execution
-from tests import control_room as make
+from tests.helpers import ago, make_alert, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 
 
 def test_fast_path_matches_the_resources_own_rendering(monkeypatch):
     monkeypatch.setattr("cronjobs.admin.resources.KEYSET_CHUNK", 3)
-    task = make.task("rendered")
+    task = make_task("rendered")
     for minutes, status in enumerate(("succeeded", "failed", "skipped", "running", "timed_out")):
         error = 'x, "quoted"\nsecond line' if status == "failed" else ""
-        make.execution(task, status, dt.timedelta(minutes=minutes), peak_rss_bytes=123, error=error)
-    make.execution(task, "succeeded", dt.timedelta(minutes=9), duration=None, finished_at=None)
-    make.execution(task, "succeeded", dt.timedelta(minutes=11), duration=0.1 + 0.2, cpu_user=1e-7)
+        make_execution(task, status, ago(minutes=minutes), peak_rss_bytes=123, error=error)
+    make_execution(task, "succeeded", ago(minutes=9), duration=None, finished_at=None)
+    make_execution(task, "succeeded", ago(minutes=11), duration=0.1 + 0.2, cpu_user=1e-7)
     queryset = Execution.objects.all()
 
     fast = list(export_rows(ExecutionResource(), queryset, None))
@@ -33,8 +31,8 @@ def test_fast_path_matches_the_resources_own_rendering(monkeypatch):
 
 
 def test_only_selected_columns_in_the_resources_order():
-    task = make.task("picked")
-    row = make.execution(task, "failed", error="boom")
+    task = make_task("picked")
+    row = make_execution(task, "failed", error="boom")
     (values,) = export_rows(ExecutionResource(), Execution.objects.all(), ["error", "run_id"])
     assert values == [row.run_id, "boom"]
 
@@ -42,8 +40,8 @@ def test_only_selected_columns_in_the_resources_order():
 def test_a_resource_without_a_fast_path_uses_its_own_rendering(admin_user):
     from cronjobs.models import Alert
 
-    alert = Alert.objects.create(task=make.task("alerting"), kind="slow", message="took long",
-                                 acknowledged_by=admin_user)  # fmt: skip
+    alert = make_alert(make_task("alerting"), "slow", message="took long",
+                       acknowledged_by=admin_user)  # fmt: skip
     (values,) = export_rows(AlertResource(), Alert.objects.all(), ["task", "acknowledged_by"])
     assert values == ["alerting", admin_user.username]
     assert alert.pk

@@ -8,8 +8,9 @@ import pytest
 import time_machine
 from prometheus_client.parser import text_string_to_metric_families
 
-from cronjobs.models import Alert, CircuitState, Task
-from tests.api_fixtures import client_for, make_exec, make_task
+from cronjobs.models import CircuitState, Task
+from tests.api_fixtures import client_for
+from tests.helpers import make_alert, make_execution, make_task
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -40,8 +41,8 @@ def only_our_tasks(db):
 @pytest.mark.django_db
 def test_last_run_and_last_success_per_task():
     task = make_task("nightly")
-    make_exec(task, "succeeded", NOW - dt.timedelta(hours=3), duration=12.5)
-    make_exec(task, "failed", NOW - dt.timedelta(hours=1), duration=4.0)
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=3), duration=12.5)
+    make_execution(task, "failed", NOW - dt.timedelta(hours=1), duration=4.0)
     metrics = scrape()
     last_start = (NOW - dt.timedelta(hours=1)).timestamp()
     success_end = (NOW - dt.timedelta(hours=3) + dt.timedelta(seconds=1)).timestamp()
@@ -57,10 +58,10 @@ def test_last_run_and_last_success_per_task():
 def test_outcome_counts_over_the_last_day():
     task = make_task("nightly")
     for hours in (1, 2, 3):
-        make_exec(task, "succeeded", NOW - dt.timedelta(hours=hours), duration=float(hours))
-    make_exec(task, "timed_out", NOW - dt.timedelta(hours=4), duration=60.0)
-    make_exec(task, "skipped", NOW - dt.timedelta(hours=5), skip_reason="overlap")
-    make_exec(task, "failed", NOW - dt.timedelta(hours=30))  # yesterday's news
+        make_execution(task, "succeeded", NOW - dt.timedelta(hours=hours), duration=float(hours))
+    make_execution(task, "timed_out", NOW - dt.timedelta(hours=4), duration=60.0)
+    make_execution(task, "skipped", NOW - dt.timedelta(hours=5), skip_reason="overlap")
+    make_execution(task, "failed", NOW - dt.timedelta(hours=30))  # yesterday's news
     metrics = scrape()
     statuses = ("succeeded", "failed", "timed_out", "skipped", "memory_exceeded")
     counts = [
@@ -78,10 +79,9 @@ def test_outcome_counts_over_the_last_day():
 def test_circuit_state_enabled_running_and_alerts():
     tripped, off = make_task("tripped"), make_task("off", enabled=False)
     CircuitState.objects.create(task=tripped, state="open", opened_at=NOW)
-    make_exec(off, "running", NOW - dt.timedelta(minutes=1))
-    Alert.objects.create(task=tripped, kind="circuit_open", severity="critical", message="x",
-                         open_key="tripped:circuit_open")  # fmt: skip
-    Alert.objects.create(task=off, kind="slow", message="x", state="resolved")
+    make_execution(off, "running", NOW - dt.timedelta(minutes=1))
+    make_alert(tripped, "circuit_open", severity="critical", message="x")
+    make_alert(off, "slow", state="resolved", message="x")
     metrics = scrape()
     state = {s: value(metrics, "flagged_cron_circuit_state", task="tripped", state=s)
              for s in ("closed", "open", "half_open")}  # fmt: skip
@@ -100,7 +100,7 @@ def test_each_scrape_reads_the_database_afresh():
     task = make_task("nightly")
     client = client_for("read_only")
     assert value(scrape(client), "flagged_cron_last_run_success", task="nightly") is None
-    make_exec(task, "succeeded", NOW - dt.timedelta(minutes=5))
+    make_execution(task, "succeeded", NOW - dt.timedelta(minutes=5))
     assert value(scrape(client), "flagged_cron_last_run_success", task="nightly") == 1
 
 

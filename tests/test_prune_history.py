@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from cronjobs.models import Alert, Execution
 from cronjobs.supervisor.pruning import prune
-from cronjobs.supervisor.registry import build_spec
-from cronjobs.supervisor.sync import sync_task
+from tests.helpers import ago, make_alert, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def history():
-    task = sync_task(build_spec("old_job", "command", ("true",), {"timeout": 5}, "test"))
-    now = timezone.now()
-    old = [Execution(run_id=f"old{i}", task=task, status="succeeded",
-                     started_at=now - timedelta(days=91 + i)) for i in range(12)]  # fmt: skip
-    new = [Execution(run_id=f"new{i}", task=task, status="failed",
-                     started_at=now - timedelta(days=i)) for i in range(3)]  # fmt: skip
-    Execution.objects.bulk_create([*old, *new])
-    Alert.objects.create(task=task, kind="failed", message="old", state="resolved",
-                         resolved_at=now - timedelta(days=100))  # fmt: skip
-    Alert.objects.create(task=task, kind="slow", message="open", open_key=f"{task.pk}:slow")
+    task = make_task("old_job")
+    for i in range(12):
+        make_execution(task, "succeeded", ago(days=91 + i), run_id=f"old{i}")
+    for i in range(3):
+        make_execution(task, "failed", ago(days=i), run_id=f"new{i}")
+    make_alert(task, "failed", state="resolved", message="old", resolved_at=ago(days=100))
+    make_alert(task, "slow", message="open")
     return task
 
 

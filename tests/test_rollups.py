@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from cronjobs.reporting import rollups, stats
-from tests import control_room as make
+from tests.helpers import ago, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
@@ -19,7 +19,7 @@ NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def task():
     with time_machine.travel(NOW, tick=False):
-        yield make.task("rolled")
+        yield make_task("rolled")
 
 
 def test_daily_matches_stats_and_summaries_add_up(task):
@@ -28,7 +28,7 @@ def test_daily_matches_stats_and_summaries_add_up(task):
         (30, "failed", 4.0),
         (80, "succeeded", 9.0),
     ):
-        make.execution(task, status, dt.timedelta(hours=hours), duration=seconds,
+        make_execution(task, status, ago(hours=hours), duration=seconds,
                        peak_rss_bytes=int(seconds) * 1_000_000)  # fmt: skip
 
     trends = rollups.daily(30)
@@ -42,11 +42,11 @@ def test_daily_matches_stats_and_summaries_add_up(task):
 
 
 def test_closed_days_come_from_the_cache_and_today_stays_live(task):
-    make.execution(task, "failed", dt.timedelta(days=2))
+    make_execution(task, "failed", ago(days=2))
     rollups.daily(30)
-    make.execution(task, "succeeded", dt.timedelta(days=2))  # older: hidden for hours
-    make.execution(task, "succeeded", dt.timedelta(hours=20))  # yesterday: for minutes
-    make.execution(task, "succeeded", dt.timedelta(minutes=1))  # today: seen at once
+    make_execution(task, "succeeded", ago(days=2))  # older: hidden for hours
+    make_execution(task, "succeeded", ago(hours=20))  # yesterday: for minutes
+    make_execution(task, "succeeded", ago(minutes=1))  # today: seen at once
 
     with CaptureQueriesContext(connection) as today_only:
         stats.daily_trends(1)

@@ -12,7 +12,7 @@ from django.urls import reverse
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.supervisor import circuit
 from demo import history
-from tests import control_room as make
+from tests.helpers import make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.UTC)
@@ -23,9 +23,9 @@ def tasks():
     Task.objects.all().delete()
     with time_machine.travel(NOW, tick=False):
         yield [
-            make.task("generate_daily_products", schedule="5 7 * * *", timeout=600, priority=1),
-            make.task("refresh_store_stats", schedule="*/30 * * * *", timeout=180, priority=2),
-            make.task("generate_ai_insights", schedule="0 * * * *", timeout=600, priority=4),
+            make_task("generate_daily_products", schedule="5 7 * * *", timeout=600, priority=1),
+            make_task("refresh_store_stats", schedule="*/30 * * * *", timeout=180, priority=2),
+            make_task("generate_ai_insights", schedule="0 * * * *", timeout=600, priority=4),
         ]
 
 
@@ -60,7 +60,7 @@ def test_one_task_has_an_open_circuit_with_its_failures_and_alerts(tasks):
 
 
 def test_seeding_again_replaces_the_demo_rows_and_keeps_real_ones(tasks):
-    real = make.execution(tasks[0], "succeeded", host="app1")
+    real = make_execution(tasks[0], "succeeded", host="app1")
     call_command("seed_history", "--days", "3")
     first = list(Execution.objects.filter(host=history.HOST).values_list("run_id", "status"))
     call_command("seed_history", "--days", "3")

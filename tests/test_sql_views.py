@@ -12,9 +12,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from cronjobs.models import Alert, CircuitState
+from cronjobs.models import CircuitState
 from cronjobs.reporting import health, stats
-from tests.api_fixtures import make_exec, make_task
+from tests.helpers import make_alert, make_execution, make_task
 
 # The seed document's queries, verbatim (seed/000_960c6cea7da5421c.txt, "MONITORING QUERIES").
 CHECK_PERFORMANCE = "SELECT * FROM vw_flagged_products_cron_performance;"
@@ -68,14 +68,21 @@ def history(db):
     steady, shaky = make_task("v_steady"), make_task("v_shaky")
     for n in range(10):
         status = "failed" if n == 4 else "succeeded"
-        make_exec(steady, status, now - dt.timedelta(hours=2 + n * 12), duration=10.0 + n,
-                  peak_rss_bytes=(100 + n) * MB)  # fmt: skip
-    make_exec(steady, "succeeded", now - dt.timedelta(days=40), duration=999.0)  # too old
-    make_exec(steady, "skipped", now - dt.timedelta(hours=1), skip_reason="overlap")
-    make_exec(steady, "running", now - dt.timedelta(minutes=1))
+        make_execution(
+            steady,
+            status,
+            now - dt.timedelta(hours=2 + n * 12),
+            duration=10.0 + n,
+            peak_rss_bytes=(100 + n) * MB,
+        )
+    make_execution(steady, "succeeded", now - dt.timedelta(days=40), duration=999.0)  # too old
+    make_execution(steady, "skipped", now - dt.timedelta(hours=1), skip_reason="overlap")
+    make_execution(steady, "running", now - dt.timedelta(minutes=1))
     for n in range(4):
         status = ("failed", "timed_out", "failed", "succeeded")[n]  # newest first
-        make_exec(shaky, status, now - dt.timedelta(hours=3 + n), duration=60.0, peak_rss_bytes=MB)
+        make_execution(
+            shaky, status, now - dt.timedelta(hours=3 + n), duration=60.0, peak_rss_bytes=MB
+        )
     return steady, shaky, now
 
 
@@ -153,7 +160,7 @@ def test_created_at_is_shown_in_the_session_time_zone(history):
     utc = query(sql)[0]["created_at"]
     auckland_summer = query(sql, time_zone="+13:00")[0]["created_at"]
     assert auckland_summer - utc == dt.timedelta(hours=13)
-    expected = now - dt.timedelta(hours=2) + dt.timedelta(seconds=1)  # make_exec's finished_at
+    expected = now - dt.timedelta(hours=2) + dt.timedelta(seconds=1)  # make_execution's finished_at
     assert abs(utc - expected.replace(tzinfo=None)) < dt.timedelta(seconds=1)
 
 
@@ -174,14 +181,14 @@ def test_health_view_agrees_with_cronjobs_health(history):
     idle = make_task("v_idle")
     off = make_task("v_off", enabled=False)
     tripped = make_task("v_tripped")
-    make_exec(tripped, "succeeded", now - dt.timedelta(hours=1))
+    make_execution(tripped, "succeeded", now - dt.timedelta(hours=1))
     CircuitState.objects.create(task=tripped, state="open", opened_at=now)
     alerted = make_task("v_alerted")
-    make_exec(alerted, "succeeded", now - dt.timedelta(hours=1))
-    Alert.objects.create(task=alerted, kind="slow", message="slow", open_key="v_alerted:slow")
+    make_execution(alerted, "succeeded", now - dt.timedelta(hours=1))
+    make_alert(alerted, "slow", message="slow")
     flaky = make_task("v_flaky")  # 80 % in 24 h, last one succeeded: warning
     for n in range(5):
-        make_exec(flaky, "failed" if n == 3 else "succeeded", now - dt.timedelta(hours=n + 1))
+        make_execution(flaky, "failed" if n == 3 else "succeeded", now - dt.timedelta(hours=n + 1))
 
     rows = by_task(query(CHECK_HEALTH))
     tasks = [steady, shaky, idle, off, tripped, alerted, flaky]

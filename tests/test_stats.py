@@ -4,7 +4,6 @@ dashboard show."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,24 +11,10 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from cronjobs.models import Execution, Task
 from cronjobs.reporting import stats
+from tests.helpers import make_execution, make_task
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
-_ids = itertools.count()
-
-
-def make_task(name: str = "nightly") -> Task:
-    return Task.objects.create(name=name, kind="callable", target="x:y", timeout=60, slow_after=48)
-
-
-def make_exec(task: Task, status: str = "succeeded", at: dt.datetime = NOW, **fields) -> Execution:
-    fields.setdefault("attempt", 0 if status == "skipped" else 1)
-    if status not in ("skipped", "running"):
-        fields.setdefault("duration", 1.0)
-    return Execution.objects.create(
-        run_id=f"run{next(_ids)}", task=task, status=status, started_at=at, **fields
-    )
 
 
 @pytest.mark.django_db
@@ -37,11 +22,16 @@ def test_summary_counts_rate_and_duration_figures():
     task = make_task()
     for seconds in range(1, 21):  # durations 1..20 s; every 4th attempt failed
         status = "failed" if seconds % 4 == 0 else "succeeded"
-        make_exec(task, status, NOW - dt.timedelta(minutes=seconds), duration=float(seconds),
-                  peak_rss_bytes=seconds * 1_000_000)  # fmt: skip
-    make_exec(task, "timed_out", NOW - dt.timedelta(minutes=30), duration=60.0)
-    make_exec(task, "skipped", NOW - dt.timedelta(minutes=31), skip_reason="overlap")
-    make_exec(task, "running", NOW - dt.timedelta(minutes=1))
+        make_execution(
+            task,
+            status,
+            NOW - dt.timedelta(minutes=seconds),
+            duration=float(seconds),
+            peak_rss_bytes=seconds * 1_000_000,
+        )
+    make_execution(task, "timed_out", NOW - dt.timedelta(minutes=30), duration=60.0)
+    make_execution(task, "skipped", NOW - dt.timedelta(minutes=31), skip_reason="overlap")
+    make_execution(task, "running", NOW - dt.timedelta(minutes=1))
 
     summary = stats.task_summaries(NOW - dt.timedelta(hours=1), NOW)[task.id]
 
@@ -60,8 +50,10 @@ def test_summary_counts_rate_and_duration_figures():
 def test_p95_is_nearest_rank_per_task():
     slow, quick = make_task("slow"), make_task("quick")
     for seconds in range(1, 101):
-        make_exec(slow, at=NOW - dt.timedelta(seconds=seconds), duration=float(seconds))
-    make_exec(quick, at=NOW - dt.timedelta(seconds=5), duration=0.5)
+        make_execution(
+            slow, started_at=NOW - dt.timedelta(seconds=seconds), duration=float(seconds)
+        )
+    make_execution(quick, started_at=NOW - dt.timedelta(seconds=5), duration=0.5)
 
     summaries = stats.task_summaries(NOW - dt.timedelta(hours=1), NOW)
 
@@ -73,16 +65,16 @@ def test_p95_is_nearest_rank_per_task():
 def test_p95_with_tied_durations_is_the_tied_value():
     task = make_task()
     for n in range(10):
-        make_exec(task, at=NOW - dt.timedelta(seconds=n + 1), duration=7.0)
+        make_execution(task, started_at=NOW - dt.timedelta(seconds=n + 1), duration=7.0)
     assert stats.task_summaries(NOW - dt.timedelta(hours=1), NOW)[task.id].p95_duration == 7.0
 
 
 @pytest.mark.django_db
 def test_window_is_half_open_and_tasks_without_rows_are_absent():
     task, idle = make_task(), make_task("idle")
-    make_exec(task, at=NOW - dt.timedelta(hours=24))  # exactly at `since`: inside
-    make_exec(task, "failed", at=NOW)  # exactly at `until`: outside
-    make_exec(idle, at=NOW - dt.timedelta(hours=25))
+    make_execution(task, started_at=NOW - dt.timedelta(hours=24))  # exactly at `since`: inside
+    make_execution(task, "failed", started_at=NOW)  # exactly at `until`: outside
+    make_execution(idle, started_at=NOW - dt.timedelta(hours=25))
 
     summaries = stats.task_summaries(NOW - dt.timedelta(hours=24), NOW)
 
@@ -95,8 +87,8 @@ def test_window_is_half_open_and_tasks_without_rows_are_absent():
 @pytest.mark.django_db
 def test_window_until_defaults_to_now_when_travelling():
     task = make_task()
-    make_exec(task, at=NOW - dt.timedelta(minutes=5))
-    make_exec(task, at=NOW + dt.timedelta(minutes=5))
+    make_execution(task, started_at=NOW - dt.timedelta(minutes=5))
+    make_execution(task, started_at=NOW + dt.timedelta(minutes=5))
     with time_machine.travel(NOW, tick=False):
         summaries = stats.task_summaries(NOW - dt.timedelta(hours=1))
     assert summaries[task.id].runs == 1
@@ -105,7 +97,7 @@ def test_window_until_defaults_to_now_when_travelling():
 @pytest.mark.django_db
 def test_summaries_take_a_fixed_number_of_queries_on_mariadb(django_assert_num_queries):
     for name in ("a", "b", "c"):
-        make_exec(make_task(name), at=NOW - dt.timedelta(minutes=1))
+        make_execution(make_task(name), started_at=NOW - dt.timedelta(minutes=1))
     # tasks, aggregates, percentiles (one UNION ALL on MySQL; one query a task on SQLite)
     expected = 3 if connection.vendor == "mysql" else 2 + 3
     with django_assert_num_queries(expected):
@@ -115,11 +107,11 @@ def test_summaries_take_a_fixed_number_of_queries_on_mariadb(django_assert_num_q
 @pytest.mark.django_db
 def test_last_executions_skip_running_and_skipped_rows(django_assert_num_queries):
     task, other = make_task(), make_task("other")
-    make_exec(task, "failed", NOW - dt.timedelta(hours=2))
-    latest = make_exec(task, "succeeded", NOW - dt.timedelta(hours=1))
-    make_exec(task, "skipped", NOW - dt.timedelta(minutes=30), skip_reason="disabled")
-    make_exec(task, "running", NOW - dt.timedelta(minutes=5))
-    other_fail = make_exec(other, "timed_out", NOW - dt.timedelta(minutes=10))
+    make_execution(task, "failed", NOW - dt.timedelta(hours=2))
+    latest = make_execution(task, "succeeded", NOW - dt.timedelta(hours=1))
+    make_execution(task, "skipped", NOW - dt.timedelta(minutes=30), skip_reason="disabled")
+    make_execution(task, "running", NOW - dt.timedelta(minutes=5))
+    other_fail = make_execution(other, "timed_out", NOW - dt.timedelta(minutes=10))
     make_task("never_ran")
 
     with django_assert_num_queries(1):
@@ -131,8 +123,8 @@ def test_last_executions_skip_running_and_skipped_rows(django_assert_num_queries
 @pytest.mark.django_db
 def test_last_executions_with_status_finds_last_success():
     task = make_task()
-    success = make_exec(task, "succeeded", NOW - dt.timedelta(hours=3))
-    make_exec(task, "failed", NOW - dt.timedelta(hours=1))
+    success = make_execution(task, "succeeded", NOW - dt.timedelta(hours=3))
+    make_execution(task, "failed", NOW - dt.timedelta(hours=1))
     assert stats.last_executions(status="succeeded")[task.id].id == success.id
 
 
@@ -140,10 +132,10 @@ def test_last_executions_with_status_finds_last_success():
 def test_runs_per_hour_fills_empty_hours_and_counts_by_outcome(settings):
     settings.TIME_ZONE = "Pacific/Auckland"
     task = make_task()
-    make_exec(task, "succeeded", NOW - dt.timedelta(minutes=10))
-    make_exec(task, "failed", NOW - dt.timedelta(minutes=20))
-    make_exec(task, "skipped", NOW - dt.timedelta(hours=2), skip_reason="circuit_open")
-    make_exec(task, "succeeded", NOW - dt.timedelta(hours=30))  # outside 24 h
+    make_execution(task, "succeeded", NOW - dt.timedelta(minutes=10))
+    make_execution(task, "failed", NOW - dt.timedelta(minutes=20))
+    make_execution(task, "skipped", NOW - dt.timedelta(hours=2), skip_reason="circuit_open")
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=30))  # outside 24 h
 
     with timezone.override("Pacific/Auckland"):
         hours = stats.runs_per_hour(24, now=NOW)
@@ -161,8 +153,8 @@ def test_runs_per_hour_across_dst_start_keeps_one_hour_buckets():
     # Auckland springs forward at 02:00 NZST on 2026-09-27 (14:00 UTC on the 26th).
     task = make_task()
     change = dt.datetime(2026, 9, 26, 14, 0, tzinfo=dt.UTC)
-    make_exec(task, at=change + dt.timedelta(minutes=30))  # 03:30 NZDT
-    make_exec(task, at=change - dt.timedelta(minutes=30))  # 01:30 NZST
+    make_execution(task, started_at=change + dt.timedelta(minutes=30))  # 03:30 NZDT
+    make_execution(task, started_at=change - dt.timedelta(minutes=30))  # 01:30 NZST
 
     with timezone.override("Pacific/Auckland"):
         hours = stats.runs_per_hour(4, now=change + dt.timedelta(hours=1, minutes=5))
@@ -176,8 +168,10 @@ def test_runs_per_hour_across_dst_start_keeps_one_hour_buckets():
 def test_daily_trends_use_local_dates():
     task = make_task()
     # 11:30 UTC on the 19th is 00:30 on the 20th in Auckland; 10:30 UTC is 23:30 on the 19th.
-    make_exec(task, "succeeded", dt.datetime(2026, 11, 19, 11, 30, tzinfo=dt.UTC), duration=4.0)
-    make_exec(task, "failed", dt.datetime(2026, 11, 19, 10, 30, tzinfo=dt.UTC), duration=2.0)
+    make_execution(
+        task, "succeeded", dt.datetime(2026, 11, 19, 11, 30, tzinfo=dt.UTC), duration=4.0
+    )
+    make_execution(task, "failed", dt.datetime(2026, 11, 19, 10, 30, tzinfo=dt.UTC), duration=2.0)
 
     with timezone.override("Pacific/Auckland"):
         trends = stats.daily_trends(3, now=NOW)
@@ -192,8 +186,8 @@ def test_daily_trends_use_local_dates():
 @pytest.mark.django_db
 def test_daily_trends_leave_out_days_before_the_window():
     task = make_task()
-    make_exec(task, at=NOW - dt.timedelta(days=3))
-    make_exec(task, at=NOW - dt.timedelta(hours=1))
+    make_execution(task, started_at=NOW - dt.timedelta(days=3))
+    make_execution(task, started_at=NOW - dt.timedelta(hours=1))
     with timezone.override("UTC"):
         trends = stats.daily_trends(2, now=NOW)
     assert [(t.date, t.runs) for t in trends] == [(NOW.date(), 1)]

@@ -10,7 +10,7 @@ import time_machine
 
 from cronjobs.models import Execution, OutcomeTally, TallyMark
 from cronjobs.reporting import counters
-from tests.api_fixtures import make_exec, make_task
+from tests.helpers import make_execution, make_task
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -23,10 +23,10 @@ def counts_at(when: dt.datetime) -> dict[tuple[int, str], int]:
 @pytest.mark.django_db
 def test_counts_old_and_recent_rows_by_status():
     task = make_task("nightly")
-    make_exec(task, "succeeded", NOW - dt.timedelta(days=30))
-    make_exec(task, "failed", NOW - dt.timedelta(days=10))
-    make_exec(task, "succeeded", NOW - dt.timedelta(hours=1))
-    make_exec(task, "skipped", NOW - dt.timedelta(minutes=5), skip_reason="overlap")
+    make_execution(task, "succeeded", NOW - dt.timedelta(days=30))
+    make_execution(task, "failed", NOW - dt.timedelta(days=10))
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=1))
+    make_execution(task, "skipped", NOW - dt.timedelta(minutes=5), skip_reason="overlap")
 
     counts = counts_at(NOW)
 
@@ -39,10 +39,10 @@ def test_counts_old_and_recent_rows_by_status():
 def test_pruning_old_history_does_not_lower_the_counts():
     task = make_task("nightly")
     for days in (40, 35, 31):
-        make_exec(task, "failed", NOW - dt.timedelta(days=days))
+        make_execution(task, "failed", NOW - dt.timedelta(days=days))
     assert counts_at(NOW)[(task.id, "failed")] == 3
     Execution.objects.filter(started_at__lt=NOW - dt.timedelta(days=30)).delete()
-    make_exec(task, "failed", NOW + dt.timedelta(hours=1))
+    make_execution(task, "failed", NOW + dt.timedelta(hours=1))
     assert counts_at(NOW + dt.timedelta(hours=2))[(task.id, "failed")] == 4
 
 
@@ -50,7 +50,7 @@ def test_pruning_old_history_does_not_lower_the_counts():
 def test_each_row_is_tallied_once_as_the_mark_moves():
     task = make_task("nightly")
     for hours in range(0, 24 * 6, 6):  # four a day for six days
-        make_exec(task, "succeeded", NOW - dt.timedelta(hours=hours))
+        make_execution(task, "succeeded", NOW - dt.timedelta(hours=hours))
     seen = [counts_at(NOW + dt.timedelta(days=d))[(task.id, "succeeded")] for d in range(5)]
     assert seen == [24] * 5
     assert OutcomeTally.objects.get().count == 24  # by now all of them are frozen
@@ -59,7 +59,7 @@ def test_each_row_is_tallied_once_as_the_mark_moves():
 @pytest.mark.django_db
 def test_a_status_change_inside_the_horizon_is_counted_once():
     task = make_task("nightly")
-    row = make_exec(task, "running", NOW - dt.timedelta(hours=1))
+    row = make_execution(task, "running", NOW - dt.timedelta(hours=1))
     assert counts_at(NOW) == {(task.id, "running"): 1}
     Execution.objects.filter(pk=row.pk).update(status="succeeded")
     assert counts_at(NOW + dt.timedelta(days=3)) == {(task.id, "succeeded"): 1}
@@ -68,7 +68,7 @@ def test_a_status_change_inside_the_horizon_is_counted_once():
 @pytest.mark.django_db
 def test_a_scraper_that_loses_the_race_does_not_add_twice(monkeypatch):
     task = make_task("nightly")
-    make_exec(task, "failed", NOW - dt.timedelta(days=5))
+    make_execution(task, "failed", NOW - dt.timedelta(days=5))
     counters.advance(NOW)  # scraper A moves the mark
     # Scraper B read the mark before A moved it: its compare-and-set finds nothing to move.
     reads = iter([counters._BEGINNING, NOW - counters.FREEZE])

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from cronjobs.models import Alert, Execution, Task
-from cronjobs.supervisor.registry import build_spec
-from cronjobs.supervisor.sync import sync_task
+from cronjobs.models import Alert, Task
 from cronjobs.supervisor.watchdog import check_late, grace_for, sweep
+from tests.helpers import make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 # 07:05 daily, read in UTC here; the task exists from the day before.
@@ -27,17 +26,11 @@ def utc(settings):
 @pytest.fixture
 def daily() -> Task:
     with time_machine.travel(CREATED, tick=False):
-        spec = build_spec("daily_products", "command", ("true",),
-                          {"timeout": 600, "schedule": "5 7 * * *", "max_attempts": 3,
-                           "retry_delay": 60}, "test")  # fmt: skip
-        task = sync_task(spec)
+        task = make_task(
+            "daily_products", schedule="5 7 * * *", timeout=600, max_attempts=3, retry_delay=60
+        )
     Task.objects.exclude(pk=task.pk).update(enabled=False)  # only this one is watched
     return task
-
-
-def _succeed(task: Task, when: datetime) -> None:
-    Execution.objects.create(run_id=when.strftime("%H%M%S%f").ljust(32, "0"), task=task,
-                             status="succeeded", started_at=when, finished_at=when)  # fmt: skip
 
 
 def test_grace_covers_every_attempt_and_delay(daily):
@@ -52,7 +45,7 @@ def test_not_late_within_the_grace(daily):
 
 
 def test_late_when_no_success_since_the_scheduled_run(daily):
-    _succeed(daily, SCHEDULED - timedelta(days=1))  # yesterday's run is not today's
+    make_execution(daily, "succeeded", SCHEDULED - timedelta(days=1))  # yesterday's, not today's
     with time_machine.travel(SCHEDULED + timedelta(minutes=45), tick=False):
         report = check_late()
     assert report["late"] == ["daily_products"]
@@ -64,7 +57,7 @@ def test_late_when_no_success_since_the_scheduled_run(daily):
 def test_success_resolves_late(daily):
     with time_machine.travel(SCHEDULED + timedelta(minutes=45), tick=False):
         check_late()
-        _succeed(daily, SCHEDULED + timedelta(minutes=44))
+        make_execution(daily, "succeeded", SCHEDULED + timedelta(minutes=44))
         report = check_late()
     assert report["on_time"] == ["daily_products"]
     assert Alert.objects.get(task=daily, kind="late").state == "resolved"
