@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DEMO_COMMANDS = ("seed_demo", "seed_history", "demo_user")
 
