@@ -40,8 +40,9 @@ def test_only_selected_columns_in_the_resources_order():
 def test_a_resource_without_a_fast_path_uses_its_own_rendering(admin_user):
     from cronjobs.models import Alert
 
-    alert = make_alert(make_task("alerting"), "slow", message="took long",
-                       acknowledged_by=admin_user)  # fmt: skip
+    alert = make_alert(
+        make_task("alerting"), "slow", message="took long", acknowledged_by=admin_user
+    )
     (values,) = export_rows(AlertResource(), Alert.objects.all(), ["task", "acknowledged_by"])
     assert values == ["alerting", admin_user.username]
     assert alert.pk

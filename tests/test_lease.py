@@ -130,11 +130,9 @@ def standby(manage, tmp_path):
 
     def start(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
         ready = tmp_path / f"standby-{len(started)}.ready"
-        proc = subprocess.Popen(
-            [sys.executable, "-c", STANDBY, str(ready), *args], env=manage.env(env_extra),
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        argv = [sys.executable, "-c", STANDBY, str(ready), *args]
+        proc = subprocess.Popen(argv, env=manage.env(env_extra), cwd=ROOT, text=True, **pipes)
         started.append(proc)
         wait_for(lambda: ready.exists() or proc.poll() is not None, timeout=120)
         assert proc.poll() is None, proc.communicate()

@@ -147,8 +147,8 @@ def test_killed_supervisor_leaves_no_job_process_behind(manage, job_dir):
     grandchild_file = job_dir / "grandchild.pid"
     wait_for(grandchild_file.exists, what="the job to write grandchild.pid")
     grandchild = int(wait_for(lambda: grandchild_file.read_text().strip()))
-    worker = int(wait_for(lambda: (job_dir / "worker.pid").exists() and
-                          (job_dir / "worker.pid").read_text().strip()))  # fmt: skip
+    worker_file = job_dir / "worker.pid"
+    worker = int(wait_for(lambda: worker_file.exists() and worker_file.read_text().strip()))
     assert alive(grandchild)
     supervisor.send_signal(signal.SIGKILL)
     supervisor.wait(timeout=10)
