@@ -80,8 +80,12 @@ def manage(log_dir):
     def run(*args: str, env_extra: dict | None = None, timeout: float = 120):
         return subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args],
-            env=env(env_extra), cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            env=env(env_extra),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     run.env = env
     run.argv = lambda *args: [sys.executable, str(ROOT / "manage.py"), *args]

@@ -28,10 +28,16 @@ def product(cost: str = "5.00", **fields) -> Product:
 def products(count: int, cost: str = "5.00") -> list[Product]:
     start = next(_seq) * 100_000  # keep SKUs unique across calls
     Product.objects.bulk_create(
-        Product(sku=f"B{start + i}", name=f"Bulk {i}", brand="Tui", category="Snacks",
-                price=Decimal(cost) * 2, cost=cost)
+        Product(
+            sku=f"B{start + i}",
+            name=f"Bulk {i}",
+            brand="Tui",
+            category="Snacks",
+            price=Decimal(cost) * 2,
+            cost=cost,
+        )
         for i in range(count)
-    )  # fmt: skip
+    )
     return list(Product.objects.filter(sku__startswith="B").order_by("id"))[-count:]
 
 
@@ -71,6 +77,11 @@ def flag(
             ),
         }
     return FlaggedProduct.objects.create(
-        outlet=at, product=item, flag_date=day, reason="test", score=1.0,
-        expected_quantity=expected, **fields,
-    )  # fmt: skip
+        outlet=at,
+        product=item,
+        flag_date=day,
+        reason="test",
+        score=1.0,
+        expected_quantity=expected,
+        **fields,
+    )

@@ -72,8 +72,10 @@ def test_export_lists_the_filtered_alerts(admin_client, admin_user, alerts):
     formats = {title: value for value, title in form.fields["format"].choices}
     data = {name: "on" for name, f in form.fields.items() if getattr(f, "is_selectable_field", 0)}
 
-    response = admin_client.post(EXPORT + "?task__id__exact=" + str(alerts["failed"].task_id),
-                                 {**data, "format": formats["csv"]})  # fmt: skip
+    response = admin_client.post(
+        EXPORT + "?task__id__exact=" + str(alerts["failed"].task_id),
+        {**data, "format": formats["csv"]},
+    )
 
     body = b"".join(response.streaming_content).decode()
     rows = {r["kind"]: r for r in csv.DictReader(io.StringIO(body))}

@@ -37,12 +37,24 @@ def history():
         stock, stats = make_task("stock_sync"), make_task("store_stats")
         rows = {
             "ok": make_execution(stock, "succeeded", ago(hours=1), host="app1"),
-            "failed": make_execution(stock, "failed", ago(hours=2), host="app2",
-                                     error="OperationalError: deadlock found", trigger="cron"),
-            "timeout": make_execution(stats, "timed_out", ago(days=3), host="app1",
-                                      run_id="ab12cd34" + "0" * 24, trigger="admin"),
+            "failed": make_execution(
+                stock,
+                "failed",
+                ago(hours=2),
+                host="app2",
+                error="OperationalError: deadlock found",
+                trigger="cron",
+            ),
+            "timeout": make_execution(
+                stats,
+                "timed_out",
+                ago(days=3),
+                host="app1",
+                run_id="ab12cd34" + "0" * 24,
+                trigger="admin",
+            ),
             "old": make_execution(stats, "succeeded", ago(days=40), host="app1"),
-        }  # fmt: skip
+        }
     with time_machine.travel(NOW, tick=False):
         yield rows
 
@@ -69,8 +81,9 @@ def test_filters_by_status_task_trigger_and_date_range(admin_client, history):
     assert shown(admin_client.get(LIST, {"status__exact": "failed"})) == {history["failed"].pk}
     stats_id = history["timeout"].task_id
     assert shown(admin_client.get(LIST, {"task__id__exact": stats_id})) == {
-        history["timeout"].pk, history["old"].pk,
-    }  # fmt: skip
+        history["timeout"].pk,
+        history["old"].pk,
+    }
     assert shown(admin_client.get(LIST, {"trigger__exact": "admin"})) == {history["timeout"].pk}
     since = timezone.localdate() - dt.timedelta(days=7)
     in_week = admin_client.get(LIST, {"started_at__range__gte": since.isoformat()})
@@ -128,8 +141,14 @@ def test_list_query_count_does_not_grow_with_rows(admin_client):
 
 def test_detail_page_shows_the_output_tail_and_all_attempts_of_the_run(admin_client):
     task = make_task("detailed")
-    first = make_execution(task, "failed", run_id="d" * 32, attempt=1, error="exit 3",
-                           output="line one\n<script>alert(1)</script>\n")  # fmt: skip
+    first = make_execution(
+        task,
+        "failed",
+        run_id="d" * 32,
+        attempt=1,
+        error="exit 3",
+        output="line one\n<script>alert(1)</script>\n",
+    )
     second = make_execution(task, "succeeded", run_id="d" * 32, attempt=2)
 
     page = admin_client.get(reverse("admin:cronjobs_execution_change", args=[first.pk]))
@@ -184,10 +203,14 @@ def test_csv_export_streams_every_row_across_keyset_chunks(admin_client, monkeyp
     task = make_task("many")
     same_time = NOW - dt.timedelta(hours=1)  # ties on started_at are broken by id
     Execution.objects.bulk_create(
-        Execution(task=task, run_id=f"k{i}", status="succeeded",
-                  started_at=same_time if i % 3 else NOW - dt.timedelta(minutes=i))
+        Execution(
+            task=task,
+            run_id=f"k{i}",
+            status="succeeded",
+            started_at=same_time if i % 3 else NOW - dt.timedelta(minutes=i),
+        )
         for i in range(40)
-    )  # fmt: skip
+    )
 
     rows = csv_rows(export(admin_client))
 

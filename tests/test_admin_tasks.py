@@ -76,9 +76,13 @@ def test_enabled_toggle_in_the_list_saves_and_is_logged_with_the_user(admin_clie
     task = make_task("toggled")
     page = admin_client.get(LIST)
     formset = page.context["cl"].formset
-    data = {f"{formset.prefix}-{key}": value for key, value in {
-        "TOTAL_FORMS": formset.total_form_count(), "INITIAL_FORMS": formset.initial_form_count(),
-    }.items()}  # fmt: skip
+    data = {
+        f"{formset.prefix}-{key}": value
+        for key, value in {
+            "TOTAL_FORMS": formset.total_form_count(),
+            "INITIAL_FORMS": formset.initial_form_count(),
+        }.items()
+    }
     for i, form in enumerate(formset.forms):
         data[f"{formset.prefix}-{i}-id"] = form.instance.pk
         if form.instance.pk != task.pk and form.instance.enabled:

@@ -1,4 +1,4 @@
-"""Alerts (cronjobs/alerts.py): de-duplication, resolution, repeats, email and webhook."""
+"""Alerts (supervisor/alerts.py): de-duplication, resolution, repeats, email and webhook."""
 
 from __future__ import annotations
 
@@ -129,8 +129,10 @@ def test_resolve_frees_the_slot_for_a_new_alert(task, emails):
     second = alerts.raise_alert(task, "failed", "boom")
     assert second.pk != first.pk
     assert [m.subject.split(":")[0] for m in emails] == [
-        "[flagged-cron] OPEN", "[flagged-cron] RESOLVED (resolved by kim)", "[flagged-cron] OPEN",
-    ]  # fmt: skip
+        "[flagged-cron] OPEN",
+        "[flagged-cron] RESOLVED (resolved by kim)",
+        "[flagged-cron] OPEN",
+    ]
 
 
 def test_email_names_task_kind_and_message(task, emails):
@@ -176,8 +178,9 @@ def test_alert_on_failure_false_silences_failure_alerts(make_spec, emails):
 
 
 def test_slow_and_memory_warnings(make_spec):
-    spec = make_spec("succeed", name="heavy", slow_after=0.000001, memory_limit="2G",
-                     memory_warn="1M")  # fmt: skip
+    spec = make_spec(
+        "succeed", name="heavy", slow_after=0.000001, memory_limit="2G", memory_warn="1M"
+    )
     run_task(spec)
     kinds = set(Alert.objects.filter(task__name="heavy").values_list("kind", flat=True))
     assert kinds == {"slow", "memory"}

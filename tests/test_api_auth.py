@@ -8,13 +8,33 @@ from cronjobs.models import Task
 from tests.api_fixtures import CALLERS, client_for, post_with_csrf
 from tests.helpers import make_task
 
-READS = ["/api/tasks/", "/api/tasks/nightly/", "/api/status/", "/api/metrics/", "/api/logs/",
-         "/metrics"]  # fmt: skip
+READS = [
+    "/api/tasks/",
+    "/api/tasks/nightly/",
+    "/api/status/",
+    "/api/metrics/",
+    "/api/logs/",
+    "/metrics",
+]
 
-READ_EXPECTED = {"anonymous": 401, "non_staff": 403, "staff": 200, "staff_writer": 200,
-                 "read_only": 200, "read_write": 200, "revoked": 401}  # fmt: skip
-WRITE_EXPECTED = {"anonymous": 401, "non_staff": 403, "staff": 403, "staff_writer": 200,
-                  "read_only": 403, "read_write": 200, "revoked": 401}  # fmt: skip
+READ_EXPECTED = {
+    "anonymous": 401,
+    "non_staff": 403,
+    "staff": 200,
+    "staff_writer": 200,
+    "read_only": 200,
+    "read_write": 200,
+    "revoked": 401,
+}
+WRITE_EXPECTED = {
+    "anonymous": 401,
+    "non_staff": 403,
+    "staff": 403,
+    "staff_writer": 200,
+    "read_only": 403,
+    "read_write": 200,
+    "revoked": 401,
+}
 
 
 @pytest.fixture

@@ -75,11 +75,17 @@ def test_running_attempts_are_listed_with_elapsed_time():
     make_execution(task, "running", NOW - dt.timedelta(minutes=2), host="app1", pid=4242)
     body = status()
     assert body["running"] == [
-        {"task": "nightly", "run_id": body["running"][0]["run_id"], "attempt": 1,
-         "trigger": "manual", "host": "app1", "pid": 4242,
-         "started_at": "2026-11-20T11:58:00+00:00",
-         "elapsed_seconds": 120.0}
-    ]  # fmt: skip
+        {
+            "task": "nightly",
+            "run_id": body["running"][0]["run_id"],
+            "attempt": 1,
+            "trigger": "manual",
+            "host": "app1",
+            "pid": 4242,
+            "started_at": "2026-11-20T11:58:00+00:00",
+            "elapsed_seconds": 120.0,
+        }
+    ]
 
 
 @pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""The circuit breaker (cronjobs/circuit.py): time is travelled, never slept."""
+"""The circuit breaker (cronjobs/supervisor/circuit.py): time is travelled, never slept."""
 
 from __future__ import annotations
 

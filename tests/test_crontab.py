@@ -188,9 +188,13 @@ def test_check_names_missing_stale_and_extra_tasks_and_exits_1(cron_settings, ta
     added = '\n[tasks.cron_new]\ncommand = ["true"]\nschedule = "0 9 * * 1"\ntimeout = 5\n'
     tasks_file(schedule="45 4 1 1 *", extra=added)  # cron_touch changes, cron_new appears
     subprocess.run(
-        ["crontab", "-"], input=installed() + line_of("heartbeat", cron_settings).replace(
-            ": heartbeat", ": gone_task") + "\n", text=True, check=True,
-    )  # fmt: skip
+        ["crontab", "-"],
+        input=installed()
+        + line_of("heartbeat", cron_settings).replace(": heartbeat", ": gone_task")
+        + "\n",
+        text=True,
+        check=True,
+    )
     with pytest.raises(SystemExit) as exit_info:
         crontab("check")
     assert exit_info.value.code == 1
@@ -257,13 +261,15 @@ def test_installed_lines_keep_the_exit_status_under_an_empty_environment(cron_se
     crontab("add")
     failing = subprocess.run(
         ["env", "-i", "/bin/sh", "-c", as_cron_runs(line_of("cron_fails", cron_settings))],
-        cwd="/", timeout=120,
-    )  # fmt: skip
+        cwd="/",
+        timeout=120,
+    )
     assert failing.returncode == 1  # runjob's "failed", not django-crontab's swallowed 0
     working = subprocess.run(
         ["env", "-i", "/bin/sh", "-c", as_cron_runs(line_of("cron_touch", cron_settings))],
-        cwd="/", timeout=120,
-    )  # fmt: skip
+        cwd="/",
+        timeout=120,
+    )
     assert working.returncode == 0
     assert (job_dir / "marker-cron").exists()
     runs = Execution.objects.filter(trigger="cron").values_list("task__name", "status")

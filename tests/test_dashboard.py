@@ -33,8 +33,9 @@ def history(frozen):
     Task.objects.all().delete()
     good, bad = make_task("store_stats", priority=2), make_task("ai_insights", priority=4)
     for hours in range(1, 49):
-        make_execution(good, "succeeded", ago(hours=hours), duration=3.0,
-                       peak_rss_bytes=64 * 1024**2)  # fmt: skip
+        make_execution(
+            good, "succeeded", ago(hours=hours), duration=3.0, peak_rss_bytes=64 * 1024**2
+        )
     make_execution(bad, "succeeded", ago(days=2))
     make_execution(bad, "timed_out", ago(hours=3), error="timed out after 600 s")
     make_execution(bad, "failed", ago(hours=2), error="RateLimitError: slow down")
@@ -135,10 +136,13 @@ def test_only_rows_on_display_are_read(admin_client, history):
     with CaptureQueriesContext(connection) as ctx:
         admin_client.get(URL)
     unbounded = [
-        q["sql"] for q in ctx.captured_queries
+        q["sql"]
+        for q in ctx.captured_queries
         if 'FROM "cronjobs_execution"' in q["sql"].replace("`", '"')
-        and "LIMIT" not in q["sql"] and "GROUP BY" not in q["sql"] and "COUNT(" not in q["sql"]
+        and "LIMIT" not in q["sql"]
+        and "GROUP BY" not in q["sql"]
+        and "COUNT(" not in q["sql"]
         and "IN (SELECT" not in q["sql"]
-    ]  # fmt: skip
+    ]
     assert unbounded == [], unbounded
     assert Execution.objects.count() > 50

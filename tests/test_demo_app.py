@@ -25,8 +25,12 @@ def manage_help(extra: dict[str, str]) -> str:
     env.update(extra)
     done = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "help"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 

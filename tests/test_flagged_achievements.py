@@ -28,12 +28,18 @@ def counts(shop, person, n: int, wrong: int = 0, days: int = 1) -> None:
     items = h.products(n)
     FlaggedProduct.objects.bulk_create(
         FlaggedProduct(
-            outlet=shop, product=item, flag_date=TODAY - datetime.timedelta(days=i % days),
-            reason="test", score=1, status="completed", expected_quantity=10,
-            counted_quantity=9 if i < wrong else 10, completed_by=person,
+            outlet=shop,
+            product=item,
+            flag_date=TODAY - datetime.timedelta(days=i % days),
+            reason="test",
+            score=1,
+            status="completed",
+            expected_quantity=10,
+            counted_quantity=9 if i < wrong else 10,
+            completed_by=person,
         )
         for i, item in enumerate(items)
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

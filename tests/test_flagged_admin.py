@@ -12,12 +12,18 @@ from tests import flagged_helpers as h
 
 pytestmark = pytest.mark.django_db
 PAGES = [
-    (models.Outlet, "Ponsonby"), (models.Product, "Widget"), (models.StockLevel, "Widget"),
-    (models.Sale, "Widget"), (models.Staff, "Aroha"), (models.FlaggedProduct, "Widget"),
-    (models.LeaderboardEntry, "Aroha"), (models.Achievement, "century"),
-    (models.StaffAchievement, "Aroha"), (models.StoreStats, "Ponsonby"),
+    (models.Outlet, "Ponsonby"),
+    (models.Product, "Widget"),
+    (models.StockLevel, "Widget"),
+    (models.Sale, "Widget"),
+    (models.Staff, "Aroha"),
+    (models.FlaggedProduct, "Widget"),
+    (models.LeaderboardEntry, "Aroha"),
+    (models.Achievement, "century"),
+    (models.StaffAchievement, "Aroha"),
+    (models.StoreStats, "Ponsonby"),
     (models.Insight, "recount"),
-]  # fmt: skip
+]
 
 
 @pytest.fixture

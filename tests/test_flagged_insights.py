@@ -36,9 +36,13 @@ def shop():
     h.flag(shop, widget, TODAY, by=person, expected=10, counted=7)
     h.flag(shop, gadget, TODAY, by=person, expected=10, counted=9)
     StoreStats.objects.create(
-        outlet=shop, pending=3, completed_today=2, completion_rate_7d=0.5, accuracy_7d=0.6,
+        outlet=shop,
+        pending=3,
+        completed_today=2,
+        completion_rate_7d=0.5,
+        accuracy_7d=0.6,
         avg_discrepancy_7d=1.5,
-    )  # fmt: skip
+    )
     return shop
 
 

@@ -28,8 +28,9 @@ def test_the_five_jobs_have_the_seed_schedules_timeouts_and_priorities():
 
 @pytest.mark.django_db(transaction=True)
 def test_runjob_runs_the_jobs_on_seeded_data_and_prints_a_summary(manage):
-    seeded = manage("seed_demo", "--outlets", "2", "--products", "200", "--staff", "4",
-                    "--days", "14")  # fmt: skip
+    seeded = manage(
+        "seed_demo", "--outlets", "2", "--products", "200", "--staff", "4", "--days", "14"
+    )
     assert seeded.returncode == 0, seeded.stderr
     for name in ("generate_daily_products", "refresh_store_stats", "refresh_leaderboard"):
         done = manage("runjob", name)

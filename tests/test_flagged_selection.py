@@ -80,8 +80,14 @@ def test_past_discrepancies_raise_a_product_above_its_peers(settings):
     for item in items:
         for days_ago in (30, 40, 50):
             wrong = item == items[3]
-            h.flag(shop, item, DAY - datetime.timedelta(days=days_ago), by=counter,
-                   expected=10, counted=7 if wrong else 10)  # fmt: skip
+            h.flag(
+                shop,
+                item,
+                DAY - datetime.timedelta(days=days_ago),
+                by=counter,
+                expected=10,
+                counted=7 if wrong else 10,
+            )
     generate_daily_products(DAY)
     assert flagged_today(shop) == [items[3].id]
 

@@ -1,4 +1,4 @@
-"""Overlap prevention across processes and hosts (cronjobs/lease.py)."""
+"""Overlap prevention across processes and hosts (cronjobs/supervisor/lease.py)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,7 @@ def test_expired_lease_is_taken_over_and_its_run_abandoned():
 def test_watchdog_reaps_expired_leases_without_a_new_invocation():
     task = make_task("leased")
     make_execution(task, Status.RUNNING, run_id="f" * 32, host="gone")
-    Lease.objects.create(task=task, run_id="f" * 32, host="gone", pid=1,
-                         expires_at=LONG_AGO)  # fmt: skip
+    Lease.objects.create(task=task, run_id="f" * 32, host="gone", pid=1, expires_at=LONG_AGO)
     assert reap_expired() == 1
     assert Execution.objects.get(run_id="f" * 32).status == Status.ABANDONED
     assert Lease.objects.get(task=task).run_id == ""
@@ -86,12 +85,15 @@ def sleeper(manage, tmp_path):
     """A command task `sleeper`; `sleeper.kill_running(env)` starts it for ten minutes under
     `env`, waits until its attempt is recorded as running, and SIGKILLs the supervisor."""
     tasks = tmp_path / "tasks.toml"
-    tasks.write_text('[tasks.sleeper]\ncommand = ["sh", "-c", "sleep ${FC_SLEEP:-0}"]\n'
-                     "timeout = 600\nmax_attempts = 1\n")  # fmt: skip
+    tasks.write_text(
+        '[tasks.sleeper]\ncommand = ["sh", "-c", "sleep ${FC_SLEEP:-0}"]\n'
+        "timeout = 600\nmax_attempts = 1\n"
+    )
 
     def kill_running(env: dict) -> None:
-        first = subprocess.Popen(manage.argv("runjob", "sleeper"),
-                                 env=manage.env({**env, "FC_SLEEP": "600"}))  # fmt: skip
+        first = subprocess.Popen(
+            manage.argv("runjob", "sleeper"), env=manage.env({**env, "FC_SLEEP": "600"})
+        )
         wait_for(lambda: Execution.objects.filter(status=Status.RUNNING).exists())
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)

@@ -83,8 +83,10 @@ def test_circuit_state_enabled_running_and_alerts():
     make_alert(tripped, "circuit_open", severity="critical", message="x")
     make_alert(off, "slow", state="resolved", message="x")
     metrics = scrape()
-    state = {s: value(metrics, "flagged_cron_circuit_state", task="tripped", state=s)
-             for s in ("closed", "open", "half_open")}  # fmt: skip
+    state = {
+        s: value(metrics, "flagged_cron_circuit_state", task="tripped", state=s)
+        for s in ("closed", "open", "half_open")
+    }
     assert state == {"closed": 0, "open": 1, "half_open": 0}
     assert value(metrics, "flagged_cron_circuit_state", task="off", state="closed") == 1
     assert value(metrics, "flagged_cron_task_enabled", task="off") == 0

@@ -1,4 +1,4 @@
-"""Task declarations (cronjobs/registry.py): validation that names the task and the field."""
+"""Task declarations (supervisor/registry.py): validation that names the task and the field."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ from cronjobs.supervisor.registry import ConfigError, Registry, build_spec, pars
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("512M", 512 * 1024**2), ("1.5G", int(1.5 * 1024**3)), ("256MiB", 256 * 1024**2),
-     ("64k", 64 * 1024), ("1048576", 1048576), (4096, 4096), ("2 GB", 2 * 1024**3)],
-)  # fmt: skip
+    [
+        ("512M", 512 * 1024**2),
+        ("1.5G", int(1.5 * 1024**3)),
+        ("256MiB", 256 * 1024**2),
+        ("64k", 64 * 1024),
+        ("1048576", 1048576),
+        (4096, 4096),
+        ("2 GB", 2 * 1024**3),
+    ],
+)
 def test_sizes_parse(text, size):
     assert parse_size(text) == size
 

@@ -28,8 +28,13 @@ def test_daily_matches_stats_and_summaries_add_up(task):
         (30, "failed", 4.0),
         (80, "succeeded", 9.0),
     ):
-        make_execution(task, status, ago(hours=hours), duration=seconds,
-                       peak_rss_bytes=int(seconds) * 1_000_000)  # fmt: skip
+        make_execution(
+            task,
+            status,
+            ago(hours=hours),
+            duration=seconds,
+            peak_rss_bytes=int(seconds) * 1_000_000,
+        )
 
     trends = rollups.daily(30)
 

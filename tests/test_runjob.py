@@ -98,16 +98,32 @@ def test_command_task_from_the_tasks_file_runs(manage, tmp_path):
 
 BAD_DECLARATIONS = [
     ("[tasks.broken\ncommand = 'true'", "tasks.toml", "file", "cannot be read as TOML"),
-    ('[tasks.bad_cron]\ncommand = "true"\ntimeout = 5\nschedule = "61 * * * *"', "bad_cron",
-     "schedule", "not a valid cron expression"),
+    (
+        '[tasks.bad_cron]\ncommand = "true"\ntimeout = 5\nschedule = "61 * * * *"',
+        "bad_cron",
+        "schedule",
+        "not a valid cron expression",
+    ),
     ('[tasks.zero]\ncommand = "true"\ntimeout = 0', "zero", "timeout", "greater than zero"),
-    ('[tasks.negative]\ncommand = "true"\ntimeout = -5', "negative", "timeout",
-     "greater than zero"),
-    ('[tasks.typo]\ncommand = "true"\ntimeout = 5\ntimeuot = 9', "typo", "timeuot",
-     "unknown setting"),
-    ('[tasks.big]\ncommand = "true"\ntimeout = 5\nmemory_limit = "lots"', "big", "memory_limit",
-     "not a size"),
-]  # fmt: skip
+    (
+        '[tasks.negative]\ncommand = "true"\ntimeout = -5',
+        "negative",
+        "timeout",
+        "greater than zero",
+    ),
+    (
+        '[tasks.typo]\ncommand = "true"\ntimeout = 5\ntimeuot = 9',
+        "typo",
+        "timeuot",
+        "unknown setting",
+    ),
+    (
+        '[tasks.big]\ncommand = "true"\ntimeout = 5\nmemory_limit = "lots"',
+        "big",
+        "memory_limit",
+        "not a size",
+    ),
+]
 
 
 @pytest.mark.parametrize(("toml", "task", "field", "problem"), BAD_DECLARATIONS)
@@ -133,8 +149,13 @@ def test_job_that_raises_stores_type_message_and_traceback(manage, tmp_path):
     from cronjobs.supervisor.registry import build_spec
     from cronjobs.supervisor.runner import run_task
 
-    spec = build_spec("raiser", "callable", "tests.jobsapp.jobs:raise_value_error",
-                      {"timeout": 5, "max_attempts": 1}, "test")  # fmt: skip
+    spec = build_spec(
+        "raiser",
+        "callable",
+        "tests.jobsapp.jobs:raise_value_error",
+        {"timeout": 5, "max_attempts": 1},
+        "test",
+    )
     run_task(spec)
     row = Execution.objects.get(task__name="raiser")
     assert row.status == Status.FAILED
@@ -158,8 +179,12 @@ def test_killed_supervisor_leaves_no_job_process_behind(manage, job_dir):
 
 
 def test_sigterm_to_the_supervisor_records_a_failed_attempt(manage):
-    supervisor = subprocess.Popen(manage.argv("runjob", "test_sleep"), env=manage.env(),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    supervisor = subprocess.Popen(
+        manage.argv("runjob", "test_sleep"),
+        env=manage.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     wait_for(lambda: Execution.objects.filter(task__name="test_sleep").exists())
     # The keeper forks the worker once its own process group is set up.
     tree = psutil.Process(supervisor.pid)

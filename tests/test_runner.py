@@ -47,9 +47,12 @@ def test_non_zero_exit_of_a_command_task_fails(make_spec):
     from cronjobs.supervisor.registry import build_spec
 
     spec = build_spec(
-        "shell_fails", "command", ("sh", "-c", "echo out; echo err >&2; exit 7"),
-        {"timeout": 10, "max_attempts": 1}, "test",
-    )  # fmt: skip
+        "shell_fails",
+        "command",
+        ("sh", "-c", "echo out; echo err >&2; exit 7"),
+        {"timeout": 10, "max_attempts": 1},
+        "test",
+    )
     outcome = run_task(spec)
     row = Execution.objects.get(run_id=outcome.run_id)
     assert row.status == Status.FAILED

@@ -52,8 +52,15 @@ def test_the_same_seed_gives_the_same_data_and_another_seed_does_not():
 
 def test_each_stage_prints_a_progress_line():
     out = seed()
-    for stage in ("outlets: 2 rows", "products: 300 rows", "stock:", "sales:", "staff: 6 rows",
-                  "flags: 400 rows", "seeded:"):  # fmt: skip
+    for stage in (
+        "outlets: 2 rows",
+        "products: 300 rows",
+        "stock:",
+        "sales:",
+        "staff: 6 rows",
+        "flags: 400 rows",
+        "seeded:",
+    ):
         assert stage in out
 
 

@@ -1,4 +1,4 @@
-"""Nothing is lost when the database goes away (cronjobs/spool.py)."""
+"""Nothing is lost when the database goes away (cronjobs/supervisor/spool.py)."""
 
 from __future__ import annotations
 

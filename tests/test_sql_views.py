@@ -169,9 +169,10 @@ def test_check_failures_query(history):
     rows = by_task(query(CHECK_FAILURES))
     assert rows["v_shaky"]["failure_count"] == 3  # two failed, one timed out
     assert rows["v_shaky"]["last_failure"] == max(
-        r["created_at"] for r in query(RECENT_EXECUTIONS) if r["task_name"] == "v_shaky"
-        and not r["success"]
-    )  # fmt: skip
+        r["created_at"]
+        for r in query(RECENT_EXECUTIONS)
+        if r["task_name"] == "v_shaky" and not r["success"]
+    )
     assert "v_steady" not in rows  # its one failure was 50 hours ago
 
 
@@ -196,9 +197,14 @@ def test_health_view_agrees_with_cronjobs_health(history):
 
     assert {name: row["health_status"] for name, row in rows.items()} == expected
     assert expected == {
-        "v_steady": "healthy", "v_shaky": "critical", "v_idle": "idle", "v_off": "disabled",
-        "v_tripped": "critical", "v_alerted": "warning", "v_flaky": "warning",
-    }  # fmt: skip
+        "v_steady": "healthy",
+        "v_shaky": "critical",
+        "v_idle": "idle",
+        "v_off": "disabled",
+        "v_tripped": "critical",
+        "v_alerted": "warning",
+        "v_flaky": "warning",
+    }
     assert rows["v_tripped"]["circuit_state"] == "open"
     assert rows["v_alerted"]["open_alerts"] == 1
     assert float(rows["v_flaky"]["success_rate_24h"]) == 80.0

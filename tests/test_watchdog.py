@@ -1,4 +1,4 @@
-"""The watchdog (cronjobs/watchdog.py): late alerts against the schedule, travelled in time."""
+"""The watchdog (supervisor/watchdog.py): late alerts against the schedule, travelled in time."""
 
 from __future__ import annotations
 
@@ -94,6 +94,6 @@ def test_sweep_keeps_the_dashboards_closed_days_cached(daily):
 
     with time_machine.travel(SCHEDULED + timedelta(minutes=45), tick=False):
         sweep()
-        # Yesterday alone, and the 28 days ending the day before it (see cronjobs/rollups.py).
+        # Yesterday alone, and the 28 days ending the day before it (see reporting/rollups.py).
         assert cache.get("cronjobs:daily:1:2026-11-01") is not None
         assert cache.get("cronjobs:daily:28:2026-10-31") is not None
