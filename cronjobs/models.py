@@ -119,6 +119,9 @@ class Execution(models.Model):
     output = models.TextField(blank=True, help_text="Tail of stdout and stderr")
     error = models.TextField(blank=True, help_text="One-line summary of what went wrong")
     traceback = models.TextField(blank=True)
+    # Function tasks: the peak over the worker's RSS when the job started (the forked
+    # interpreter's pages are not the job's). Null for command tasks, whose peak is their own.
+    memory_added_bytes = models.BigIntegerField(null=True, blank=True)
 
     objects = ExecutionQuerySet.as_manager()
 
@@ -147,6 +150,14 @@ class Execution(models.Model):
     @property
     def is_failure(self) -> bool:
         return self.status in self.FAILURES
+
+    @property
+    def job_memory_bytes(self) -> int | None:
+        """The job's own memory: what a function added over its worker's baseline, or a
+        command's peak. The seed-compatible `memory_used` column shows this figure."""
+        if self.memory_added_bytes is not None:
+            return self.memory_added_bytes
+        return self.peak_rss_bytes
 
 
 class Lease(models.Model):

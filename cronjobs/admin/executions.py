@@ -34,6 +34,7 @@ class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
         "trigger",
         "duration_text",
         "peak_memory",
+        "job_memory",
         "host",
         "exit_code",
         "error_summary",
@@ -80,7 +81,7 @@ class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
                 )
             },
         ),
-        ("Resources", {"fields": ("peak_memory", "cpu_user", "cpu_system")}),
+        ("Resources", {"fields": ("peak_memory", "job_memory", "cpu_user", "cpu_system")}),
         ("Output", {"fields": ("output_tail", "traceback_text")}),
     )
     Media = ControlRoomMedia
@@ -132,6 +133,12 @@ class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
     @admin.display(description="peak memory", ordering="peak_rss_bytes")
     def peak_memory(self, obj: Execution) -> str:
         return format_size(obj.peak_rss_bytes)
+
+    @admin.display(description="job memory")
+    def job_memory(self, obj: Execution) -> str:
+        """What the job itself used: a function's growth over its worker's baseline, a
+        command's own peak (the worker's interpreter pages are never billed to the job)."""
+        return format_size(obj.job_memory_bytes)
 
     @admin.display(description="error")
     def error_summary(self, obj: Execution) -> str:

@@ -43,18 +43,34 @@ def write(level: str, task: str, message: str) -> None:
     _append(daily_log_path(), f"{_stamp()} {level:<7} {task} {message}\n")
 
 
-class OutputLog:
-    """Job output, line by line, into the daily log, prefixed with the task and run."""
+# A line of job output longer than this is split when written, so the supervisor holds at most
+# one chunk plus one capped partial line whatever a job prints, and every log line is short
+# enough for tail() to read back cheaply.
+LINE_CAP = 64 * 1024
+# tail() reads at most this much of the file, and answers at most this much text.
+TAIL_BYTES = 1024 * 1024
 
-    def __init__(self, task: str, run_id: str, attempt: int):
+
+class OutputLog:
+    """Job output, line by line, into the daily log, prefixed with the task and run. Lines
+    longer than LINE_CAP bytes are written as several lines of LINE_CAP bytes."""
+
+    def __init__(self, task: str, run_id: str, attempt: int, line_cap: int = LINE_CAP):
         self.prefix = f"{task}[{run_id[:8]}#{attempt}] | "
         self.partial = b""
+        self.line_cap = line_cap
 
     def feed(self, chunk: bytes) -> None:
-        data = self.partial + chunk
+        data = self.partial + chunk  # at most one capped line plus one pipe read
         *lines, self.partial = data.split(b"\n")
-        if lines:
-            self._write(lines)
+        cap = self.line_cap
+        pieces = [line[i : i + cap] for line in lines for i in range(0, len(line) or 1, cap)]
+        if len(self.partial) >= cap:
+            whole = len(self.partial) - len(self.partial) % cap
+            pieces += [self.partial[i : i + cap] for i in range(0, whole, cap)]
+            self.partial = self.partial[whole:]
+        if pieces:
+            self._write(pieces)
 
     def close(self) -> None:
         if self.partial:
@@ -74,17 +90,29 @@ def write_metrics(record: dict[str, Any]) -> None:
     _append(daily_log_path("cron-metrics"), json.dumps(record, default=str) + "\n")
 
 
-def tail(lines: int, when: datetime | None = None) -> list[str]:
-    """The last `lines` lines of a day's human log (today by default)."""
+def tail(lines: int, when: datetime | None = None, max_bytes: int = TAIL_BYTES) -> list[str]:
+    """The last `lines` lines of a day's human log (today by default), at most `max_bytes`
+    of text in all. Reads backwards block by block and counts each block's newlines once, so
+    the cost is linear in what is returned, never in the size of the file; a line longer than
+    the budget (written before lines were capped) comes back cut, marked with a leading "…"."""
     path = daily_log_path(when=when)
     if not path.exists():
         return []
+    blocks: list[bytes] = []
+    newlines = 0
     with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        size, block, data = fh.tell(), 65536, b""
-        while size > 0 and data.count(b"\n") <= lines:
-            step = min(block, size)
-            size -= step
-            fh.seek(size)
-            data = fh.read(step) + data
-    return [line.decode("utf-8", errors="replace") for line in data.splitlines()[-lines:]]
+        position = fh.seek(0, 2)
+        start = max(0, position - max_bytes)
+        while position > start and newlines <= lines:
+            step = min(65536, position - start)
+            position -= step
+            fh.seek(position)
+            blocks.append(fh.read(step))
+            newlines += blocks[-1].count(b"\n")
+    data = b"".join(reversed(blocks))
+    found = data.splitlines()[-lines:]
+    cut = position > 0 and newlines <= lines and bool(found)  # the first line began earlier
+    text = [line.decode("utf-8", errors="replace") for line in found]
+    if cut:
+        text[0] = "…" + text[0]
+    return text

@@ -60,6 +60,9 @@ class Limits:
     output_cap: int = 64 * 1024
 
 
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
+
+
 @dataclasses.dataclass
 class AttemptResult:
     status: str
@@ -67,6 +70,7 @@ class AttemptResult:
     exit_code: int | None = None
     signal: int | None = None
     peak_rss_bytes: int = 0
+    memory_added_bytes: int | None = None  # function tasks: the peak over the worker's baseline
     cpu_user: float = 0.0
     cpu_system: float = 0.0
     output: str = ""
@@ -80,13 +84,16 @@ def run_attempt(
     on_output: Callable[[bytes], None] = lambda chunk: None,
     on_tick: Callable[[], None] = lambda: None,
     cwd: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> AttemptResult:
-    """Run `work` (a zero-argument callable, or an argv to exec) under `limits`.
+    """Run `work` (a zero-argument callable, or an argv to exec with `env`) under `limits`.
 
-    1. Fork the keeper, which forks the worker.
-    2. Pump output to `on_output` and keep a capped tail; sample the tree's memory.
+    1. Fork the keeper, which forks the worker (a command goes through launcher.py).
+    2. Pump output to `on_output` and keep a capped tail; sample the tree's memory, current
+       RSS and each process's kernel high-water mark (VmHWM).
     3. On timeout: SIGTERM to the group, wait `grace`, SIGKILL. Over the memory limit: SIGKILL.
-    4. Reap the keeper; wait4's rusage covers everything it reaped (CPU, peak RSS).
+    4. Reap the keeper; wait4's rusage gives CPU; the peak comes from the samples and the
+       kernel high-water marks the launcher and the keeper report.
     """
     out_r, out_w = os.pipe()
     res_r, res_w = os.pipe()
@@ -98,11 +105,12 @@ def run_attempt(
     if keeper == 0:  # pragma: no cover - runs in the child, reported through the pipes
         os.close(out_r)
         os.close(res_r)
-        _keeper(work, out_w, res_w, supervisor_pid, cwd)
+        _keeper(work, out_w, res_w, supervisor_pid, cwd, env)
     os.close(out_w)
     os.close(res_w)
-    monitor = _Monitor(keeper, limits, on_output, on_tick)
+    monitor = _Monitor(keeper, limits, on_output, on_tick, command=isinstance(work, tuple))
     try:
+        monitor.worker = _read_worker_pid(res_r, monitor.reports)
         monitor.watch(out_r, res_r, started)
     finally:
         monitor.stop()  # nothing the attempt started outlives it, even on an exception
@@ -118,8 +126,10 @@ class _Monitor:
         limits: Limits,
         on_output: Callable[[bytes], None],
         on_tick: Callable[[], None],
+        command: bool = False,
     ) -> None:
-        self.keeper, self.limits = keeper, limits
+        self.keeper, self.limits, self.command = keeper, limits, command
+        self.worker: int | None = None
         self.on_output, self.on_tick = on_output, on_tick
         self.tail = bytearray()
         self.reports: list[dict[str, Any]] = []
@@ -128,6 +138,7 @@ class _Monitor:
         self.term_sent_at: float | None = None
         self.keeper_exited = False
         self.peak_rss = 0
+        self.high_water = 0  # the largest kernel high-water mark of one process of the job
         self.wait_status: int | None = None
         self.rusage: Any = None
         try:
@@ -206,19 +217,31 @@ class _Monitor:
         try:
             # The job is the keeper's descendants (worker, its children, adopted orphans). The
             # keeper itself is plumbing whose pages are shared with the worker: adding its RSS
-            # would count the forked Django process twice.
+            # would count the forked Django process twice. For a command the worker is the
+            # launcher, plumbing too: the job is what the launcher started.
             procs = self.proc.children(recursive=True)
         except psutil.Error:
             return
         total = 0
         for proc in procs:
-            with contextlib.suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error, OSError):
+                if self.command and self._is_launcher(proc):
+                    continue
                 total += proc.memory_info().rss
+                self.high_water = max(self.high_water, _high_water(proc.pid))
         self.peak_rss = max(self.peak_rss, total)
         limit = self.limits.memory_limit
-        if limit and total > limit and self.killed_for is None:
+        # The high-water mark catches an allocation freed again between two samples.
+        over = limit and max(total, self.high_water) > limit
+        if over and self.killed_for is None:
             self.killed_for = Status.MEMORY_EXCEEDED
             self._signal_group(signal.SIGKILL)
+
+    def _is_launcher(self, proc: psutil.Process) -> bool:
+        """The launcher, or its fork of the command before the exec: interpreter pages."""
+        if proc.pid == self.worker:
+            return True
+        return proc.ppid() == self.worker and LAUNCHER in proc.cmdline()
 
     def _signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -260,9 +283,7 @@ class _Monitor:
             status = Status.SUCCEEDED
         else:
             status = Status.FAILED
-        peak = self.peak_rss
-        if self.rusage is not None:
-            peak = max(peak, self.rusage.ru_maxrss * 1024)  # Linux reports KiB
+        peak, added = self._peaks()
         text = bytes(self.tail[-self.limits.output_cap :]).decode("utf-8", errors="replace")
         return AttemptResult(
             status=status,
@@ -270,6 +291,7 @@ class _Monitor:
             exit_code=exit_code,
             signal=signum,
             peak_rss_bytes=peak,
+            memory_added_bytes=added,
             cpu_user=self.rusage.ru_utime if self.rusage else 0.0,
             cpu_system=self.rusage.ru_stime if self.rusage else 0.0,
             output=text,
@@ -277,11 +299,27 @@ class _Monitor:
             traceback=error.get("traceback", ""),
         )
 
+    def _peaks(self) -> tuple[int, int | None]:
+        """(peak RSS, memory added over the worker's baseline: function tasks only).
+
+        A command's peak is the most its tree held at once (samples) or the most one of its
+        processes ever held (kernel high-water marks, from the launcher's wait4, the keeper's
+        wait4 of adopted orphans, and VmHWM while sampling), whichever is larger. The keeper's
+        own rusage is never used for a command: it carries the forked interpreter's pages."""
+        kernel = [r.get("maxrss", 0) for r in self.reports if r.get("kind") in ("command", "exit")]
+        peak = max([self.peak_rss, self.high_water, *kernel])
+        if self.command:
+            return peak, None
+        if self.rusage is not None:
+            peak = max(peak, self.rusage.ru_maxrss * 1024)  # Linux reports KiB
+        baseline = next((r["rss"] for r in self.reports if r.get("kind") == "baseline"), None)
+        return peak, None if baseline is None else max(0, peak - baseline)
+
     def _describe(self, status: str, exit_code: int | None, signum: int | None) -> str:
         if status == Status.TIMED_OUT:
             return f"timed out after {self.limits.timeout:g} s"
         if status == Status.MEMORY_EXCEEDED:
-            limit, peak = self.limits.memory_limit, self.peak_rss
+            limit, peak = self.limits.memory_limit, max(self.peak_rss, self.high_water)
             return f"memory limit of {limit} bytes exceeded (peak {peak} bytes)"
         if signum:
             return f"killed by {signal.Signals(signum).name}"
@@ -295,7 +333,40 @@ class _Monitor:
 # --- child side ---------------------------------------------------------------------------
 
 
-def _keeper(work: Work, out_w: int, res_w: int, supervisor_pid: int, cwd: str | None) -> None:
+def _read_worker_pid(res_r: int, reports: list[dict[str, Any]]) -> int | None:
+    """Wait for the keeper's report of the worker's pid (the launcher's, for a command); the
+    worker's own reports may come first and go to `reports`."""
+    line = b""
+    while True:
+        byte = os.read(res_r, 1)
+        if not byte:
+            return None  # the keeper died before forking
+        line += byte
+        if byte == b"\n":
+            report = json.loads(line)
+            if report.get("kind") == "worker":
+                return int(report["pid"])
+            reports.append(report)
+            line = b""
+
+
+def _high_water(pid: int) -> int:
+    """VmHWM: the kernel's peak RSS of one process since its last exec, in bytes."""
+    with open(f"/proc/{pid}/status", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _keeper(
+    work: Work,
+    out_w: int,
+    res_w: int,
+    supervisor_pid: int,
+    cwd: str | None,
+    env: dict[str, str] | None,
+) -> None:
     """Own session, die with the supervisor, fork the worker, report how it ended."""
     try:
         os.setsid()
@@ -308,25 +379,34 @@ def _keeper(work: Work, out_w: int, res_w: int, supervisor_pid: int, cwd: str | 
             _kill_own_group()
         worker = os.fork()
         if worker == 0:
-            _worker(work, out_w, res_w, cwd)
+            _worker(work, out_w, res_w, cwd, env)
+        os.write(res_w, (json.dumps({"kind": "worker", "pid": worker}) + "\n").encode())
         os.close(out_w)
-        report = _wait_for(worker)
+        report = _wait_for(worker, command=isinstance(work, tuple))
         os.write(res_w, (json.dumps(report) + "\n").encode())
     finally:
         os._exit(0)
 
 
-def _wait_for(worker: int) -> dict[str, Any]:
-    """Reap children (adopted orphans included) until the worker itself has ended."""
+def _wait_for(worker: int, command: bool) -> dict[str, Any]:
+    """Reap children (adopted orphans included) until the worker itself has ended. `maxrss`
+    is the largest kernel high-water mark among them; for a command, the worker (the
+    launcher, a fork of this interpreter) is left out: the launcher reports its command."""
+    maxrss = 0
     while True:
-        pid, status = os.waitpid(-1, 0)
+        pid, status, usage = os.wait4(-1, 0)
+        if pid != worker or not command:
+            maxrss = max(maxrss, usage.ru_maxrss * 1024)  # Linux reports KiB
         if pid == worker:
+            report = {"kind": "exit", "maxrss": maxrss}
             if os.WIFSIGNALED(status):
-                return {"kind": "exit", "exit_code": None, "signal": os.WTERMSIG(status)}
-            return {"kind": "exit", "exit_code": os.WEXITSTATUS(status), "signal": None}
+                return {**report, "exit_code": None, "signal": os.WTERMSIG(status)}
+            return {**report, "exit_code": os.WEXITSTATUS(status), "signal": None}
 
 
-def _worker(work: Work, out_w: int, res_w: int, cwd: str | None) -> None:
+def _worker(
+    work: Work, out_w: int, res_w: int, cwd: str | None, env: dict[str, str] | None
+) -> None:
     code = 1
     try:
         for signum in (signal.SIGTERM, signal.SIGINT, DEATH_SIGNAL, signal.SIGPIPE):
@@ -339,7 +419,8 @@ def _worker(work: Work, out_w: int, res_w: int, cwd: str | None) -> None:
         if cwd:
             os.chdir(cwd)
         if isinstance(work, tuple):
-            _exec(work, res_w)
+            _exec(work, res_w, env)
+        _report_baseline(res_w)
         _rebind_std_streams()
         _detach_database_connections()
         code = _call(work, res_w)
@@ -368,12 +449,22 @@ def _rebind_std_streams() -> None:
                 handler.setStream(sys.stderr)
 
 
-def _exec(argv: tuple[str, ...], res_w: int) -> NoReturn:
+def _exec(argv: tuple[str, ...], res_w: int, env: dict[str, str] | None) -> NoReturn:
+    """Exec the launcher, which runs `argv` from a fresh, small address space."""
+    launcher = (sys.executable, "-I", "-S", LAUNCHER, str(res_w), *argv)
     try:
-        os.execvp(argv[0], argv)
+        os.set_inheritable(res_w, True)
+        os.execve(sys.executable, launcher, os.environ if env is None else env)
     except OSError as exc:
-        _report_error(res_w, f"cannot run {argv[0]!r}: {exc.strerror or exc}", "")
+        _report_error(res_w, f"cannot start the launcher: {exc.strerror or exc}", "")
         os._exit(127)
+
+
+def _report_baseline(res_w: int) -> None:
+    """The worker's RSS before the job runs: the forked interpreter's pages, not the job's."""
+    with open("/proc/self/statm", "rb") as fh:
+        rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    os.write(res_w, (json.dumps({"kind": "baseline", "rss": rss}) + "\n").encode())
 
 
 def _call(func: Callable[[], Any], res_w: int) -> int:

@@ -31,7 +31,8 @@ from django.utils.module_loading import module_has_submodule
 
 from cronjobs.schedules import cron_syntax_problem
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,99}")  # always fullmatch: `$` would let "x\n" through
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -94,6 +95,10 @@ class TaskSpec:
     priority: int = 3
     enabled: bool = True
     source: str = ""
+    # Command tasks only: variables set for the command, and names copied from the supervisor's
+    # environment, on top of the minimal environment (docs/configuration.md, "Command tasks").
+    env: tuple[tuple[str, str], ...] = ()
+    pass_env: tuple[str, ...] = ()
 
     @property
     def effective_slow_after(self) -> float:
@@ -147,13 +152,19 @@ OPTIONS: dict[str, tuple[tuple[type, ...], str]] = {
     "priority": ((int,), "1 (first) to 5 (last)"),
     "description": ((str,), "text"),
     "enabled": ((bool,), "true or false"),
+    "env": ((dict,), 'a table of strings like {LANG = "C"}'),
+    "pass_env": ((list,), 'a list of variable names like ["PGPASSWORD"]'),
 }
+COMMAND_ONLY = ("env", "pass_env")
 
 
 def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], source: str) -> TaskSpec:
     """Validate one declaration. Raises ConfigError naming the first bad field."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ConfigError(str(name), "name", "use lower-case letters, digits and _ (max 100)")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        problem = "use lower-case letters, digits and _ (max 100)"
+        if isinstance(name, str) and any(ord(c) < 32 or ord(c) == 127 for c in name):
+            problem = f"contains a control character (newline, NUL, ...): {problem}"
+        raise ConfigError(str(name), "name", problem)
     for key, value in options.items():
         if key not in OPTIONS:
             known = ", ".join(sorted(OPTIONS))
@@ -164,6 +175,7 @@ def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], sourc
     if "timeout" not in options:
         raise ConfigError(name, "timeout", "is required (seconds)")
     fields: dict[str, Any] = dict(options)
+    _check_environment(name, kind, fields)
     _check_positive(name, fields, "timeout")
     _check_positive(name, fields, "max_attempts")
     _check_positive(name, fields, "slow_after")
@@ -189,6 +201,30 @@ def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], sourc
     if not 1 <= fields.get("priority", 3) <= 5:
         raise ConfigError(name, "priority", f"{fields['priority']} is not between 1 and 5")
     return TaskSpec(name=name, kind=kind, target=target, source=source, **fields)
+
+
+def _check_environment(name: str, kind: str, fields: dict[str, Any]) -> None:
+    """env = {NAME = "value"} and pass_env = ["NAME"]: command tasks only (function tasks are
+    Django code and keep the process environment); names are shell variable names."""
+    for key in COMMAND_ONLY:
+        if key in fields and kind != "command":
+            raise ConfigError(
+                name, key, "only command tasks take it (functions keep the process environment)"
+            )
+    env = fields.get("env", {})
+    for key, value in env.items():
+        if not ENV_NAME_RE.fullmatch(key):
+            raise ConfigError(name, "env", f"{key!r} is not a variable name")
+        if not isinstance(value, str) or "\0" in value:
+            raise ConfigError(name, "env", f"{key}: {value!r} is not a string without NUL")
+    names = fields.get("pass_env", [])
+    for key in names:
+        if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
+            raise ConfigError(name, "pass_env", f"{key!r} is not a variable name")
+    if "env" in fields:
+        fields["env"] = tuple(sorted(env.items()))
+    if "pass_env" in fields:
+        fields["pass_env"] = tuple(names)
 
 
 def _check_positive(name: str, fields: dict[str, Any], key: str) -> None:

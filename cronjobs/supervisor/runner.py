@@ -179,6 +179,7 @@ class Invocation:
                 on_output=output.feed,
                 on_tick=self.lease.renew_if_due if self.lease else lambda: None,
                 cwd=str(settings.BASE_DIR),
+                env=self.environment(number) if self.spec.kind == Task.Kind.COMMAND else None,
             )
         except BaseException as exc:  # the supervisor itself was interrupted: record it
             result = AttemptResult(
@@ -233,6 +234,24 @@ class Invocation:
 
         return job
 
+    def environment(self, attempt: int) -> dict[str, str]:
+        """A command's environment (docs/configuration.md, "Command tasks"): the minimal base,
+        the run's identifiers, the names the task passes through, then its own `env`. Settings
+        secrets (SECRET_KEY, DATABASE_URL, API keys) never reach a command unless named."""
+        env = {key: value for key, value in os.environ.items() if _is_base_variable(key)}
+        env.setdefault("PATH", DEFAULT_PATH)
+        env.setdefault("HOME", os.path.expanduser("~"))
+        env.update(
+            CRONJOBS_TASK=self.spec.name,
+            CRONJOBS_RUN_ID=self.run_id,
+            CRONJOBS_ATTEMPT=str(attempt),
+            CRONJOBS_TRIGGER=self.trigger,
+            CRONJOBS_HOST=self.host,
+        )
+        env.update((key, os.environ[key]) for key in self.spec.pass_env if key in os.environ)
+        env.update(self.spec.env)
+        return env
+
     def limits(self) -> Limits:
         return Limits(
             timeout=self.spec.timeout,
@@ -249,6 +268,7 @@ class Invocation:
         row.exit_code = result.exit_code
         row.signal = result.signal
         row.peak_rss_bytes = result.peak_rss_bytes
+        row.memory_added_bytes = result.memory_added_bytes
         row.cpu_user = round(result.cpu_user, 3)
         row.cpu_system = round(result.cpu_system, 3)
         row.output = result.output
@@ -261,7 +281,8 @@ class Invocation:
             level,
             self.spec.name,
             f"run={self.run_id[:8]} attempt {row.attempt}/{self.spec.max_attempts} "
-            f"{result.status} in {result.duration:.2f}s peak={result.peak_rss_bytes}B{summary}",
+            f"{result.status} in {result.duration:.2f}s peak={result.peak_rss_bytes}B"
+            f"{_added_text(result.memory_added_bytes)}{summary}",
         )
         logs.write_metrics(metrics_record(self.spec.name, row))
 
@@ -274,6 +295,8 @@ def metrics_record(task: str, row: Execution) -> dict[str, Any]:
         "status": row.status,
         "duration_s": row.duration,
         "peak_rss_bytes": row.peak_rss_bytes,
+        "memory_added_bytes": row.memory_added_bytes,
+        "job_memory_bytes": row.job_memory_bytes,
         "cpu_user_s": row.cpu_user,
         "cpu_system_s": row.cpu_system,
         "exit_code": row.exit_code,
@@ -314,6 +337,18 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
         alerts.resolve_kinds(task, [kinds.MEMORY], "memory back under the warning level")
 
 
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+BASE_VARIABLES = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ")
+
+
+def _is_base_variable(name: str) -> bool:
+    return name in BASE_VARIABLES or name.startswith("LC_")
+
+
+def _added_text(added: int | None) -> str:
+    return "" if added is None else f" added={added}B"
+
+
 def _holder_text(holder: Lease | None) -> str:
     if holder is None or not holder.run_id:
         return "another invocation took the lease first"
@@ -341,10 +376,18 @@ def new_run_id() -> str:
 
 def start_in_background(task_name: str, trigger: str, env: dict[str, str] | None = None) -> str:
     """Start `manage.py runjob <task>` detached from the caller (admin or API "run now") and
-    return its run id at once; the run records itself like any other."""
+    return its run id at once; the run records itself like any other.
+
+    The run is started through `sh -c '"$@" &'`, which exits at once and is reaped here: the
+    runjob process is then init's child, not ours, so a long-lived web worker never collects
+    `<defunct>` entries for the runs it started."""
     run_id = new_run_id()
-    subprocess.Popen(
+    launcher = subprocess.Popen(
         [
+            "/bin/sh",
+            "-c",
+            '"$@" &',
+            "sh",
             sys.executable,
             str(settings.BASE_DIR / "manage.py"),
             "runjob",
@@ -361,6 +404,7 @@ def start_in_background(task_name: str, trigger: str, env: dict[str, str] | None
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    launcher.wait()
     return run_id
 
 

@@ -44,6 +44,7 @@ FIELDS = (
     "output",
     "error",
     "traceback",
+    "memory_added_bytes",
 )
 DATETIMES = ("started_at", "finished_at")
 

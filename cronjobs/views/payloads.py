@@ -58,6 +58,8 @@ def execution_dict(row: Execution | None) -> dict[str, Any] | None:
         "duration": _round(row.duration),
         "exit_code": row.exit_code,
         "peak_rss_bytes": row.peak_rss_bytes,
+        "memory_added_bytes": row.memory_added_bytes,
+        "job_memory_bytes": row.job_memory_bytes,
         "error": row.error,
     }
 

@@ -1,0 +1,66 @@
+"""Run a command task's argv and report its kernel memory high-water mark (docs/architecture.md,
+"Memory that means the job").
+
+The worker is a fork of the loaded Django process, and Linux carries a process's peak RSS
+across exec (signal->maxrss), so exec'ing the command straight from the worker would bill
+every command for ~40 MiB of interpreter pages it never used. The worker therefore execs this
+file with a bare interpreter (`python -I -S`, stdlib only, no Django); its fork of the command
+starts from a small address space, and wait4's ru_maxrss for that child is the command's own,
+except that it too carries what the fork copied from this launcher (about 8 MiB). So the figure
+is reported only when it is above the launcher's own RSS at fork time: below that it says
+nothing about the command, whose memory the supervisor's samples and VmHWM readings show.
+
+    python -I -S launcher.py REPORT_FD ARGV...
+
+Writes one JSON line to REPORT_FD ({"kind": "command", "maxrss": bytes} or an exec error) and
+ends the way the command ended (same exit status, or the same signal).
+"""
+
+import json
+import os
+import signal
+import sys
+
+
+def main() -> None:
+    report_fd, argv = int(sys.argv[1]), sys.argv[2:]
+    # Timeouts signal the whole process group: the command decides, and we follow its fate.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    floor = _own_rss()
+    child = os.fork()
+    if child == 0:
+        _exec(argv, report_fd)
+    _, status, usage = os.wait4(child, 0)
+    maxrss = usage.ru_maxrss * 1024  # Linux reports KiB
+    report = {"kind": "command", "maxrss": maxrss if maxrss > floor else 0}
+    os.write(report_fd, (json.dumps(report) + "\n").encode())
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    os._exit(os.WEXITSTATUS(status))
+
+
+def _own_rss() -> int:
+    with open("/proc/self/status", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _exec(argv: list, report_fd: int) -> None:
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.set_inheritable(report_fd, False)
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        error = f"cannot run {argv[0]!r}: {exc.strerror or exc}"
+        os.write(report_fd, (json.dumps({"kind": "error", "error": error}) + "\n").encode())
+    os._exit(127)
+
+
+if __name__ == "__main__":
+    main()
