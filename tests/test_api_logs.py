@@ -55,3 +55,30 @@ def test_bad_parameters_are_400(query, message):
     response = api.get(f"/api/logs/{query}")
     assert response.status_code == 400
     assert message in response.json()["error"]
+
+
+@pytest.mark.django_db
+def test_a_40_mb_line_comes_back_cut_and_capped(log_dir):
+    """A log written before lines were capped: the answer is bounded by logs.TAIL_BYTES, and
+    tail() reads no more of the file than that (tested by its size, not by a clock)."""
+    api = client_for("read_write")
+    with time_machine.travel(NOW, tick=False):
+        logs.write("INFO", "nightly", "before")
+        with open(logs.daily_log_path(), "ab") as fh:
+            fh.write(b"y" * 40_000_000 + b"\n")
+        logs.write("INFO", "nightly", "after")
+        response = api.get("/api/logs/?lines=5")
+    lines = response.json()["lines"]
+    assert len(response.content) < logs.TAIL_BYTES + 4096
+    assert lines[-1].endswith("nightly after")
+    assert lines[0].startswith("…y")
+    assert len(lines) == 2
+
+
+def test_job_output_lines_are_split_at_the_cap_when_written(log_dir):
+    output = logs.OutputLog("chatty", "0123456789abcdef", 1, line_cap=10)
+    for chunk in (b"short\n", b"a" * 25, b"b" * 3 + b"\nend"):
+        output.feed(chunk)
+    output.close()
+    written = [line.split(" | ", 1)[1] for line in logs.daily_log_path().read_text().splitlines()]
+    assert written == ["short", "a" * 10, "a" * 10, "aaaaabbb", "end"]

@@ -130,3 +130,57 @@ def test_a_jobs_module_that_fails_to_import_is_a_named_error(monkeypatch):
         "task 'cronjobs.jobs': module: cannot be imported: SyntaxError: invalid syntax "
         "(jobs.py, line 3)"
     )
+
+
+@pytest.mark.parametrize("name", ["evil\n", "evil\x00", "ev\til", "evil\r", "evil\x7f"])
+def test_names_with_control_characters_are_rejected_naming_the_task(name):
+    with pytest.raises(ConfigError, match="name: contains a control character") as caught:
+        build_spec(name, "command", ("true",), {"timeout": 5}, "test")
+    assert repr(name) in str(caught.value)
+
+
+def test_a_newline_in_a_tasks_file_name_is_an_error(settings, tmp_path):
+    path = tmp_path / "tasks.toml"
+    path.write_text('[tasks."evil\\n"]\ncommand = "true"\ntimeout = 5\n')
+    settings.CRONJOBS_TASKS_FILE = path
+    registry = Registry().load()
+    assert "evil\n" not in registry.tasks
+    assert [str(e) for e in registry.errors if e.field == "name"] == [
+        "task 'evil\\n': name: contains a control character (newline, NUL, ...): "
+        "use lower-case letters, digits and _ (max 100)"
+    ]
+
+
+def test_command_env_and_pass_env_are_kept_in_order():
+    spec = build_spec(
+        "php_env",
+        "command",
+        ("php", "x.php"),
+        {"timeout": 5, "env": {"B": "2", "A": "1"}, "pass_env": ["PGPASSWORD", "PGHOST"]},
+        "test",
+    )
+    assert spec.env == (("A", "1"), ("B", "2"))
+    assert spec.pass_env == ("PGPASSWORD", "PGHOST")
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"env": {"1BAD": "x"}}, "env: '1BAD' is not a variable name"),
+        ({"env": {"A": 3}}, "env: A: 3 is not a string without NUL"),
+        ({"env": {"A": "a\x00b"}}, "env: A: 'a\\\\x00b' is not a string without NUL"),
+        ({"env": ["A"]}, "env: \\['A'\\] is not a table of strings"),
+        ({"pass_env": ["OK", "NOT OK"]}, "pass_env: 'NOT OK' is not a variable name"),
+        ({"pass_env": "PGPASSWORD"}, "pass_env: 'PGPASSWORD' is not a list of variable names"),
+    ],
+)
+def test_bad_env_settings_name_the_task_and_the_problem(options, problem):
+    with pytest.raises(ConfigError, match=f"task 'bad_env': {problem}"):
+        build_spec("bad_env", "command", ("true",), {"timeout": 5, **options}, "test")
+
+
+def test_function_tasks_take_no_env_they_keep_the_process_environment():
+    with pytest.raises(ConfigError, match="env: only command tasks take it"):
+        build_spec(
+            "func_env", "callable", "tests.jobsapp.jobs:succeed", {"timeout": 5, "env": {}}, "test"
+        )

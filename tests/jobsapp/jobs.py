@@ -87,3 +87,9 @@ def hold_until_overlaps(ctx):
 
 
 cronjob(name="test_hold", timeout=300, max_attempts=1)(hold_until_overlaps)
+
+
+def allocate_64_mib():
+    block = b"x" * (64 * 1024 * 1024)  # written, so every page is resident
+    time.sleep(0.3)
+    del block
