@@ -157,13 +157,13 @@ def test_run_now_leaves_no_defunct_children(manage, tmp_path):
     me = psutil.Process()
     assert me.children() == []  # the run is init's child, not this web worker's
     wait_for(lambda: Execution.objects.filter(run_id=run_id, status=Status.SUCCEEDED).exists())
-    wait_for(lambda: not any(run_id in " ".join(p.cmdline()) for p in runjobs()))
+    wait_for(lambda: not running(run_id))
     assert [c for c in me.children() if c.status() == psutil.STATUS_ZOMBIE] == []
 
 
-def runjobs() -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if "runjob" in (proc.info["cmdline"] or []):
-            found.append(proc)
-    return found
+def running(run_id: str) -> bool:
+    """A live process whose command line carries this run id (its `runjob --run-id`)."""
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if run_id in (proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            return True
+    return False

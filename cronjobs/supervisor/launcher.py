@@ -50,7 +50,7 @@ def _own_rss() -> int:
     return 0
 
 
-def _exec(argv: list, report_fd: int) -> None:
+def _exec(argv: list[str], report_fd: int) -> None:
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)

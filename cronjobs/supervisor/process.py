@@ -222,13 +222,19 @@ class _Monitor:
             procs = self.proc.children(recursive=True)
         except psutil.Error:
             return
-        total = 0
+        # What the tree holds at once: every process's private pages, plus the file pages
+        # (libc, the interpreter) of the largest one; summing plain RSS would count the shared
+        # libraries once per process and bill `sh -c 'sleep 1'` twice its size.
+        private, files = 0, 0
         for proc in procs:
             with contextlib.suppress(psutil.Error, OSError):
                 if self.command and self._is_launcher(proc):
                     continue
-                total += proc.memory_info().rss
-                self.high_water = max(self.high_water, _high_water(proc.pid))
+                status = _memory_status(proc.pid)
+                private += status.get(b"RssAnon", 0) + status.get(b"RssShmem", 0)
+                files = max(files, status.get(b"RssFile", 0))
+                self.high_water = max(self.high_water, status.get(b"VmHWM", 0))
+        total = private + files
         self.peak_rss = max(self.peak_rss, total)
         limit = self.limits.memory_limit
         # The high-water mark catches an allocation freed again between two samples.
@@ -350,13 +356,19 @@ def _read_worker_pid(res_r: int, reports: list[dict[str, Any]]) -> int | None:
             line = b""
 
 
-def _high_water(pid: int) -> int:
-    """VmHWM: the kernel's peak RSS of one process since its last exec, in bytes."""
+MEMORY_FIELDS = (b"VmHWM", b"RssAnon", b"RssFile", b"RssShmem")
+
+
+def _memory_status(pid: int) -> dict[bytes, int]:
+    """From /proc/PID/status, in bytes: VmHWM (the kernel's peak RSS of the process since its
+    last exec) and the current RSS split into anonymous, file and shared-memory pages."""
+    found = {}
     with open(f"/proc/{pid}/status", "rb") as fh:
         for line in fh:
-            if line.startswith(b"VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+            key, _, rest = line.partition(b":")
+            if key in MEMORY_FIELDS:
+                found[key] = int(rest.split()[0]) * 1024
+    return found
 
 
 def _keeper(
