@@ -247,3 +247,16 @@ def test_text_search_shows_the_newest_matches_up_to_the_cap(admin_client, monkey
     rows = [make_execution(task, "failed", ago(hours=h), error="disk full") for h in (3, 2, 1)]
     make_execution(task, "failed", error="other")
     assert shown(admin_client.get(LIST, {"q": "disk full"})) == {rows[1].pk, rows[2].pk}
+
+
+def test_list_and_detail_show_a_functions_peak_and_the_memory_it_added(admin_client):
+    row = make_execution(
+        make_task("grower"),
+        "succeeded",
+        peak_rss_bytes=110 * 1024**2,
+        memory_added_bytes=64 * 1024**2,
+    )
+    listing = admin_client.get(LIST).content.decode()
+    detail = admin_client.get(reverse("admin:cronjobs_execution_change", args=[row.pk]))
+    for html in (listing, detail.content.decode()):
+        assert "110.0 MiB" in html and "64.0 MiB" in html and "job memory" in html.lower()

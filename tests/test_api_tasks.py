@@ -41,7 +41,14 @@ def test_task_list_shows_last_run_success_and_circuit():
     task = make_task("nightly", schedule="0 2 * * *")
     now = timezone.now()
     ok = make_execution(task, "succeeded", now - dt.timedelta(hours=3), duration=12.5)
-    make_execution(task, "timed_out", now - dt.timedelta(hours=1), error="timed out after 60 s")
+    make_execution(
+        task,
+        "timed_out",
+        now - dt.timedelta(hours=1),
+        error="timed out after 60 s",
+        peak_rss_bytes=100 << 20,
+        memory_added_bytes=60 << 20,
+    )
     make_execution(task, "skipped", now - dt.timedelta(minutes=5), skip_reason="circuit_open")
     CircuitState.objects.create(task=task, state="open", opened_at=now)
 
@@ -49,6 +56,9 @@ def test_task_list_shows_last_run_success_and_circuit():
 
     assert data["last_status"] == "timed_out"
     assert data["last_run"]["error"] == "timed out after 60 s"
+    assert data["last_run"]["peak_rss_bytes"] == 100 << 20
+    assert data["last_run"]["memory_added_bytes"] == 60 << 20
+    assert data["last_run"]["job_memory_bytes"] == 60 << 20
     assert data["last_success_at"] == timezone.localtime(ok.finished_at).isoformat()
     assert data["circuit_state"] == "open"
     assert data["health"] == "critical"

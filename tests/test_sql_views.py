@@ -224,3 +224,21 @@ def test_the_four_views_exist_on_mariadb_and_none_on_sqlite():
         "vw_flagged_products_cron_health",
     }
     assert views == (expected if connection.vendor == "mysql" else set())
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db
+def test_memory_used_is_the_jobs_own_figure():
+    """A function's row shows what the job added over its worker, a command's its peak."""
+    func, script = make_task("v_function"), make_task("v_script", kind="command")
+    make_execution(func, "succeeded", peak_rss_bytes=110 << 20, memory_added_bytes=64 << 20)
+    make_execution(script, "succeeded", peak_rss_bytes=2 << 20)
+    rows = query("SELECT task_name, memory_used FROM flagged_products_cron_metrics")
+    used = {
+        r["task_name"]: r["memory_used"]
+        for r in rows
+        if r["task_name"] in ("v_function", "v_script")
+    }
+    assert used == {"v_function": 64 << 20, "v_script": 2 << 20}
+    performance = by_task(query("SELECT * FROM vw_flagged_products_cron_performance"))
+    assert performance["v_function"]["max_memory_used"] == 64 << 20
