@@ -2,26 +2,26 @@
 
 At most one unresolved alert exists per (task, kind); the unique `open_key` column enforces it,
 so two hosts raising the same alert at once end with one row and two occurrences. Receivers
-(email to ALERT_EMAILS, a JSON POST to ALERT_WEBHOOK_URL) hear about an alert when it opens,
-again at most every ALERT_REPEAT_HOURS while it stays open, and when it resolves. A receiver
-that fails or hangs is logged and given up after ALERT_TIMEOUT seconds; it never fails a run.
+(cronjobs/supervisor/notify.py: Apprise URLs in ALERT_URLS, email to ALERT_EMAILS, a JSON POST
+to ALERT_WEBHOOK_URL) hear about an alert when it opens, again at most every ALERT_REPEAT_HOURS
+while it stays open, and when it resolves. A receiver that fails or hangs is logged (its URL
+redacted) and given up after ALERT_TIMEOUT seconds; it never fails a run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
-from cronjobs.models import Alert, Task
+from cronjobs.models import Alert, Execution, Task
+from cronjobs.supervisor import notify
 
 log = logging.getLogger(__name__)
 Kind = Alert.Kind
@@ -41,8 +41,9 @@ def _key(task: Task, kind: str) -> str:
     return f"{task.pk}:{kind}"
 
 
-def raise_alert(task: Task, kind: str, message: str) -> Alert:
-    """Open an alert, or count one more occurrence of the unresolved one; notify if due."""
+def raise_alert(task: Task, kind: str, message: str, execution: Execution | None = None) -> Alert:
+    """Open an alert, or count one more occurrence of the unresolved one; notify if due.
+    `execution` is the attempt the notification links to."""
     now = timezone.now()
     alert = _bump(task, kind, message, now)
     if alert is None:
@@ -60,7 +61,8 @@ def raise_alert(task: Task, kind: str, message: str) -> Alert:
         except IntegrityError:  # another process opened it a moment ago
             alert = _bump(task, kind, message, now)
     if alert is None:  # opened and resolved by others in the meantime: open a fresh one
-        return raise_alert(task, kind, message)
+        return raise_alert(task, kind, message, execution)
+    alert.execution_pk = execution.pk if execution else None  # type: ignore[attr-defined]
     _notify_if_due(alert, now)
     return alert
 
@@ -121,51 +123,49 @@ def _notify_if_due(alert: Alert, now: datetime) -> None:
 
 
 def _send(alert: Alert, label: str) -> None:
+    """Tell every receiver; a receiver that fails is logged by notify.guarded, never raised."""
+    notify.send_to_all(message(alert, label))
+
+
+def message(alert: Alert, label: str) -> notify.Message:
+    """What happened, to which task, on which host, and where to look."""
     task = alert.task
-    subject = f"[flagged-cron] {label}: {alert.kind} alert for {task.name}"
-    text = f"{subject}\n{alert.message}"
-    if settings.ALERT_EMAILS:
-        try:
-            send_mail(subject, _email_body(alert, label), None, settings.ALERT_EMAILS)
-        except Exception as exc:  # SMTP down, refused, timed out: log, never fail the run
-            log.error("alert email for %s not sent: %s", task.name, exc)
-    if settings.ALERT_WEBHOOK_URL:
-        _post_webhook(alert, label, text)
-
-
-def _email_body(alert: Alert, label: str) -> str:
-    return (
-        f"Task:        {alert.task.name}\n"
+    title = f"[flagged-cron] {label}: {alert.kind} alert for {task.name}"
+    link = admin_link(alert)
+    body = (
+        f"Task:        {task.name}\n"
         f"Alert:       {alert.kind} ({alert.severity}), {label}\n"
         f"Message:     {alert.message}\n"
+        f"Host:        {settings.CRONJOBS_HOST}\n"
         f"First seen:  {timezone.localtime(alert.first_seen):%Y-%m-%d %H:%M:%S %Z}\n"
         f"Last seen:   {timezone.localtime(alert.last_seen):%Y-%m-%d %H:%M:%S %Z}\n"
-        f"Occurrences: {alert.occurrences}\n"
+        f"Occurrences: {alert.occurrences}\n" + (f"Details:     {link}\n" if link else "")
     )
-
-
-def _post_webhook(alert: Alert, label: str, text: str) -> None:
     payload = {
-        "text": text,  # what a Slack incoming webhook shows
-        "task": alert.task.name,
+        "text": f"{title}\n{alert.message}",  # what a Slack incoming webhook shows
+        "task": task.name,
         "kind": alert.kind,
         "severity": alert.severity,
         "state": alert.state,
         "event": label.split(" ")[0].lower(),
         "message": alert.message,
+        "host": settings.CRONJOBS_HOST,
         "occurrences": alert.occurrences,
         "first_seen": alert.first_seen.isoformat(),
         "last_seen": alert.last_seen.isoformat(),
         "alert_id": alert.pk,
+        "url": link,
     }
-    request = urllib.request.Request(
-        settings.ALERT_WEBHOOK_URL,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "flagged-cron"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=settings.ALERT_TIMEOUT) as response:
-            response.read(1024)
-    except Exception as exc:  # 500, refused, hung past the timeout: log, never fail the run
-        log.error("alert webhook for %s failed: %s", alert.task.name, exc)
+    return notify.Message(title, body, payload)
+
+
+def admin_link(alert: Alert) -> str:
+    """The attempt that raised the alert in the admin, or the alert itself; "" without
+    CRONJOBS_BASE_URL (a message cannot know which address operators use)."""
+    base = settings.CRONJOBS_BASE_URL.rstrip("/")
+    if not base:
+        return ""
+    execution = getattr(alert, "execution_pk", None)
+    if execution:
+        return base + reverse("admin:cronjobs_execution_change", args=[execution])
+    return base + reverse("admin:cronjobs_alert_change", args=[alert.pk])
