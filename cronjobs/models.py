@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Max
 from django.utils import timezone
 
 
@@ -41,6 +42,13 @@ class Task(models.Model):
     retired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Alert policies and the external ping (issue 13; docs/configuration.md, "Task settings").
+    alert_after = models.PositiveSmallIntegerField(
+        default=1, help_text="Consecutive failed runs before the failed alert opens"
+    )
+    success_target = models.FloatField(default=99.0, help_text="Percent of runs that succeed")
+    success_window = models.PositiveIntegerField(default=24 * 3600, help_text="Seconds")
+    ping_url = models.CharField(max_length=500, blank=True, help_text="Healthchecks ping URL")
 
     class Meta:
         ordering = ["priority", "name"]
@@ -60,6 +68,18 @@ class Task(models.Model):
             return self.circuitstate.state
         except CircuitState.DoesNotExist:
             return CircuitState.State.CLOSED
+
+    def failed_runs_in_a_row(self, limit: int) -> int:
+        """How many of the latest runs failed since the last success, counting up to `limit`
+        (the `alert_after` policy). Skipped and running rows are not runs that failed."""
+        status = Execution.Status
+        since = self.executions.filter(status=status.SUCCEEDED).aggregate(last=Max("started_at"))
+        failed = self.executions.exclude(
+            status__in=[status.SUCCEEDED, status.SKIPPED, status.RUNNING]
+        )
+        if since["last"] is not None:
+            failed = failed.filter(started_at__gt=since["last"])
+        return len(failed.order_by().values_list("run_id", flat=True).distinct()[:limit])
 
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):
@@ -209,6 +229,7 @@ class Alert(models.Model):
         MEMORY = "memory"
         LATE = "late"
         ABANDONED = "abandoned"
+        SUCCESS_RATE = "success_rate"
 
     class Severity(models.TextChoices):
         WARNING = "warning"

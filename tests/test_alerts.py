@@ -205,3 +205,25 @@ def test_unique_open_key_holds_one_alert_per_task_and_kind(task):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Alert.objects.create(task=task, kind="late", open_key=f"{task.pk}:late", message="dup")
+
+
+def test_alert_after_three_opens_on_the_third_failed_run_only(make_spec, emails):
+    failing = make_spec("raise_value_error", name="flaky_feed", max_attempts=1, alert_after=3)
+    for _ in range(2):
+        run_task(failing)
+    assert not Alert.objects.filter(task__name="flaky_feed").exists()
+    assert not emails
+    run_task(failing)
+    alert = Alert.objects.get(task__name="flaky_feed", kind="failed")
+    assert "(3 runs in a row)" in alert.message
+    assert [m.subject for m in emails] == ["[flagged-cron] OPEN: failed alert for flaky_feed"]
+
+
+def test_a_success_restarts_the_alert_after_count(make_spec):
+    failing = make_spec("raise_value_error", name="flaky_feed", max_attempts=1, alert_after=2)
+    run_task(failing)
+    run_task(make_spec("succeed", name="flaky_feed", max_attempts=1, alert_after=2))
+    run_task(failing)
+    assert not Alert.objects.filter(task__name="flaky_feed").exists()
+    run_task(failing)
+    assert Alert.objects.filter(task__name="flaky_feed", kind="failed").exists()

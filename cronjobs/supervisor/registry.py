@@ -94,6 +94,10 @@ class TaskSpec:
     priority: int = 3
     enabled: bool = True
     source: str = ""
+    alert_after: int = 1
+    success_target: float = 99.0
+    success_window: int = 24 * 3600
+    ping_url: str = ""
 
     @property
     def effective_slow_after(self) -> float:
@@ -147,6 +151,10 @@ OPTIONS: dict[str, tuple[tuple[type, ...], str]] = {
     "priority": ((int,), "1 (first) to 5 (last)"),
     "description": ((str,), "text"),
     "enabled": ((bool,), "true or false"),
+    "alert_after": ((int,), "a whole number of consecutive failed runs"),
+    "success_target": ((int, float), "a percentage above 0 and up to 100"),
+    "success_window": ((int,), "whole seconds"),
+    "ping_url": ((str,), "an http(s) Healthchecks ping URL"),
 }
 
 
@@ -188,7 +196,21 @@ def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], sourc
     fields["log_level"] = level
     if not 1 <= fields.get("priority", 3) <= 5:
         raise ConfigError(name, "priority", f"{fields['priority']} is not between 1 and 5")
+    _check_alert_policy(name, fields)
     return TaskSpec(name=name, kind=kind, target=target, source=source, **fields)
+
+
+def _check_alert_policy(name: str, fields: dict[str, Any]) -> None:
+    _check_positive(name, fields, "alert_after")
+    _check_positive(name, fields, "success_window")
+    target = fields.get("success_target", 99.0)
+    if not 0 < target <= 100:
+        raise ConfigError(name, "success_target", f"{target} is not above 0 and up to 100")
+    fields["success_target"] = float(target)
+    ping = fields.get("ping_url", "").strip()
+    if ping and not re.match(r"^https?://[^/\s]+", ping):
+        raise ConfigError(name, "ping_url", "must start with http:// or https:// and a host")
+    fields["ping_url"] = ping
 
 
 def _check_positive(name: str, fields: dict[str, Any], key: str) -> None:

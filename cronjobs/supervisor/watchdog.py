@@ -14,7 +14,7 @@ from django.utils import timezone
 from cronjobs import schedules
 from cronjobs.models import Execution, Task
 from cronjobs.reporting import rollups
-from cronjobs.supervisor import alerts, lease
+from cronjobs.supervisor import alerts, lease, pings
 
 
 class LateReport(TypedDict):
@@ -73,8 +73,16 @@ def check_late(now: datetime | None = None) -> LateReport:
 
 
 def sweep() -> SweepReport:
-    report: SweepReport = {"abandoned_runs": lease.reap_expired(), **check_late()}
-    # Recompute the dashboard's closed days here when their cache entries expire, so no page
-    # view has to (on a million rows that costs the better part of a second).
-    rollups.daily(30)
+    """One watchdog pass. CRONJOBS_WATCHDOG_PING_URL hears of each: its base URL when the pass
+    worked, `/fail` when it did not (the database is gone), nothing when cron stopped."""
+    pinger = pings.Pinger(settings.CRONJOBS_WATCHDOG_PING_URL, pings.new_rid())
+    try:
+        report: SweepReport = {"abandoned_runs": lease.reap_expired(), **check_late()}
+        # Recompute the dashboard's closed days here when their cache entries expire, so no
+        # page view has to (on a million rows that costs the better part of a second).
+        rollups.daily(30)
+    except Exception as exc:
+        pinger.fail(f"watchdog on {settings.CRONJOBS_HOST} failed: {type(exc).__name__}: {exc}")
+        raise
+    pinger.success()
     return report
