@@ -8,6 +8,8 @@ Transitions that need care across hosts (lease, circuit, alerts) live in cronjob
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Max
@@ -49,6 +51,9 @@ class Task(models.Model):
     success_target = models.FloatField(default=99.0, help_text="Percent of runs that succeed")
     success_window = models.PositiveIntegerField(default=24 * 3600, help_text="Seconds")
     ping_url = models.CharField(max_length=500, blank=True, help_text="Healthchecks ping URL")
+    snoozed_until = models.DateTimeField(
+        null=True, blank=True, help_text="No notifications and no late alerts until then"
+    )
 
     class Meta:
         ordering = ["priority", "name"]
@@ -68,6 +73,9 @@ class Task(models.Model):
             return self.circuitstate.state
         except CircuitState.DoesNotExist:
             return CircuitState.State.CLOSED
+
+    def is_snoozed(self, now: datetime | None = None) -> bool:
+        return self.snoozed_until is not None and self.snoozed_until > (now or timezone.now())
 
     def failed_runs_in_a_row(self, limit: int) -> int:
         """How many of the latest runs failed since the last success, counting up to `limit`

@@ -6,6 +6,10 @@ so two hosts raising the same alert at once end with one row and two occurrences
 to ALERT_WEBHOOK_URL) hear about an alert when it opens, again at most every ALERT_REPEAT_HOURS
 while it stays open, and when it resolves. A receiver that fails or hangs is logged (its URL
 redacted) and given up after ALERT_TIMEOUT seconds; it never fails a run.
+
+A snoozed task (`Task.snoozed_until` in the future) still records its alerts, but nobody is
+notified; when the snooze ends (the watchdog's sweep, or an operator clearing it) each alert of
+the task that is still open is notified once.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -104,8 +108,51 @@ def _resolve(alert: Alert, why: str) -> bool:
     )
     if done:
         alert.refresh_from_db()
-        _send(alert, f"RESOLVED ({why})")
+        if not _snoozed(alert.task_id, now):
+            _send(alert, f"RESOLVED ({why})")
     return bool(done)
+
+
+def _snoozed(task_id: int, now: datetime) -> bool:
+    """Asked of the database, not of a Task loaded when the run started: a snooze set during a
+    long run counts."""
+    return Task.objects.filter(pk=task_id, snoozed_until__gt=now).exists()
+
+
+def snooze(tasks: QuerySet[Task], until: datetime) -> list[str]:
+    """Snooze these tasks until `until`; returns their names."""
+    names = sorted(tasks.values_list("name", flat=True))
+    tasks.update(snoozed_until=until, updated_at=timezone.now())
+    return names
+
+
+def unsnooze(tasks: QuerySet[Task]) -> list[str]:
+    """End the snooze of these tasks now; their open alerts are notified once. Returns the
+    names of the tasks that were snoozed."""
+    snoozed = tasks.filter(snoozed_until__isnull=False).order_by("name")
+    return [task.name for task in snoozed if _end_snooze(task)]
+
+
+def end_snoozes(now: datetime | None = None) -> list[str]:
+    """End every snooze that has run out (the watchdog calls this each sweep)."""
+    now = now or timezone.now()
+    expired = Task.objects.filter(snoozed_until__lte=now)
+    return [task.name for task in expired if _end_snooze(task)]
+
+
+def _end_snooze(task: Task) -> bool:
+    """Compare-and-set on snoozed_until, so of several hosts ending the same snooze exactly one
+    sends the catch-up notifications."""
+    if not Task.objects.filter(pk=task.pk, snoozed_until=task.snoozed_until).update(
+        snoozed_until=None
+    ):
+        return False
+    task.snoozed_until = None
+    now = timezone.now()
+    for alert in Alert.objects.filter(task=task, state=State.OPEN).select_related("task"):
+        if Alert.objects.filter(pk=alert.pk, notified_at=alert.notified_at).update(notified_at=now):
+            _send(alert, "STILL OPEN after snooze")
+    return True
 
 
 def _notify_if_due(alert: Alert, now: datetime) -> None:
@@ -113,6 +160,8 @@ def _notify_if_due(alert: Alert, now: datetime) -> None:
     the same alert send it once."""
     if alert.state != State.OPEN:
         return  # acknowledged: a person is on it
+    if _snoozed(alert.task_id, now):
+        return  # recorded and visible; notified when the snooze ends if still open
     repeat = timedelta(hours=settings.ALERT_REPEAT_HOURS)
     due = Q(notified_at__isnull=True) | Q(notified_at__lte=now - repeat)
     if Alert.objects.filter(due, pk=alert.pk, notified_at=alert.notified_at).update(

@@ -61,6 +61,8 @@ def check_late(now: datetime | None = None) -> LateReport:
     )
     report: LateReport = {"late": [], "on_time": []}
     for task in tasks:
+        if task.is_snoozed(now):
+            continue  # a deploy or maintenance window: late is expected, not news
         expected = due.get(task.pk)
         if expected is not None and last_success.get(task.pk, expected) <= expected:
             when = timezone.localtime(expected).strftime("%Y-%m-%d %H:%M %Z")
@@ -77,6 +79,7 @@ def sweep() -> SweepReport:
     worked, `/fail` when it did not (the database is gone), nothing when cron stopped."""
     pinger = pings.Pinger(settings.CRONJOBS_WATCHDOG_PING_URL, pings.new_rid())
     try:
+        alerts.end_snoozes()
         report: SweepReport = {"abandoned_runs": lease.reap_expired(), **check_late()}
         # Recompute the dashboard's closed days here when their cache entries expire, so no
         # page view has to (on a million rows that costs the better part of a second).
