@@ -8,11 +8,11 @@ Transitions that need care across hosts (lease, circuit, alerts) live in cronjob
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 
@@ -76,6 +76,20 @@ class Task(models.Model):
 
     def is_snoozed(self, now: datetime | None = None) -> bool:
         return self.snoozed_until is not None and self.snoozed_until > (now or timezone.now())
+
+    def success_rate(self, now: datetime | None = None) -> tuple[float | None, int]:
+        """Percent of the attempts finished within `success_window` that succeeded, and how
+        many finished (the `success_target` policy); None when none finished."""
+        since = (now or timezone.now()) - timedelta(seconds=self.success_window)
+        counts = (
+            self.executions.finished()
+            .filter(started_at__gte=since)
+            .aggregate(
+                finished=Count("id"), ok=Count("id", filter=Q(status=Execution.Status.SUCCEEDED))
+            )
+        )
+        finished = counts["finished"]
+        return (100.0 * counts["ok"] / finished if finished else None), finished
 
     def failed_runs_in_a_row(self, limit: int) -> int:
         """How many of the latest runs failed since the last success, counting up to `limit`

@@ -38,7 +38,11 @@ SEVERITY: dict[str, Alert.Severity] = {
     Kind.LATE: Alert.Severity.CRITICAL,
     Kind.SLOW: Alert.Severity.WARNING,
     Kind.MEMORY: Alert.Severity.WARNING,
+    Kind.SUCCESS_RATE: Alert.Severity.WARNING,
 }
+
+
+RATE_MIN_ATTEMPTS = 5
 
 
 def _key(task: Task, kind: str) -> str:
@@ -77,6 +81,25 @@ def _bump(task: Task, kind: str, message: str, now: datetime) -> Alert | None:
         occurrences=F("occurrences") + 1, last_seen=now, message=message
     )
     return Alert.objects.filter(open_key=key).first() if updated else None
+
+
+def check_success_rate(task: Task, now: datetime | None = None) -> float | None:
+    """Raise `success_rate` while the task's rate over its window is under its target; resolve
+    it once the rate is back (after each run, and on each watchdog sweep as failures age out
+    of the window). Fewer than RATE_MIN_ATTEMPTS finished attempts say nothing about a rate:
+    one failure of a daily task is the `failed` alert's news. Returns the rate."""
+    rate, finished = task.success_rate(now)
+    if rate is not None and finished >= RATE_MIN_ATTEMPTS and rate < task.success_target:
+        hours = f"{task.success_window / 3600:g} h"
+        raise_alert(
+            task,
+            Kind.SUCCESS_RATE,
+            f"{rate:.1f} % of {finished} attempts succeeded in the last {hours} "
+            f"(target {task.success_target:g} %)",
+        )
+    else:
+        resolve_kinds(task, [Kind.SUCCESS_RATE], "success rate back on target")
+    return rate
 
 
 def resolve_kinds(task: Task, kinds: list[str], why: str = "recovered") -> int:

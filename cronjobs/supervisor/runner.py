@@ -316,6 +316,7 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
         )
     elif succeeded:
         alerts.resolve_kinds(task, [kinds.SLOW], "a run finished in time")
+    alerts.check_success_rate(task)
     warn = spec.effective_memory_warn
     peak = max((row.peak_rss_bytes or 0 for row in rows), default=0)
     if warn and peak > warn:

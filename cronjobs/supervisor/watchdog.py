@@ -74,6 +74,13 @@ def check_late(now: datetime | None = None) -> LateReport:
     return report
 
 
+def check_success_rates(now: datetime | None = None) -> None:
+    """`success_rate` for every current task, so a rate that recovers as failures age out of
+    the window resolves its alert even when the task does not run."""
+    for task in Task.objects.filter(enabled=True, retired_at__isnull=True):
+        alerts.check_success_rate(task, now)
+
+
 def sweep() -> SweepReport:
     """One watchdog pass. CRONJOBS_WATCHDOG_PING_URL hears of each: its base URL when the pass
     worked, `/fail` when it did not (the database is gone), nothing when cron stopped."""
@@ -81,6 +88,7 @@ def sweep() -> SweepReport:
     try:
         alerts.end_snoozes()
         report: SweepReport = {"abandoned_runs": lease.reap_expired(), **check_late()}
+        check_success_rates()
         # Recompute the dashboard's closed days here when their cache entries expire, so no
         # page view has to (on a million rows that costs the better part of a second).
         rollups.daily(30)
