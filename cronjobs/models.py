@@ -252,6 +252,7 @@ class Alert(models.Model):
         LATE = "late"
         ABANDONED = "abandoned"
         SUCCESS_RATE = "success_rate"
+        OUTAGE = "outage"
 
     class Severity(models.TextChoices):
         WARNING = "warning"

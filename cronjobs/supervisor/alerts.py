@@ -39,7 +39,9 @@ SEVERITY: dict[str, Alert.Severity] = {
     Kind.SLOW: Alert.Severity.WARNING,
     Kind.MEMORY: Alert.Severity.WARNING,
     Kind.SUCCESS_RATE: Alert.Severity.WARNING,
+    Kind.OUTAGE: Alert.Severity.CRITICAL,
 }
+OUTAGE_TASK = "watchdog"  # an outage is no one task's: it is filed under the supervisor's own
 
 
 RATE_MIN_ATTEMPTS = 5
@@ -100,6 +102,25 @@ def check_success_rate(task: Task, now: datetime | None = None) -> float | None:
     else:
         resolve_kinds(task, [Kind.SUCCESS_RATE], "success rate back on target")
     return rate
+
+
+def raise_outage(
+    hosts: list[str], first: datetime, last: datetime, tasks: list[str], attempts: int
+) -> Alert:
+    """One `outage` alert for the attempts a database outage sent to the spool, instead of one
+    `failed` alert per task."""
+    task = Task.objects.filter(name=OUTAGE_TASK).first()
+    if task is None:
+        from cronjobs.supervisor import registry, sync  # sync imports nothing from here
+
+        spec = registry.registry.get(OUTAGE_TASK)
+        task = sync.sync_task(spec) if spec else Task.objects.get(name=tasks[0])
+    since, until = (timezone.localtime(t).strftime("%Y-%m-%d %H:%M:%S %Z") for t in (first, last))
+    message = (
+        f"database outage: {attempts} attempt(s) spooled on {', '.join(hosts)} between "
+        f"{since} and {until}; tasks affected: {', '.join(tasks)}"
+    )
+    return raise_alert(task, Kind.OUTAGE, message)
 
 
 def resolve_kinds(task: Task, kinds: list[str], why: str = "recovered") -> int:
