@@ -36,7 +36,7 @@ def check_receiver_urls(
 
     from cronjobs.supervisor import notify
 
-    found = []
+    found: list[checks.CheckMessage] = []
     urls = [("ALERT_WEBHOOK_URL", settings.ALERT_WEBHOOK_URL, notify.url_problem)]
     urls += [("ALERT_URLS", url, notify.apprise_problem) for url in settings.ALERT_URLS]
     for name in ("CRONJOBS_PING_URL_TEMPLATE", "CRONJOBS_WATCHDOG_PING_URL"):

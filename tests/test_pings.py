@@ -68,6 +68,13 @@ def test_template_gives_every_task_a_ping_url(hc, make_spec, settings):
     assert hc.paths == ["/ping/project-key/stock_sync/start", "/ping/project-key/stock_sync"]
 
 
+def test_template_query_string_is_kept(hc, make_spec, settings):
+    settings.CRONJOBS_PING_URL_TEMPLATE = hc.url("/ping/key/{task}?create=1")
+    run_task(make_spec("succeed", name="auto", max_attempts=1))
+    assert hc.paths == ["/ping/key/auto/start", "/ping/key/auto"]
+    assert all(hit.query["create"] == "1" and hit.query["rid"] for hit in hc.hits)
+
+
 def test_ping_that_answers_500_is_retried_twice_and_the_run_still_succeeds(hc, make_spec, caplog):
     hc.mode = "error"
     outcome = run_task(make_spec("succeed", name="n5", max_attempts=1, ping_url=hc.url("/p/k5")))

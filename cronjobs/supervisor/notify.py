@@ -125,12 +125,11 @@ def receivers() -> list[Receiver]:
 
 def send_to_all(message: Message) -> dict[str, bool]:
     """Send to every receiver; label -> succeeded. Never raises."""
-    return {
-        receiver.label: guarded(
-            "alert", receiver.url or receiver.label, lambda r=receiver: r.send(message)
-        )
-        for receiver in receivers()
-    }
+    return {receiver.label: _send_one(receiver, message) for receiver in receivers()}
+
+
+def _send_one(receiver: Receiver, message: Message) -> bool:
+    return guarded("alert", receiver.url or receiver.label, lambda: receiver.send(message))
 
 
 def _send_email(message: Message) -> object:

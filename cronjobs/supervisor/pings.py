@@ -43,7 +43,8 @@ class Pinger:
     """The pings of one run, sharing one time budget. A Pinger without a URL does nothing."""
 
     def __init__(self, url: str, run_id: str, budget: float = PING_BUDGET):
-        self.url = url.rstrip("/")
+        base, _, self.query = url.partition("?")  # e.g. Healthchecks' ?create=1
+        self.url = base.rstrip("/")
         self.rid = _rid(run_id)
         self.deadline = time.monotonic() + budget
 
@@ -60,7 +61,7 @@ class Pinger:
         if not self.url:
             return False
         url = f"{self.url}/{event}" if event else self.url
-        url += f"?rid={self.rid}"
+        url += f"?{self.query}&rid={self.rid}" if self.query else f"?rid={self.rid}"
         return notify.guarded(f"ping {event or 'success'}", url, lambda: self._post(url, body))
 
     def _post(self, url: str, body: bytes) -> None:
