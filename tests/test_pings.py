@@ -89,8 +89,8 @@ def test_ping_endpoint_that_never_answers_leaves_the_result_alone(hc, make_spec,
     outcome = run_task(make_spec("succeed", name="n6", max_attempts=1, ping_url=hc.url("/p/k6")))
     assert outcome.exit_code == 0
     assert Execution.objects.get(run_id=outcome.run_id).status == "succeeded"
-    # Each try times out after 1 s; the run's 4 s budget runs out before the end ping's tries.
-    assert hc.paths.count("/p/k6/start") == 3
+    # Each try times out after 1 s; the run's 3 s budget runs out before the end ping's tries.
+    assert hc.paths.count("/p/k6/start") in (2, 3)
     assert hc.paths.count("/p/k6") <= 1
     assert "ping success to" in caplog.text
 

@@ -256,3 +256,13 @@ def test_snooze_command_bad_input_exits_2_naming_the_problem(manage, args, probl
     assert result.returncode == 2
     assert problem in result.stderr
     assert not Task.objects.get(name="nightly").is_snoozed()
+
+
+def test_snooze_shows_in_the_api_and_the_dashboard(admin_client):
+    task = make_task("nightly")
+    until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    _snooze(task, until)
+    payload = client_for("read_write").get("/api/tasks/nightly/").json()
+    assert datetime.fromisoformat(payload["snoozed_until"]) == until
+    assert payload["alert_after"] == 1 and payload["success_target"] == 99.0
+    assert "snoozed until" in admin_client.get("/admin/dashboard/").content.decode()

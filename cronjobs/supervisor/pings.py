@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 BODY_CAP = 100 * 1024  # Healthchecks stores up to 100 KB of a ping's body
 RETRIES = 2
-PING_BUDGET = 4.0  # seconds per run, all pings and retries together
+PING_BUDGET = 3.0  # seconds per run, all pings and retries together
 
 
 def url_for(task_name: str, declared: str = "") -> str:
@@ -82,7 +82,7 @@ class Pinger:
                 raise  # a URL urllib cannot use: retrying will not help
             except Exception as exc:  # refused, 5xx, timed out: try again while time is left
                 problem = exc
-        raise problem or TimeoutError("no time left in this run's ping budget")
+        raise problem or TimeoutError("skipped: this run's time for notifications is spent")
 
 
 def new_rid() -> str:
