@@ -1,4 +1,5 @@
-"""Operator actions: enable, disable, run now, reset the circuit, acknowledge and resolve.
+"""Operator actions: enable, disable, run now, reset the circuit, acknowledge and resolve,
+snooze and unsnooze.
 
 Each action is one function that the admin, the JSON API and the management commands all call.
 It checks the actor's permission (one rule for every door), does the change, and writes the
@@ -10,6 +11,8 @@ message, a JSON status code, a command's exit status.
 from __future__ import annotations
 
 import dataclasses
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -152,6 +155,71 @@ def resolve(actor: Actor, alert: Alert) -> bool:
     alerts.resolve(alert, by=_name(actor))
     _audit(actor, alert, "Resolved")
     return True
+
+
+MAX_SNOOZE = timedelta(days=30)
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30m', '4h', '2d', '90s' -> a timedelta; ValueError naming the value otherwise."""
+    match = _DURATION_RE.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30m, 4h or 2d")
+    return timedelta(**{_DURATION_UNITS[match.group(2).lower()]: int(match.group(1))})
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 date and time; without an offset it is in the project's time zone."""
+    try:
+        moment = datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date and time") from None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+def check_snooze_end(until: datetime, now: datetime | None = None) -> datetime:
+    """The end of a snooze must lie ahead, and within MAX_SNOOZE (a forgotten snooze silences
+    a task for good)."""
+    now = now or timezone.now()
+    if until <= now:
+        raise ValueError(f"{until.isoformat()} is not in the future")
+    if until > now + MAX_SNOOZE:
+        raise ValueError(f"{until.isoformat()} is more than {MAX_SNOOZE.days} days ahead")
+    return until
+
+
+def snooze(actor: Actor, task: Task | None, until: datetime) -> list[str]:
+    """Snooze one task, or every current task when `task` is None, until `until`. Alerts are
+    still recorded; nobody is notified and `late` is not raised until then."""
+    actor.require(TASK_PERMISSION)
+    check_snooze_end(until)
+    tasks = _targets(task)
+    names = alerts.snooze(tasks, until)
+    when = timezone.localtime(until).strftime("%Y-%m-%d %H:%M %Z")
+    for each in Task.objects.filter(name__in=names):
+        _audit(actor, each, f"Snoozed until {when}")
+    return names
+
+
+def unsnooze(actor: Actor, task: Task | None) -> list[str]:
+    """End the snooze of one task or of all; their still-open alerts are notified once."""
+    actor.require(TASK_PERMISSION)
+    names = alerts.unsnooze(_targets(task))
+    for each in Task.objects.filter(name__in=names):
+        _audit(actor, each, "Snooze cleared")
+    return names
+
+
+def _targets(task: Task | None) -> models.QuerySet[Task]:
+    if task is None:
+        return Task.objects.filter(retired_at__isnull=True)
+    if task.is_retired:
+        raise Refused(f"task {task.name!r} is retired: it is no longer declared")
+    return Task.objects.filter(pk=task.pk)
 
 
 def _name(actor: Actor) -> str:

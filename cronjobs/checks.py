@@ -24,3 +24,31 @@ def check_task_declarations(
         )
         for error in registry.errors
     ]
+
+
+@checks.register("cronjobs")
+def check_receiver_urls(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """A receiver or ping URL that can never work is a deploy-time error, not a 3 a.m. surprise.
+    The message names the setting and shows the URL redacted."""
+    from django.conf import settings
+
+    from cronjobs.supervisor import notify
+
+    found: list[checks.CheckMessage] = []
+    urls = [("ALERT_WEBHOOK_URL", settings.ALERT_WEBHOOK_URL, notify.url_problem)]
+    urls += [("ALERT_URLS", url, notify.apprise_problem) for url in settings.ALERT_URLS]
+    for name in ("CRONJOBS_PING_URL_TEMPLATE", "CRONJOBS_WATCHDOG_PING_URL"):
+        urls.append((name, getattr(settings, name), notify.url_problem))
+    for name, url, problem_of in urls:
+        problem = problem_of(url) if url else ""
+        if problem:
+            found.append(
+                checks.Error(
+                    f"{name}: {notify.redact(url)} {problem}",
+                    hint="See docs/configuration.md, Alerts and email.",
+                    id="cronjobs.E002",
+                )
+            )
+    return found

@@ -8,8 +8,11 @@ Transitions that need care across hosts (lease, circuit, alerts) live in cronjob
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 
@@ -41,6 +44,16 @@ class Task(models.Model):
     retired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Alert policies and the external ping (issue 13; docs/configuration.md, "Task settings").
+    alert_after = models.PositiveSmallIntegerField(
+        default=1, help_text="Consecutive failed runs before the failed alert opens"
+    )
+    success_target = models.FloatField(default=99.0, help_text="Percent of runs that succeed")
+    success_window = models.PositiveIntegerField(default=24 * 3600, help_text="Seconds")
+    ping_url = models.CharField(max_length=500, blank=True, help_text="Healthchecks ping URL")
+    snoozed_until = models.DateTimeField(
+        null=True, blank=True, help_text="No notifications and no late alerts until then"
+    )
 
     class Meta:
         ordering = ["priority", "name"]
@@ -60,6 +73,35 @@ class Task(models.Model):
             return self.circuitstate.state
         except CircuitState.DoesNotExist:
             return CircuitState.State.CLOSED
+
+    def is_snoozed(self, now: datetime | None = None) -> bool:
+        return self.snoozed_until is not None and self.snoozed_until > (now or timezone.now())
+
+    def success_rate(self, now: datetime | None = None) -> tuple[float | None, int]:
+        """Percent of the attempts finished within `success_window` that succeeded, and how
+        many finished (the `success_target` policy); None when none finished."""
+        since = (now or timezone.now()) - timedelta(seconds=self.success_window)
+        counts = (
+            self.executions.finished()
+            .filter(started_at__gte=since)
+            .aggregate(
+                finished=Count("id"), ok=Count("id", filter=Q(status=Execution.Status.SUCCEEDED))
+            )
+        )
+        finished = counts["finished"]
+        return (100.0 * counts["ok"] / finished if finished else None), finished
+
+    def failed_runs_in_a_row(self, limit: int) -> int:
+        """How many of the latest runs failed since the last success, counting up to `limit`
+        (the `alert_after` policy). Skipped and running rows are not runs that failed."""
+        status = Execution.Status
+        since = self.executions.filter(status=status.SUCCEEDED).aggregate(last=Max("started_at"))
+        failed = self.executions.exclude(
+            status__in=[status.SUCCEEDED, status.SKIPPED, status.RUNNING]
+        )
+        if since["last"] is not None:
+            failed = failed.filter(started_at__gt=since["last"])
+        return len(failed.order_by().values_list("run_id", flat=True).distinct()[:limit])
 
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):
@@ -220,6 +262,8 @@ class Alert(models.Model):
         MEMORY = "memory"
         LATE = "late"
         ABANDONED = "abandoned"
+        SUCCESS_RATE = "success_rate"
+        OUTAGE = "outage"
 
     class Severity(models.TextChoices):
         WARNING = "warning"

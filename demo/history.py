@@ -219,7 +219,7 @@ def _open_circuit(plan: Plan) -> int:
     ]
     for kind, message, minutes, occurrences in raised:
         # Demo alerts are data, not news: no receiver hears about them.
-        with override_settings(ALERT_EMAILS=[], ALERT_WEBHOOK_URL=""):
+        with override_settings(ALERT_EMAILS=[], ALERT_WEBHOOK_URL="", ALERT_URLS=[]):
             alert = alerts.raise_alert(task, kind, message + MARK)
         Alert.objects.filter(pk=alert.pk).update(
             first_seen=plan.now - dt.timedelta(minutes=minutes),

@@ -215,6 +215,15 @@ EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flagged-cron@localhost")
 
+# Alert channels and the external dead man's switch (docs/configuration.md, "Alerts and email",
+# "Healthchecks pings"). ALERT_URLS: Apprise URLs separated by spaces (an Apprise URL may hold
+# commas, e.g. mailto://...?to=a@x,b@y).
+ALERT_URLS = os.environ.get("ALERT_URLS", "").split()
+CRONJOBS_BASE_URL = os.environ.get("CRONJOBS_BASE_URL", "").strip()
+CRONJOBS_PING_URL_TEMPLATE = os.environ.get("CRONJOBS_PING_URL_TEMPLATE", "").strip()
+CRONJOBS_WATCHDOG_PING_URL = os.environ.get("CRONJOBS_WATCHDOG_PING_URL", "").strip()
+CRONJOBS_PING_TIMEOUT = envint("CRONJOBS_PING_TIMEOUT", 2, minimum=1)
+
 # AI insights (flagged_products); rule-based text without a key.
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "").strip()
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "").strip()

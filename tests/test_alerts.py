@@ -15,7 +15,7 @@ from django.core import mail
 from cronjobs.models import Alert, Task
 from cronjobs.supervisor import alerts
 from cronjobs.supervisor.runner import run_task
-from tests.helpers import make_task
+from tests.helpers import make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -196,7 +196,7 @@ def test_broken_webhook_never_fails_or_stalls_the_run(make_spec, receiver, mode,
     assert time.monotonic() - started < 8  # ALERT_TIMEOUT is 1 s here
     assert receiver.payloads  # it was tried
     assert Alert.objects.get(task__name="unlucky", kind="failed").notified_at is not None
-    assert "alert webhook for unlucky failed" in caplog.text
+    assert f"alert to http://127.0.0.1:{receiver.server_address[1]}/… failed" in caplog.text
 
 
 def test_unique_open_key_holds_one_alert_per_task_and_kind(task):
@@ -205,3 +205,79 @@ def test_unique_open_key_holds_one_alert_per_task_and_kind(task):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Alert.objects.create(task=task, kind="late", open_key=f"{task.pk}:late", message="dup")
+
+
+def test_alert_after_three_opens_on_the_third_failed_run_only(make_spec, emails):
+    failing = make_spec("raise_value_error", name="flaky_feed", max_attempts=1, alert_after=3)
+    for _ in range(2):
+        run_task(failing)
+    assert not Alert.objects.filter(task__name="flaky_feed").exists()
+    assert not emails
+    run_task(failing)
+    alert = Alert.objects.get(task__name="flaky_feed", kind="failed")
+    assert "(3 runs in a row)" in alert.message
+    assert [m.subject for m in emails] == ["[flagged-cron] OPEN: failed alert for flaky_feed"]
+
+
+def test_a_success_restarts_the_alert_after_count(make_spec):
+    failing = make_spec("raise_value_error", name="flaky_feed", max_attempts=1, alert_after=2)
+    run_task(failing)
+    run_task(make_spec("succeed", name="flaky_feed", max_attempts=1, alert_after=2))
+    run_task(failing)
+    assert not Alert.objects.filter(task__name="flaky_feed").exists()
+    run_task(failing)
+    assert Alert.objects.filter(task__name="flaky_feed", kind="failed").exists()
+
+
+def _attempts(task: Task, at: datetime, ok: int, failed: int) -> None:
+    for i in range(ok + failed):
+        status = "succeeded" if i < ok else "failed"
+        make_execution(task, status, at + timedelta(seconds=i))
+
+
+def test_success_rate_opens_below_the_target_and_resolves_when_failures_age_out(emails):
+    from cronjobs.supervisor import watchdog
+
+    task = make_task("insights", success_target=95.0, success_window=3600)
+    with time_machine.travel(START, tick=False) as clock:
+        _attempts(task, START - timedelta(minutes=10), ok=8, failed=2)  # 80 %
+        watchdog.check_success_rates()
+        alert = Alert.objects.get(task=task, kind="success_rate")
+        assert alert.message == ("80.0 % of 10 attempts succeeded in the last 1 h (target 95 %)")
+        _attempts(task, START + timedelta(minutes=30), ok=10, failed=0)
+        watchdog.check_success_rates()  # 18 of 20: still under 95 %
+        assert Alert.objects.get(pk=alert.pk).state == "open"
+        clock.move_to(START + timedelta(minutes=55))  # the 10 old attempts leave the window
+        watchdog.check_success_rates()
+    assert Alert.objects.get(pk=alert.pk).state == "resolved"
+    assert [m.subject.split(":")[0] for m in emails] == [
+        "[flagged-cron] OPEN",
+        "[flagged-cron] RESOLVED (success rate back on target)",
+    ]
+
+
+def test_success_rate_needs_a_few_attempts_before_it_judges(make_spec):
+    run_task(make_spec("raise_value_error", name="daily_once", max_attempts=1))
+    assert set(Alert.objects.values_list("kind", flat=True)) == {"failed"}
+
+
+def test_run_checks_its_success_rate_after_finishing(make_spec):
+    task = make_task("often", success_target=99.0)
+    _attempts(task, datetime.now(UTC) - timedelta(hours=1), ok=4, failed=1)
+    run_task(make_spec("succeed", name="often", max_attempts=1))
+    assert Alert.objects.get(task=task, kind="success_rate").message.startswith(
+        "83.3 % of 6 attempts"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "status"), [(95.0, "warning"), (99.0, "critical"), (80.0, "healthy")]
+)
+def test_health_colour_uses_the_tasks_own_target(target, status):
+    from cronjobs.reporting.health import task_health
+
+    task = make_task("insights", success_target=target)
+    _attempts(task, datetime.now(UTC) - timedelta(hours=2), ok=18, failed=2)  # 90 %
+    make_execution(task, "succeeded", datetime.now(UTC) - timedelta(minutes=5))  # last one ok
+    Alert.objects.all().delete()
+    assert task_health([task])[task.pk].status == status

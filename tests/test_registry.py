@@ -61,6 +61,13 @@ def test_defaults_follow_the_old_wrapper():
         ({"max_attempts": 0}, "max_attempts", "greater than zero"),
         ({"circuit_breaker": "yes"}, "circuit_breaker", "not true or false"),
         ({"timout": 5}, "timout", "unknown setting"),
+        ({"alert_after": 0}, "alert_after", "greater than zero"),
+        ({"alert_after": 2.5}, "alert_after", "not a whole number of consecutive failed runs"),
+        ({"success_target": 0}, "success_target", "is not above 0 and up to 100"),
+        ({"success_target": 101}, "success_target", "is not above 0 and up to 100"),
+        ({"success_target": "99%"}, "success_target", "not a percentage"),
+        ({"success_window": 0}, "success_window", "greater than zero"),
+        ({"ping_url": "hc-ping.com/x"}, "ping_url", "must start with http:// or https://"),
     ],
 )
 def test_invalid_settings_name_task_and_field(options, field, problem):
@@ -184,3 +191,18 @@ def test_function_tasks_take_no_env_they_keep_the_process_environment():
         build_spec(
             "func_env", "callable", "tests.jobsapp.jobs:succeed", {"timeout": 5, "env": {}}, "test"
         )
+
+
+@pytest.mark.django_db
+def test_alert_policies_from_the_tasks_file_are_mirrored_to_the_task(settings, tmp_path):
+    from cronjobs.supervisor.sync import sync_task
+
+    path = tmp_path / "tasks.toml"
+    path.write_text(
+        '[tasks.php_sync]\ncommand = "true"\ntimeout = 30\nalert_after = 3\n'
+        'success_target = 95\nsuccess_window = 3600\nping_url = "https://hc.example/ping/k"\n'
+    )
+    settings.CRONJOBS_TASKS_FILE = path
+    task = sync_task(Registry().load().tasks["php_sync"])
+    assert (task.alert_after, task.success_target, task.success_window) == (3, 95.0, 3600)
+    assert task.ping_url == "https://hc.example/ping/k"

@@ -112,3 +112,41 @@ def test_database_down_at_start_runs_nothing_and_spools_a_failed_attempt(manage,
     rows = Execution.objects.filter(task__name="test_succeed").order_by("started_at")
     assert [row.status for row in rows] == [Status.FAILED, Status.SUCCEEDED]
     assert "not run: database unreachable" in rows[0].error
+
+
+def test_replay_of_30_spooled_attempts_from_3_tasks_raises_one_outage_alert(settings):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from cronjobs.models import Alert
+
+    settings.ALERT_EMAILS, settings.ALERT_URLS, settings.ALERT_WEBHOOK_URL = ["ops@x.org"], [], ""
+    cut_off = Outage()
+    cut_off.cut()
+    try:
+        with time_machine.travel("2026-11-02 09:00:00+00:00", tick=False) as clock:
+            for _ in range(10):
+                for host, task in [("web-1", "test_succeed"), ("web-2", "test_exit_three")]:
+                    settings.CRONJOBS_HOST = host
+                    runner.spool_not_run(task, "cron", None, DatabaseError("gone"))
+                settings.CRONJOBS_HOST = "web-1"
+                runner.spool_not_run("test_sleep", "cron", None, DatabaseError("gone"))
+                clock.shift(timedelta(minutes=1))
+    finally:
+        cut_off.restore()
+    assert spool.pending() == 30
+    with timezone.override("UTC"):
+        assert spool.replay() == 30
+    assert Execution.objects.filter(error__startswith="not run: database unreachable").count() == 30
+    (alert,) = Alert.objects.all()
+    assert alert.kind == "outage" and alert.task.name == "watchdog"
+    assert alert.message.startswith(
+        "database outage: 30 attempt(s) spooled on web-1, web-2 between"
+    )
+    assert "2026-11-02 09:00:00" in alert.message and "2026-11-02 09:09:00" in alert.message
+    assert alert.message.endswith("tasks affected: test_exit_three, test_sleep, test_succeed")
+    from django.core import mail
+
+    assert [m.subject for m in mail.outbox] == ["[flagged-cron] OPEN: outage alert for watchdog"]

@@ -7,18 +7,53 @@ cronjobs.actions, which checks the permission and writes the audit entry.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.views.main import ChangeList
+from django.utils import timezone
 from django.utils.html import format_html
 
 from cronjobs import actions
 from cronjobs.admin.display import ControlRoomMedia, execution_url, percent, run_url, when
 from cronjobs.models import Alert, Execution, Task
 from cronjobs.reporting.health import TaskHealth, task_health
+from cronjobs.supervisor import notify
 from cronjobs.supervisor.registry import format_size
 from cronjobs.templatetags.cronjobs_admin import badge
 
 RECENT_EXECUTIONS = 20
+SNOOZE_CHOICES = (
+    ("1h", "for 1 hour"),
+    ("4h", "for 4 hours"),
+    ("tomorrow", "until tomorrow 08:00"),
+    ("custom", "until (custom):"),
+)
+
+
+class SnoozeActionForm(ActionForm):
+    """The action bar's extra fields, read by the snooze action only."""
+
+    snooze = forms.ChoiceField(choices=SNOOZE_CHOICES, required=False, label="Snooze")
+    until = forms.CharField(
+        required=False, label="", widget=forms.TextInput(attrs={"placeholder": "2026-12-01 18:00"})
+    )
+
+
+def snooze_end(choice: str, until: str, now: datetime | None = None) -> datetime:
+    """The end of a snooze picked in the action bar; ValueError says what is wrong."""
+    now = timezone.localtime(now or timezone.now())
+    if choice in ("1h", "4h"):
+        return now + actions.parse_duration(choice)
+    if choice == "tomorrow":
+        return (now + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    if choice == "custom":
+        if not until.strip():
+            raise ValueError("give the date and time to snooze until")
+        return actions.parse_moment(until)
+    raise ValueError("pick how long to snooze")
 
 
 class TaskChangeList(ChangeList):
@@ -44,13 +79,15 @@ class TaskAdmin(admin.ModelAdmin):
         "success_24h",
         "success_30d",
         "circuit",
+        "snoozed",
         "priority",
     )
     list_display_links = ("name",)
     list_editable = ("enabled",)
     list_filter = ("enabled", "kind", ("retired_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "description")
-    actions = ("enable", "disable", "run_now", "reset_circuit")
+    actions = ("enable", "disable", "run_now", "reset_circuit", "snooze", "unsnooze")
+    action_form = SnoozeActionForm
     change_form_template = "admin/cronjobs/task/change_form.html"
     fieldsets = (
         (None, {"fields": ("name", "enabled", "description", "kind", "target", "source")}),
@@ -68,6 +105,18 @@ class TaskAdmin(admin.ModelAdmin):
                     "circuit_breaker",
                     "alert_on_failure",
                     "log_level",
+                )
+            },
+        ),
+        (
+            "Alert policy",
+            {
+                "fields": (
+                    "alert_after",
+                    "success_target",
+                    "success_window",
+                    "ping_url_text",
+                    "snoozed_until",
                 )
             },
         ),
@@ -127,6 +176,14 @@ class TaskAdmin(admin.ModelAdmin):
     @admin.display(description="circuit")
     def circuit(self, obj: Task):
         return badge(self._health(obj).circuit)
+
+    @admin.display(description="snoozed until")
+    def snoozed(self, obj: Task) -> str:
+        return when(obj.snoozed_until) if obj.is_snoozed() else ""
+
+    @admin.display(description="ping URL")
+    def ping_url_text(self, obj: Task) -> str:
+        return notify.redact(obj.ping_url) if obj.ping_url else "-"
 
     @admin.display(description="memory limit")
     def memory_limit_text(self, obj: Task) -> str:
@@ -193,3 +250,26 @@ class TaskAdmin(admin.ModelAdmin):
         for task in tasks:
             actions.reset_circuit(actor, task)
         self.message_user(request, f"Closed the circuit of {len(tasks)} task(s).")
+
+    @admin.action(description="Snooze the selected tasks (pick how long)", permissions=["change"])
+    def snooze(self, request, queryset) -> None:
+        try:
+            until = snooze_end(request.POST.get("snooze", ""), request.POST.get("until", ""))
+            names = [
+                name
+                for task in queryset
+                for name in actions.snooze(actions.Actor.from_request(request), task, until)
+            ]
+        except ValueError as exc:
+            self.message_user(request, f"Not snoozed: {exc}.", messages.ERROR)
+            return
+        except actions.ActionError as exc:
+            self.message_user(request, f"Not snoozed: {exc.message}.", messages.ERROR)
+            return
+        self.message_user(request, f"Snoozed {len(names)} task(s) until {when(until)}.")
+
+    @admin.action(description="End the snooze of the selected tasks", permissions=["change"])
+    def unsnooze(self, request, queryset) -> None:
+        actor = actions.Actor.from_request(request)
+        names = [name for task in queryset for name in actions.unsnooze(actor, task)]
+        self.message_user(request, f"Ended the snooze of {len(names)} task(s).")

@@ -20,9 +20,9 @@ from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import rollups, stats
 
-# Below these 24-hour success rates a task is critical, or needs a look.
-CRITICAL_RATE = 0.5
-WARNING_RATE = 0.9
+# Below its own success_target a task needs a look (warning); failing CRITICAL_FACTOR times as
+# often as the target allows, it is critical. A 90 % target gives the old fixed 90 % / 50 %.
+CRITICAL_FACTOR = 5
 MONTH_DAYS = 30  # today and the 29 days before it
 
 
@@ -50,11 +50,23 @@ class TaskHealth:
         rate = self.day.success_rate
         if self.circuit != CircuitState.State.CLOSED or (self.last and self.last.is_failure):
             return "critical"
-        if rate is not None and rate < CRITICAL_RATE:
+        if rate is not None and rate < self.critical_rate:
             return "critical"
-        if self.open_alerts or (rate is not None and rate < WARNING_RATE):
+        if self.open_alerts or (rate is not None and rate < self.warning_rate):
             return "warning"
         return "healthy" if self.last else "idle"
+
+    @property
+    def warning_rate(self) -> float:
+        return self.task.success_target / 100
+
+    @property
+    def critical_rate(self) -> float:
+        return max(0.0, 1 - CRITICAL_FACTOR * (1 - self.warning_rate))
+
+    @property
+    def snoozed(self) -> bool:
+        return self.task.is_snoozed()
 
     @property
     def schedule_in_words(self) -> str:

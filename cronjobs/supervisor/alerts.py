@@ -2,26 +2,30 @@
 
 At most one unresolved alert exists per (task, kind); the unique `open_key` column enforces it,
 so two hosts raising the same alert at once end with one row and two occurrences. Receivers
-(email to ALERT_EMAILS, a JSON POST to ALERT_WEBHOOK_URL) hear about an alert when it opens,
-again at most every ALERT_REPEAT_HOURS while it stays open, and when it resolves. A receiver
-that fails or hangs is logged and given up after ALERT_TIMEOUT seconds; it never fails a run.
+(cronjobs/supervisor/notify.py: Apprise URLs in ALERT_URLS, email to ALERT_EMAILS, a JSON POST
+to ALERT_WEBHOOK_URL) hear about an alert when it opens, again at most every ALERT_REPEAT_HOURS
+while it stays open, and when it resolves. A receiver that fails or hangs is logged (its URL
+redacted) and given up after ALERT_TIMEOUT seconds; it never fails a run.
+
+A snoozed task (`Task.snoozed_until` in the future) still records its alerts, but nobody is
+notified; when the snooze ends (the watchdog's sweep, or an operator clearing it) each alert of
+the task that is still open is notified once.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
-from cronjobs.models import Alert, Task
+from cronjobs.models import Alert, Execution, Task
+from cronjobs.supervisor import notify
 
 log = logging.getLogger(__name__)
 Kind = Alert.Kind
@@ -34,15 +38,22 @@ SEVERITY: dict[str, Alert.Severity] = {
     Kind.LATE: Alert.Severity.CRITICAL,
     Kind.SLOW: Alert.Severity.WARNING,
     Kind.MEMORY: Alert.Severity.WARNING,
+    Kind.SUCCESS_RATE: Alert.Severity.WARNING,
+    Kind.OUTAGE: Alert.Severity.CRITICAL,
 }
+OUTAGE_TASK = "watchdog"  # an outage is no one task's: it is filed under the supervisor's own
+
+
+RATE_MIN_ATTEMPTS = 5
 
 
 def _key(task: Task, kind: str) -> str:
     return f"{task.pk}:{kind}"
 
 
-def raise_alert(task: Task, kind: str, message: str) -> Alert:
-    """Open an alert, or count one more occurrence of the unresolved one; notify if due."""
+def raise_alert(task: Task, kind: str, message: str, execution: Execution | None = None) -> Alert:
+    """Open an alert, or count one more occurrence of the unresolved one; notify if due.
+    `execution` is the attempt the notification links to."""
     now = timezone.now()
     alert = _bump(task, kind, message, now)
     if alert is None:
@@ -60,7 +71,8 @@ def raise_alert(task: Task, kind: str, message: str) -> Alert:
         except IntegrityError:  # another process opened it a moment ago
             alert = _bump(task, kind, message, now)
     if alert is None:  # opened and resolved by others in the meantime: open a fresh one
-        return raise_alert(task, kind, message)
+        return raise_alert(task, kind, message, execution)
+    alert.execution_pk = execution.pk if execution else None  # type: ignore[attr-defined]
     _notify_if_due(alert, now)
     return alert
 
@@ -71,6 +83,44 @@ def _bump(task: Task, kind: str, message: str, now: datetime) -> Alert | None:
         occurrences=F("occurrences") + 1, last_seen=now, message=message
     )
     return Alert.objects.filter(open_key=key).first() if updated else None
+
+
+def check_success_rate(task: Task, now: datetime | None = None) -> float | None:
+    """Raise `success_rate` while the task's rate over its window is under its target; resolve
+    it once the rate is back (after each run, and on each watchdog sweep as failures age out
+    of the window). Fewer than RATE_MIN_ATTEMPTS finished attempts say nothing about a rate:
+    one failure of a daily task is the `failed` alert's news. Returns the rate."""
+    rate, finished = task.success_rate(now)
+    if rate is not None and finished >= RATE_MIN_ATTEMPTS and rate < task.success_target:
+        hours = f"{task.success_window / 3600:g} h"
+        raise_alert(
+            task,
+            Kind.SUCCESS_RATE,
+            f"{rate:.1f} % of {finished} attempts succeeded in the last {hours} "
+            f"(target {task.success_target:g} %)",
+        )
+    else:
+        resolve_kinds(task, [Kind.SUCCESS_RATE], "success rate back on target")
+    return rate
+
+
+def raise_outage(
+    hosts: list[str], first: datetime, last: datetime, tasks: list[str], attempts: int
+) -> Alert:
+    """One `outage` alert for the attempts a database outage sent to the spool, instead of one
+    `failed` alert per task."""
+    task = Task.objects.filter(name=OUTAGE_TASK).first()
+    if task is None:
+        from cronjobs.supervisor import registry, sync  # sync imports nothing from here
+
+        spec = registry.registry.get(OUTAGE_TASK)
+        task = sync.sync_task(spec) if spec else Task.objects.get(name=tasks[0])
+    since, until = (timezone.localtime(t).strftime("%Y-%m-%d %H:%M:%S %Z") for t in (first, last))
+    message = (
+        f"database outage: {attempts} attempt(s) spooled on {', '.join(hosts)} between "
+        f"{since} and {until}; tasks affected: {', '.join(tasks)}"
+    )
+    return raise_alert(task, Kind.OUTAGE, message)
 
 
 def resolve_kinds(task: Task, kinds: list[str], why: str = "recovered") -> int:
@@ -102,8 +152,51 @@ def _resolve(alert: Alert, why: str) -> bool:
     )
     if done:
         alert.refresh_from_db()
-        _send(alert, f"RESOLVED ({why})")
+        if not _snoozed(alert.task_id, now):
+            _send(alert, f"RESOLVED ({why})")
     return bool(done)
+
+
+def _snoozed(task_id: int, now: datetime) -> bool:
+    """Asked of the database, not of a Task loaded when the run started: a snooze set during a
+    long run counts."""
+    return Task.objects.filter(pk=task_id, snoozed_until__gt=now).exists()
+
+
+def snooze(tasks: QuerySet[Task], until: datetime) -> list[str]:
+    """Snooze these tasks until `until`; returns their names."""
+    names = sorted(tasks.values_list("name", flat=True))
+    tasks.update(snoozed_until=until, updated_at=timezone.now())
+    return names
+
+
+def unsnooze(tasks: QuerySet[Task]) -> list[str]:
+    """End the snooze of these tasks now; their open alerts are notified once. Returns the
+    names of the tasks that were snoozed."""
+    snoozed = tasks.filter(snoozed_until__isnull=False).order_by("name")
+    return [task.name for task in snoozed if _end_snooze(task)]
+
+
+def end_snoozes(now: datetime | None = None) -> list[str]:
+    """End every snooze that has run out (the watchdog calls this each sweep)."""
+    now = now or timezone.now()
+    expired = Task.objects.filter(snoozed_until__lte=now)
+    return [task.name for task in expired if _end_snooze(task)]
+
+
+def _end_snooze(task: Task) -> bool:
+    """Compare-and-set on snoozed_until, so of several hosts ending the same snooze exactly one
+    sends the catch-up notifications."""
+    if not Task.objects.filter(pk=task.pk, snoozed_until=task.snoozed_until).update(
+        snoozed_until=None
+    ):
+        return False
+    task.snoozed_until = None
+    now = timezone.now()
+    for alert in Alert.objects.filter(task=task, state=State.OPEN).select_related("task"):
+        if Alert.objects.filter(pk=alert.pk, notified_at=alert.notified_at).update(notified_at=now):
+            _send(alert, "STILL OPEN after snooze")
+    return True
 
 
 def _notify_if_due(alert: Alert, now: datetime) -> None:
@@ -111,6 +204,8 @@ def _notify_if_due(alert: Alert, now: datetime) -> None:
     the same alert send it once."""
     if alert.state != State.OPEN:
         return  # acknowledged: a person is on it
+    if _snoozed(alert.task_id, now):
+        return  # recorded and visible; notified when the snooze ends if still open
     repeat = timedelta(hours=settings.ALERT_REPEAT_HOURS)
     due = Q(notified_at__isnull=True) | Q(notified_at__lte=now - repeat)
     if Alert.objects.filter(due, pk=alert.pk, notified_at=alert.notified_at).update(
@@ -121,51 +216,49 @@ def _notify_if_due(alert: Alert, now: datetime) -> None:
 
 
 def _send(alert: Alert, label: str) -> None:
+    """Tell every receiver; a receiver that fails is logged by notify.guarded, never raised."""
+    notify.send_to_all(message(alert, label))
+
+
+def message(alert: Alert, label: str) -> notify.Message:
+    """What happened, to which task, on which host, and where to look."""
     task = alert.task
-    subject = f"[flagged-cron] {label}: {alert.kind} alert for {task.name}"
-    text = f"{subject}\n{alert.message}"
-    if settings.ALERT_EMAILS:
-        try:
-            send_mail(subject, _email_body(alert, label), None, settings.ALERT_EMAILS)
-        except Exception as exc:  # SMTP down, refused, timed out: log, never fail the run
-            log.error("alert email for %s not sent: %s", task.name, exc)
-    if settings.ALERT_WEBHOOK_URL:
-        _post_webhook(alert, label, text)
-
-
-def _email_body(alert: Alert, label: str) -> str:
-    return (
-        f"Task:        {alert.task.name}\n"
+    title = f"[flagged-cron] {label}: {alert.kind} alert for {task.name}"
+    link = admin_link(alert)
+    body = (
+        f"Task:        {task.name}\n"
         f"Alert:       {alert.kind} ({alert.severity}), {label}\n"
         f"Message:     {alert.message}\n"
+        f"Host:        {settings.CRONJOBS_HOST}\n"
         f"First seen:  {timezone.localtime(alert.first_seen):%Y-%m-%d %H:%M:%S %Z}\n"
         f"Last seen:   {timezone.localtime(alert.last_seen):%Y-%m-%d %H:%M:%S %Z}\n"
-        f"Occurrences: {alert.occurrences}\n"
+        f"Occurrences: {alert.occurrences}\n" + (f"Details:     {link}\n" if link else "")
     )
-
-
-def _post_webhook(alert: Alert, label: str, text: str) -> None:
     payload = {
-        "text": text,  # what a Slack incoming webhook shows
-        "task": alert.task.name,
+        "text": f"{title}\n{alert.message}",  # what a Slack incoming webhook shows
+        "task": task.name,
         "kind": alert.kind,
         "severity": alert.severity,
         "state": alert.state,
         "event": label.split(" ")[0].lower(),
         "message": alert.message,
+        "host": settings.CRONJOBS_HOST,
         "occurrences": alert.occurrences,
         "first_seen": alert.first_seen.isoformat(),
         "last_seen": alert.last_seen.isoformat(),
         "alert_id": alert.pk,
+        "url": link,
     }
-    request = urllib.request.Request(
-        settings.ALERT_WEBHOOK_URL,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "flagged-cron"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=settings.ALERT_TIMEOUT) as response:
-            response.read(1024)
-    except Exception as exc:  # 500, refused, hung past the timeout: log, never fail the run
-        log.error("alert webhook for %s failed: %s", alert.task.name, exc)
+    return notify.Message(title, body, payload)
+
+
+def admin_link(alert: Alert) -> str:
+    """The attempt that raised the alert in the admin, or the alert itself; "" without
+    CRONJOBS_BASE_URL (a message cannot know which address operators use)."""
+    base = settings.CRONJOBS_BASE_URL.rstrip("/")
+    if not base:
+        return ""
+    execution = getattr(alert, "execution_pk", None)
+    if execution:
+        return base + reverse("admin:cronjobs_execution_change", args=[execution])
+    return base + reverse("admin:cronjobs_alert_change", args=[alert.pk])

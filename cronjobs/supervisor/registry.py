@@ -99,6 +99,10 @@ class TaskSpec:
     # environment, on top of the minimal environment (docs/configuration.md, "Command tasks").
     env: tuple[tuple[str, str], ...] = ()
     pass_env: tuple[str, ...] = ()
+    alert_after: int = 1
+    success_target: float = 99.0
+    success_window: int = 24 * 3600
+    ping_url: str = ""
 
     @property
     def effective_slow_after(self) -> float:
@@ -154,6 +158,10 @@ OPTIONS: dict[str, tuple[tuple[type, ...], str]] = {
     "enabled": ((bool,), "true or false"),
     "env": ((dict,), 'a table of strings like {LANG = "C"}'),
     "pass_env": ((list,), 'a list of variable names like ["PGPASSWORD"]'),
+    "alert_after": ((int,), "a whole number of consecutive failed runs"),
+    "success_target": ((int, float), "a percentage above 0 and up to 100"),
+    "success_window": ((int,), "whole seconds"),
+    "ping_url": ((str,), "an http(s) Healthchecks ping URL"),
 }
 COMMAND_ONLY = ("env", "pass_env")
 
@@ -200,6 +208,7 @@ def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], sourc
     fields["log_level"] = level
     if not 1 <= fields.get("priority", 3) <= 5:
         raise ConfigError(name, "priority", f"{fields['priority']} is not between 1 and 5")
+    _check_alert_policy(name, fields)
     return TaskSpec(name=name, kind=kind, target=target, source=source, **fields)
 
 
@@ -225,6 +234,19 @@ def _check_environment(name: str, kind: str, fields: dict[str, Any]) -> None:
         fields["env"] = tuple(sorted(env.items()))
     if "pass_env" in fields:
         fields["pass_env"] = tuple(names)
+
+
+def _check_alert_policy(name: str, fields: dict[str, Any]) -> None:
+    _check_positive(name, fields, "alert_after")
+    _check_positive(name, fields, "success_window")
+    target = fields.get("success_target", 99.0)
+    if not 0 < target <= 100:
+        raise ConfigError(name, "success_target", f"{target} is not above 0 and up to 100")
+    fields["success_target"] = float(target)
+    ping = fields.get("ping_url", "").strip()
+    if ping and not re.match(r"^https?://[^/\s]+", ping):
+        raise ConfigError(name, "ping_url", "must start with http:// or https:// and a host")
+    fields["ping_url"] = ping
 
 
 def _check_positive(name: str, fields: dict[str, Any], key: str) -> None:

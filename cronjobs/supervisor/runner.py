@@ -28,7 +28,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from cronjobs.models import Execution, Lease, Task
-from cronjobs.supervisor import alerts, circuit, logs, spool
+from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
 from cronjobs.supervisor.process import AttemptResult, Limits, run_attempt
@@ -92,11 +92,17 @@ class Invocation:
             logs.write(
                 "WARNING", self.spec.name, f"took over from dead run {taken.abandoned_run[:8]}"
             )
+        pinger = pings.Pinger(pings.url_for(self.spec.name, self.spec.ping_url), self.run_id)
+        pinger.start()
         try:
             outcome = self.attempts()
         finally:
             self.lease.release()
         self.conclude(outcome)
+        if outcome.status == Status.SUCCEEDED:
+            pinger.success()
+        else:
+            pinger.fail(outcome.executions[-1].output)
         return outcome
 
     def skip(self, reason: str, why: str) -> Outcome:
@@ -314,12 +320,16 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
     if succeeded:
         alerts.resolve_kinds(task, [kinds.FAILED, kinds.LATE], "a run succeeded")
     elif spec.alert_on_failure:
-        alerts.raise_alert(
-            task,
-            kinds.FAILED,
-            f"run {outcome.run_id[:8]}: {len(rows)} attempt(s) failed; last {last.status}: "
-            f"{last.error or 'no detail'}",
-        )
+        in_a_row = task.failed_runs_in_a_row(spec.alert_after) if spec.alert_after > 1 else 1
+        if in_a_row >= spec.alert_after:
+            runs = f" ({in_a_row} runs in a row)" if spec.alert_after > 1 else ""
+            alerts.raise_alert(
+                task,
+                kinds.FAILED,
+                f"run {outcome.run_id[:8]}: {len(rows)} attempt(s) failed{runs}; "
+                f"last {last.status}: {last.error or 'no detail'}",
+                execution=last,
+            )
     slow = max((row.duration or 0 for row in rows), default=0)
     if slow > spec.effective_slow_after:
         alerts.raise_alert(
@@ -329,6 +339,7 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
         )
     elif succeeded:
         alerts.resolve_kinds(task, [kinds.SLOW], "a run finished in time")
+    alerts.check_success_rate(task)
     warn = spec.effective_memory_warn
     peak = max((row.peak_rss_bytes or 0 for row in rows), default=0)
     if warn and peak > warn:

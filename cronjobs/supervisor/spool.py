@@ -19,7 +19,7 @@ from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
 from cronjobs.models import Execution, Task
-from cronjobs.supervisor import logs
+from cronjobs.supervisor import alerts, logs
 from cronjobs.supervisor.registry import registry
 from cronjobs.supervisor.sync import sync_task
 
@@ -89,20 +89,35 @@ def replay() -> int:
         return 0
     with _locked("r+") as fh:
         lines = [line for line in fh.read().splitlines() if line.strip()]
-        kept, written = [], 0
+        kept, written = [], []
         for line in lines:
             try:
-                written += _write(json.loads(line))
+                written.append(_write(json.loads(line)))
             except (DatabaseError, ValueError, KeyError) as exc:
                 log.warning("spooled row not replayed yet: %s", exc)
                 kept.append(line)
         fh.seek(0)
         fh.truncate()
         fh.writelines(line + "\n" for line in kept)
-    return written
+    _raise_outage(written)
+    return len(written)
 
 
-def _write(record: dict[str, Any]) -> int:
+def _raise_outage(rows: list[Execution]) -> None:
+    """One `outage` alert for the whole replay (hosts, first and last spooled time, tasks)."""
+    if not rows:
+        return
+    times = [row.started_at for row in rows]
+    alerts.raise_outage(
+        hosts=sorted({row.host for row in rows if row.host}) or ["an unknown host"],
+        first=min(times),
+        last=max(times),
+        tasks=sorted({row.task.name for row in rows}),
+        attempts=len(rows),
+    )
+
+
+def _write(record: dict[str, Any]) -> Execution:
     task = Task.objects.filter(name=record["task"]).first()
     if task is None:  # the database was down before the task was ever mirrored
         spec = registry.get(record["task"])
@@ -113,9 +128,9 @@ def _write(record: dict[str, Any]) -> int:
     for field in DATETIMES:
         if values[field]:
             values[field] = parse_datetime(values[field])
-    Execution.objects.update_or_create(
+    row, _ = Execution.objects.update_or_create(
         run_id=values.pop("run_id"),
         attempt=values.pop("attempt"),
         defaults={**values, "task": task},
     )
-    return 1
+    return row

@@ -25,6 +25,10 @@ SPEC_FIELDS = (
     "log_level",
     "alert_on_failure",
     "priority",
+    "alert_after",
+    "success_target",
+    "success_window",
+    "ping_url",
 )
 
 

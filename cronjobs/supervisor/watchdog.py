@@ -14,7 +14,7 @@ from django.utils import timezone
 from cronjobs import schedules
 from cronjobs.models import Execution, Task
 from cronjobs.reporting import rollups
-from cronjobs.supervisor import alerts, lease
+from cronjobs.supervisor import alerts, lease, pings
 
 
 class LateReport(TypedDict):
@@ -61,6 +61,8 @@ def check_late(now: datetime | None = None) -> LateReport:
     )
     report: LateReport = {"late": [], "on_time": []}
     for task in tasks:
+        if task.is_snoozed(now):
+            continue  # a deploy or maintenance window: late is expected, not news
         expected = due.get(task.pk)
         if expected is not None and last_success.get(task.pk, expected) <= expected:
             when = timezone.localtime(expected).strftime("%Y-%m-%d %H:%M %Z")
@@ -72,9 +74,26 @@ def check_late(now: datetime | None = None) -> LateReport:
     return report
 
 
+def check_success_rates(now: datetime | None = None) -> None:
+    """`success_rate` for every current task, so a rate that recovers as failures age out of
+    the window resolves its alert even when the task does not run."""
+    for task in Task.objects.filter(enabled=True, retired_at__isnull=True):
+        alerts.check_success_rate(task, now)
+
+
 def sweep() -> SweepReport:
-    report: SweepReport = {"abandoned_runs": lease.reap_expired(), **check_late()}
-    # Recompute the dashboard's closed days here when their cache entries expire, so no page
-    # view has to (on a million rows that costs the better part of a second).
-    rollups.daily(30)
+    """One watchdog pass. CRONJOBS_WATCHDOG_PING_URL hears of each: its base URL when the pass
+    worked, `/fail` when it did not (the database is gone), nothing when cron stopped."""
+    pinger = pings.Pinger(settings.CRONJOBS_WATCHDOG_PING_URL, pings.new_rid())
+    try:
+        alerts.end_snoozes()
+        report: SweepReport = {"abandoned_runs": lease.reap_expired(), **check_late()}
+        check_success_rates()
+        # Recompute the dashboard's closed days here when their cache entries expire, so no
+        # page view has to (on a million rows that costs the better part of a second).
+        rollups.daily(30)
+    except Exception as exc:
+        pinger.fail(f"watchdog on {settings.CRONJOBS_HOST} failed: {type(exc).__name__}: {exc}")
+        raise
+    pinger.success()
     return report

@@ -12,8 +12,10 @@ Django form post.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError
@@ -88,14 +90,16 @@ def _check_csrf(request: HttpRequest) -> None:
 
 
 def authorize(method: str = "GET", write: bool = False) -> Callable:
-    """Wrap a view returning a dict: method, access and errors become JSON responses."""
+    """Wrap a view returning a dict: method, access and errors become JSON responses.
+    `method` may name several, e.g. "POST, DELETE"."""
+    allowed = [name.strip() for name in method.split(",")]
 
     def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
-                if request.method != method:
+                if request.method not in allowed:
                     response = error(405, f"method {request.method} not allowed; use {method}")
                     response["Allow"] = method
                     return response
@@ -206,6 +210,60 @@ def _set_enabled(request: HttpRequest, name: str, enabled: bool) -> dict:
     return {"task": name, "enabled": enabled}
 
 
+@authorize(method="POST, DELETE", write=True)
+def snooze_task(request: HttpRequest, name: str) -> dict:
+    return _snooze(request, _task(name))
+
+
+@authorize(method="POST, DELETE", write=True)
+def snooze_all(request: HttpRequest) -> dict:
+    return _snooze(request, None)
+
+
+def _snooze(request: HttpRequest, task: Task | None) -> dict:
+    """POST with `until` (ISO 8601) or `minutes` snoozes; DELETE ends the snooze."""
+    actor = actions.Actor.from_request(request, door="api")
+    if request.method == "DELETE":
+        parse_params(request, {})
+        return {"snoozed_until": None, "cleared": actions.unsnooze(actor, task)}
+    until = _snooze_end(_body_params(request))
+    try:
+        names = actions.snooze(actor, task, until)
+    except ValueError as exc:
+        raise ApiError(400, f"until: {exc}") from None
+    return {"snoozed_until": until.isoformat(), "tasks": names}
+
+
+def _body_params(request: HttpRequest) -> dict[str, str]:
+    """Parameters from the query string, a form body or a JSON object body."""
+    params = {**request.GET.dict(), **request.POST.dict()}
+    if request.content_type == "application/json" and request.body:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            raise ApiError(400, "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the JSON body must be an object")
+        params.update({key: str(value) for key, value in body.items()})
+    return params
+
+
+def _snooze_end(params: dict[str, str]) -> datetime:
+    unknown = sorted(set(params) - {"until", "minutes"})
+    if unknown:
+        raise ApiError(400, f"unknown parameter {unknown[0]!r} (allowed: until, minutes)")
+    if ("until" in params) == ("minutes" in params):
+        raise ApiError(400, "give exactly one of until (ISO 8601) or minutes")
+    if "minutes" in params:
+        limit = actions.MAX_SNOOZE.days * 24 * 60
+        minutes = _whole_number("minutes", params["minutes"], 1, limit)
+        return timezone.now() + timedelta(minutes=minutes)
+    try:
+        return actions.parse_moment(params["until"])
+    except ValueError as exc:
+        raise ApiError(400, f"until: {exc}") from None
+
+
 @authorize()
 def not_found(request: HttpRequest, rest: str) -> dict:
     raise ApiError(404, f"no API endpoint /api/{rest}")
@@ -217,6 +275,8 @@ urlpatterns = [
     path("tasks/<str:name>/run/", run_now, name="api-task-run"),
     path("tasks/<str:name>/enable/", enable, name="api-task-enable"),
     path("tasks/<str:name>/disable/", disable, name="api-task-disable"),
+    path("tasks/<str:name>/snooze/", snooze_task, name="api-task-snooze"),
+    path("snooze/", snooze_all, name="api-snooze-all"),
     path("status/", status, name="api-status"),
     path("metrics/", metrics, name="api-metrics"),
     path("logs/", log_tail, name="api-logs"),

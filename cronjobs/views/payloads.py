@@ -94,6 +94,10 @@ def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
         "last_status": snap.last[task.id].status if task.id in snap.last else None,
         "last_run": execution_dict(snap.last.get(task.id)),
         "last_success_at": iso(success.finished_at or success.started_at) if success else None,
+        "alert_after": task.alert_after,
+        "success_target": task.success_target,
+        "success_window": task.success_window,
+        "snoozed_until": iso(task.snoozed_until) if task.is_snoozed(snap.now) else None,
     }
 
 
