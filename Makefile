@@ -8,7 +8,7 @@ MARIADB_URL ?= mysql://root:@127.0.0.1:3306/flagged_cron
 DEMO_ADDR ?= 127.0.0.1:8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev demo test test-sqlite test-mariadb lint format bench bench-reliability \
+.PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-admin bench-domain clean
 
 $(BIN)/python:
@@ -30,6 +30,10 @@ setup-dev: $(VENV)/.installed-dev
 
 demo: setup
 	bin/demo $(DEMO_ADDR)
+
+# Production: migrate, collectstatic, gunicorn on 127.0.0.1:8000 (docs/deploy.md).
+serve: setup
+	bin/serve $(SERVE_ADDR)
 
 test: setup-dev lint test-sqlite test-mariadb
 
