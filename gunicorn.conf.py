@@ -11,8 +11,11 @@ timeout = int(os.environ.get("WEB_TIMEOUT", 60))
 graceful_timeout = 30
 # Trust X-Forwarded-* only from the proxy on this host (docs/deploy.md).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
+accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None  # "" turns it off
 errorlog = "-"
 # Workers are recycled now and then, so a slow leak cannot grow without bound.
 max_requests = 2000
 max_requests_jitter = 200
+# Long enough for any query string Django itself accepts, so Django (JSON on the API), not
+# gunicorn (an HTML page), answers one that is too long.
+limit_request_line = 8190

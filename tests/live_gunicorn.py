@@ -13,9 +13,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from django.core.management import call_command
+from django.test import override_settings
+
 from tests.helpers import ROOT, database_url, wait_for
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+_PROJECT_CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "cronjobs_cache",
+    }
+}
 
 
 def free_port() -> int:
@@ -38,6 +49,9 @@ def _answers(url: str) -> bool:
 def gunicorn(log_dir: Path, workers: int = 3, **env: str) -> Iterator[str]:
     """Start gunicorn on the test database and yield its base URL; stop it afterwards. The
     test must use `transactional_db`, so the rows it writes are visible to the workers."""
+    # The workers share the database cache (rate limits); the test process uses its own.
+    with override_settings(CACHES=_PROJECT_CACHES):
+        call_command("createcachetable", verbosity=0)
     port = free_port()
     environ = {
         **os.environ,
@@ -63,7 +77,7 @@ def gunicorn(log_dir: Path, workers: int = 3, **env: str) -> Iterator[str]:
     try:
         wait_for(
             lambda: process.poll() is not None or _answers(f"{base}/api/status/"),
-            timeout=60,
+            timeout=180,  # start-up of several workers on a loaded machine
             what="gunicorn to answer",
         )
         assert process.poll() is None, stderr.read_text()
