@@ -141,3 +141,29 @@ def test_wrong_method_is_405_json(task):
     assert response["Allow"] == "POST"
     assert "use POST" in response.json()["error"]
     assert client.head("/api/status/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_writes_past_the_rate_limit_are_429_with_retry_after(task, settings):
+    settings.CRONJOBS_WRITE_RATE = 2
+    client = client_for("read_write")
+    statuses = [client.post("/api/tasks/nightly/disable/").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    refused = client.post("/api/tasks/nightly/enable/")
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= settings.CRONJOBS_WRITE_WINDOW
+    assert "too many changes" in refused.json()["error"]
+    assert Task.objects.get(pk=task.pk).enabled is False  # the refused enable changed nothing
+    assert client.get("/api/tasks/").status_code == 200  # reads are not limited
+
+
+@pytest.mark.django_db
+def test_run_now_while_pending_or_running_is_409_and_starts_nothing(task, no_processes):
+    client = client_for("read_write")
+    first = client.post("/api/tasks/nightly/run/")
+    assert first.status_code == 202
+    assert first.json()["started"] is True
+    second = client.post("/api/tasks/nightly/run/")
+    assert second.status_code == 409
+    assert "already running or about to" in second.json()["error"]
+    assert len(no_processes) == 1
