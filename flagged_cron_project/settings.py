@@ -168,8 +168,9 @@ def database_config(url: str) -> dj_database_url.DBConfig:
     return config
 
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-DATABASES = {"default": database_config(DATABASE_URL)}
+# Lower case, so not a setting: Django's debug page masks DATABASES' PASSWORD, not a URL.
+_database_url = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": database_config(_database_url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One cache for every process and host on the database (a migration creates the table): the

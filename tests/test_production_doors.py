@@ -244,3 +244,15 @@ def test_a_database_url_that_does_not_parse_hides_its_password():
     assert result.returncode != 0
     assert "cannot be parsed" in result.stderr
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_the_debug_page_settings_hide_database_and_token_credentials(settings):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    settings.DATABASES["default"]["PASSWORD"] = "hunter2"
+    safe = SafeExceptionReporterFilter().get_safe_settings()
+    assert "hunter2" not in repr(safe)
+    assert "DATABASE_URL" not in safe  # only DATABASES, whose PASSWORD is masked
+    assert "hunter2" not in SafeExceptionReporterFilter().cleanse_setting(
+        "HTTP_AUTHORIZATION", "Bearer hunter2"
+    )
