@@ -8,8 +8,8 @@ MARIADB_URL ?= mysql://root:@127.0.0.1:3306/flagged_cron
 DEMO_ADDR ?= 127.0.0.1:8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup setup-dev demo test test-sqlite test-mariadb lint format bench bench-reliability \
-	bench-api bench-admin bench-domain clean
+.PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
+	bench-api bench-web bench-admin bench-domain clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ setup-dev: $(VENV)/.installed-dev
 
 demo: setup
 	bin/demo $(DEMO_ADDR)
+
+# Production: migrate, collectstatic, gunicorn on 127.0.0.1:8000 (docs/deploy.md).
+serve: setup
+	bin/serve $(SERVE_ADDR)
 
 test: setup-dev lint test-sqlite test-mariadb
 
@@ -68,6 +72,10 @@ bench-reliability: setup-dev
 # API and /metrics on a million executions in MariaDB (seeds flagged_cron_bench once, ~2 min).
 bench-api: setup-dev
 	$(BIN)/python bench/api.py
+
+# gunicorn under 32 concurrent loopback clients for 60 s on the same database (issue 12).
+bench-web: setup-dev
+	$(BIN)/python bench/web.py
 
 # Admin pages, dashboard and a 100,000-row CSV export on the same database.
 bench-admin: setup-dev

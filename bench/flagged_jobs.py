@@ -72,7 +72,7 @@ def child_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env.update(
         DATABASE_URL=url,
         DJANGO_SETTINGS_MODULE="flagged_cron_project.settings",
-        SECRET_KEY=env.get("SECRET_KEY", "bench-only"),
+        SECRET_KEY=env.get("SECRET_KEY", "bench-only-" + "x" * 50),
         DEBUG="0",  # DEBUG keeps every query in memory: not what production runs
         EXTRA_APPS="demo,bench.querycount",  # seed_demo, and the jobs' query counts
         LOG_DIR=str(ROOT / "bench" / "results" / "logs"),

@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagged_cron_project.settings")
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-" + "x" * 50)
     os.environ["TIME_ZONE"] = "Pacific/Auckland"
     import django
 

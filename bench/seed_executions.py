@@ -66,7 +66,7 @@ COLUMNS = (
 def setup_django(url: str = BENCH_URL) -> None:
     """Point Django at the benchmark database (created if missing) and start it."""
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 50)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagged_cron_project.settings")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
     sys.path.insert(0, str(ROOT))

@@ -4,7 +4,7 @@ a runjob task and as a django-crontab CRONJOBS entry. django_crontab goes first 
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-" + "x" * 50)
 
 from flagged_cron_project.settings import *  # noqa: F403
 

@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
 from django.db import models
 from django.utils import timezone
 
 from cronjobs.models import Alert, ApiToken, Execution, Task
-from cronjobs.supervisor import alerts, circuit, logs, runner
+from cronjobs.supervisor import alerts, circuit, lease, logs, runner
 from cronjobs.supervisor.registry import registry
 
 TASK_PERMISSION = "cronjobs.change_task"
 ALERT_PERMISSION = "cronjobs.change_alert"
+# Reads need the permission of the admin page that shows the same rows (docs/api.md).
+VIEW_TASK_PERMISSION = "cronjobs.view_task"
+VIEW_EXECUTION_PERMISSION = "cronjobs.view_execution"
 # Commands and owner-less tokens have no user; LogEntry needs one, so they are recorded under
 # this inactive account (it cannot log in) with the command or token named in the message.
 SYSTEM_USERNAME = "flagged-cron-system"
@@ -54,7 +60,22 @@ class Forbidden(ActionError):
 
 
 class Refused(ActionError):
-    """Allowed, but not possible now (a retired or disabled task)."""
+    """Allowed, but not possible now (a retired or disabled task, a run already under way)."""
+
+
+class Throttled(ActionError):
+    """Too many writes from one user or token; `retry_after` is in whole seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+def is_read(permission: str) -> bool:
+    """View permissions only read; every other permission changes something."""
+    return permission.partition(".")[2].startswith("view_")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +89,14 @@ class Actor:
 
     @classmethod
     def from_request(cls, request: Any, door: str = "admin") -> Actor:
-        token = getattr(request, "api_token", None)
-        if token is not None:
-            return cls("api", token=token)
-        return cls(door, user=request.user)
+        """One actor per request, so the write rate limit counts a request once however many
+        actions it does (an admin bulk action, a check before the action)."""
+        actor = getattr(request, "cronjobs_actor", None)
+        if actor is None:
+            token = getattr(request, "api_token", None)
+            actor = cls("api", token=token) if token is not None else cls(door, user=request.user)
+            request.cronjobs_actor = actor
+        return actor
 
     @classmethod
     def for_command(cls, name: str) -> Actor:
@@ -85,20 +110,58 @@ class Actor:
         return f"user {self.user.get_username()!r}"
 
     def require(self, permission: str) -> None:
-        """The one permission rule: commands run with shell access to the host and may do
-        anything; a token may write unless it is read-only; a user needs to be active staff
-        with the permission."""
+        """The one permission rule, for reads and writes at every door:
+        - commands run with shell access to the host and may do anything;
+        - a user needs to be active staff with the permission;
+        - a token acts with its creator's permissions (and stops working when the creator is
+          deactivated or loses them), and never writes when read-only; a token made on the
+          command line (no creator) is the host operator's and may do anything it is scoped to;
+        - writes by a user or a token are rate-limited (`throttle`)."""
         if self.command:
             return
         if self.token is not None:
-            if self.token.read_only:
+            if self.token.read_only and not is_read(permission):
                 raise Forbidden(f"token {self.token.name!r} is read-only")
+            owner = self.token.created_by
+            if owner is not None:
+                _require_user(owner, permission, f"token {self.token.name!r} of ")
+        else:
+            _require_user(self.user, permission)
+        if not is_read(permission):
+            self.throttle()
+
+    def throttle(self) -> None:
+        """At most CRONJOBS_WRITE_RATE writes per CRONJOBS_WRITE_WINDOW seconds per user or
+        token, counted once per request, shared by every web worker and host (the cache is the
+        database). Raises Throttled with the seconds until the window ends."""
+        if self.command or getattr(self, "_throttled", False):
             return
-        user = self.user
-        if not (user.is_authenticated and user.is_active and user.is_staff):
-            raise Forbidden("staff access required")
-        if not user.has_perm(permission):
-            raise Forbidden(f"permission {permission} required")
+        object.__setattr__(self, "_throttled", True)  # frozen: a private per-request mark
+        window = settings.CRONJOBS_WRITE_WINDOW
+        now = time.time()
+        who = f"token:{self.token.pk}" if self.token is not None else f"user:{self.user.pk}"
+        key = f"cronjobs:writes:{who}:{int(now // window)}"
+        cache.add(key, 0, timeout=window + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr: a new window
+            cache.set(key, 1, timeout=window + 1)
+            count = 1
+        if count > settings.CRONJOBS_WRITE_RATE:
+            retry = max(1, int(window - now % window + 0.999))
+            raise Throttled(
+                f"too many changes from {self}: at most {settings.CRONJOBS_WRITE_RATE} "
+                f"per {window} s; try again in {retry} s",
+                retry,
+            )
+
+
+def _require_user(user: Any, permission: str, whose: str = "") -> None:
+    """`whose` names the token acting for the user, for the message."""
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        raise Forbidden(f"{whose}staff access required")
+    if not user.has_perm(permission):
+        raise Forbidden(f"{whose}permission {permission} required")
 
 
 def set_enabled(actor: Actor, task: Task, enabled: bool) -> bool:
@@ -113,7 +176,10 @@ def set_enabled(actor: Actor, task: Task, enabled: bool) -> bool:
 
 
 def run_now(actor: Actor, task: Task) -> str:
-    """Start a supervised run in the background and return its run id."""
+    """Start a supervised run in the background and return its run id. The task's lease is
+    reserved for the new run before its process starts, so a second request while the run is
+    pending or under way (or while a scheduled run holds the lease) is refused and starts
+    nothing: a returned run id is a run that will really start."""
     actor.require(TASK_PERMISSION)
     if task.is_retired:
         raise Refused(f"task {task.name!r} is retired: it is no longer declared")
@@ -122,7 +188,14 @@ def run_now(actor: Actor, task: Task) -> str:
     if registry.get(task.name) is None:
         raise Refused(f"task {task.name!r} is not declared on this host: run synctasks")
     trigger = TRIGGERS[actor.door]
-    run_id = runner.start_in_background(task.name, trigger)
+    run_id = runner.new_run_id()
+    if not lease.reserve(task, run_id, host=f"run-now:{settings.CRONJOBS_HOST}"):
+        raise Refused(f"task {task.name!r} is already running or about to: nothing started")
+    try:
+        runner.start_in_background(task.name, trigger, run_id=run_id)
+    except OSError as exc:
+        lease.unreserve(task, run_id)
+        raise Refused(f"task {task.name!r} could not be started: {exc}") from None
     _audit(actor, task, f"Run now (run {run_id})")
     return run_id
 

@@ -50,7 +50,14 @@ def authenticate(secret: str) -> ApiToken | None:
     """The active token whose secret this is, or None; records when it was last used."""
     if not secret:
         return None
-    token = ApiToken.objects.filter(secret_hash=hash_secret(secret), revoked_at=None).first()
+    # A token stops working when its creator is deactivated (owner-less tokens were made on
+    # the command line by the host's operator).
+    owner_active = Q(created_by=None) | Q(created_by__is_active=True)
+    token = (
+        ApiToken.objects.filter(owner_active, secret_hash=hash_secret(secret), revoked_at=None)
+        .select_related("created_by")
+        .first()
+    )
     if token is not None:
         _touch(token)
     return token

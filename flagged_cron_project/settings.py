@@ -67,6 +67,11 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required unless DEBUG is on (see README.md)")
     SECRET_KEY = "insecure-local-demo-key-only-used-with-DEBUG-on"
+elif len(SECRET_KEY) < 50 and not DEBUG:
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is {len(SECRET_KEY)} characters; use at least 50 random ones, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))' (docs/deploy.md)"
+    )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
@@ -85,6 +90,7 @@ INSTALLED_APPS = [
     # After cronjobs: the first app wins a command name, and cronjobs overrides `crontab`.
     "django_crontab",
     "flagged_products",
+    "axes",  # login throttling (docs/deploy.md)
 ]
 INSTALLED_APPS += envlist("EXTRA_APPS")
 
@@ -97,6 +103,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "flagged_cron_project.urls"
@@ -118,11 +126,26 @@ TEMPLATES = [
 ]
 
 
+def mask_password(url: str) -> str:
+    """The URL with the password of its `user:password@` part hidden."""
+    scheme, sep, rest = url.rpartition("://")
+    if "@" not in rest:
+        return url
+    # A badly quoted password may itself contain "/" or "@": cut at the last "@".
+    userinfo, _, host = rest.rpartition("@")
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}"
+
+
 def database_config(url: str) -> dj_database_url.DBConfig:
     try:
         config = dj_database_url.parse(url)
     except Exception as exc:  # dj-database-url raises several types for one kind of mistake
-        raise ImproperlyConfigured(f"DATABASE_URL={url!r} cannot be parsed: {exc}") from None
+        # The message names the URL without its password, and not the parser's text, which
+        # may quote the whole URL.
+        raise ImproperlyConfigured(
+            f"DATABASE_URL={mask_password(url)!r} cannot be parsed ({type(exc).__name__}): "
+            "expected engine://user:password@host:port/name"
+        ) from None
     if config["ENGINE"] == "django.db.backends.mysql":
         config["OPTIONS"] = {
             "charset": "utf8mb4",
@@ -145,8 +168,9 @@ def database_config(url: str) -> dj_database_url.DBConfig:
     return config
 
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-DATABASES = {"default": database_config(DATABASE_URL)}
+# Lower case, so not a setting: Django's debug page masks DATABASES' PASSWORD, not a URL.
+_database_url = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {"default": database_config(_database_url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One cache for every process and host on the database (a migration creates the table): the
@@ -241,3 +265,33 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING").upper()},
 }
+
+# Production doors (docs/deploy.md): HTTPS behind a proxy, login throttling, write limits.
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto, set SECURE_PROXY_SSL_HEADER=1.
+if envbool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# Operator writes (run now, enable, disable, ...) per user or token and window, all doors.
+CRONJOBS_WRITE_RATE = envint("CRONJOBS_WRITE_RATE", 10, minimum=1)
+CRONJOBS_WRITE_WINDOW = envint("CRONJOBS_WRITE_WINDOW", 60, minimum=1)
+# django-axes: after AXES_FAILURE_LIMIT failed logins for one username or one address, logins
+# (even with the right password) are refused for AXES_COOLOFF_MINUTES. `manage.py unlock`.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = envint("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The number of proxies in front that append to X-Forwarded-For; 0 trusts REMOTE_ADDR only.
+AXES_IPWARE_PROXY_COUNT = envint("FORWARDED_PROXY_COUNT", 0, minimum=0)
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]

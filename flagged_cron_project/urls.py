@@ -15,3 +15,6 @@ urlpatterns = [
     path("api/", include("cronjobs.views.api")),
     path("metrics", metrics_view, name="prometheus-metrics"),
 ]
+
+# Django's own 400s (a malformed or oversized request) are JSON on the API, like its errors.
+handler400 = "cronjobs.views.api.bad_request"

@@ -9,7 +9,20 @@ from django.utils.crypto import get_random_string
 from cronjobs import tokens
 from tests.helpers import make_user
 
-CALLERS = ("anonymous", "non_staff", "staff", "staff_writer", "read_only", "read_write", "revoked")
+CALLERS = (
+    "anonymous",
+    "non_staff",
+    "staff",
+    "viewer",
+    "staff_writer",
+    "read_only",
+    "read_write",
+    "orphan_token",
+    "deactivated_owner",
+    "revoked",
+)
+READ_PERMS = ("view_task", "view_execution")
+WRITE_PERMS = (*READ_PERMS, "change_task")
 
 
 def _session(username: str, staff: bool, perms: tuple[str, ...] = ()) -> Client:
@@ -18,8 +31,21 @@ def _session(username: str, staff: bool, perms: tuple[str, ...] = ()) -> Client:
     return client
 
 
-def _bearer(name: str, read_only: bool, revoked: bool = False) -> Client:
-    _, secret = tokens.create_token(name, read_only=read_only)
+def _bearer(
+    name: str,
+    read_only: bool,
+    revoked: bool = False,
+    owner_perms: tuple[str, ...] | None = WRITE_PERMS,
+    owner_active: bool = True,
+) -> Client:
+    """A token client; its creator holds `owner_perms` (None: made on the command line)."""
+    owner = None
+    if owner_perms is not None:
+        owner = make_user(f"{name}-owner", *owner_perms)
+        if not owner_active:
+            owner.is_active = False
+            owner.save()
+    _, secret = tokens.create_token(name, read_only=read_only, created_by=owner)
     if revoked:
         tokens.revoke(name)
     return Client(enforce_csrf_checks=True, headers={"authorization": f"Bearer {secret}"})
@@ -30,10 +56,13 @@ def client_for(kind: str) -> Client:
     return {
         "anonymous": lambda: Client(enforce_csrf_checks=True),
         "non_staff": lambda: _session("shopper", staff=False),
-        "staff": lambda: _session("viewer", staff=True),
-        "staff_writer": lambda: _session("operator", staff=True, perms=("change_task",)),
+        "staff": lambda: _session("nobody", staff=True),
+        "viewer": lambda: _session("viewer", staff=True, perms=READ_PERMS),
+        "staff_writer": lambda: _session("operator", staff=True, perms=WRITE_PERMS),
         "read_only": lambda: _bearer("grafana", read_only=True),
         "read_write": lambda: _bearer("deploy", read_only=False),
+        "orphan_token": lambda: _bearer("cli", read_only=False, owner_perms=None),
+        "deactivated_owner": lambda: _bearer("gone", read_only=False, owner_active=False),
         "revoked": lambda: _bearer("old", read_only=False, revoked=True),
     }[kind]()
 

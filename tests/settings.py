@@ -3,7 +3,7 @@
 
 import os
 
-os.environ.setdefault("SECRET_KEY", "test-only-secret")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-" + "x" * 50)
 
 from flagged_cron_project.settings import *  # noqa: F403
 
@@ -21,5 +21,7 @@ STORAGES = {
 # Serve static files the way development does (looked up per request), so WhiteNoise does not
 # warn about a STATIC_ROOT that only `collectstatic` creates.
 WHITENOISE_AUTOREFRESH = True
-# Each test process keeps its own cache (tests/conftest.py empties it per test).
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Each test process keeps its own cache (tests/conftest.py empties it per test). A gunicorn
+# started by a test (tests/live_gunicorn.py) keeps the database cache its workers share.
+if not os.environ.get("FLAGGED_CRON_LIVE_SERVER"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

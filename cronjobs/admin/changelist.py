@@ -19,6 +19,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+# Far beyond any real history (100 rows a page): a page past the last is "no such page".
+MAX_PAGE = 10**7
+
 
 class LookaheadPaginator(Paginator):
     """Counts only as far as the next page: `count` is the rows before this page plus those on
@@ -29,7 +32,8 @@ class LookaheadPaginator(Paginator):
 
     def __init__(self, object_list, per_page: int, page_number: int = 1, **kwargs: Any):
         super().__init__(object_list, per_page, **kwargs)
-        self.page_number = max(page_number, 1)
+        # Clamped: ?p=99999999999999999999 would overflow the database's OFFSET.
+        self.page_number = min(max(page_number, 1), MAX_PAGE)
 
     @cached_property
     def count(self) -> int:
@@ -44,10 +48,8 @@ class LookaheadPaginator(Paginator):
 
 def page_number(request, default: int = 1) -> int:
     """The changelist's page number from ?p=, as the admin reads it."""
-    try:
-        return int(request.GET.get("p", default))
-    except ValueError:
-        return default
+    raw = request.GET.get("p", "")
+    return min(int(raw), MAX_PAGE) if raw.isascii() and raw.isdigit() else default
 
 
 def calendar_periods(first: dt.datetime, last: dt.datetime, kind: str) -> list[dt.datetime]:

@@ -1,12 +1,17 @@
-"""Admin for API tokens. Adding a token generates its secret and shows it once in a message;
-only the hash is stored, so the change form never shows it again."""
+"""Admin for API tokens. Adding a token generates its secret and shows it once, in the body of
+the page that answers the add form (never in a message, which travels in a cookie); only the
+hash is stored, so nothing shows it again. A token acts with its creator's permissions
+(cronjobs.actions.Actor.require): only a user who may change tasks can make a read-write one,
+and `read_only` cannot be changed after creation."""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from cronjobs import tokens
+from cronjobs import actions, tokens
 from cronjobs.models import ApiToken
 
 
@@ -31,16 +36,34 @@ class ApiTokenAdmin(admin.ModelAdmin):
             ("name", "read_only") if obj is None else ("name", "read_only", *self.readonly_fields)
         )
 
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None or not request.user.has_perm(actions.TASK_PERMISSION):
+            return ("read_only", *self.readonly_fields)  # fixed at creation; read-only default
+        return self.readonly_fields
+
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
+        if not obj.read_only and not request.user.has_perm(actions.TASK_PERMISSION):
+            raise PermissionDenied(f"a read-write token needs {actions.TASK_PERMISSION}")
         secret = tokens.new_secret()
         tokens.set_secret(obj, secret)
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        messages.warning(
-            request, f"Secret for {obj.name!r} (copy it now, it is not shown again): {secret}"
-        )
+        request.cronjobs_new_secret = secret  # for response_add, this request only
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """The secret in this page's body, once; no redirect, no message cookie."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"API token {obj.name!r} created",
+            "token": obj,
+            "secret": request.cronjobs_new_secret,
+            "opts": self.opts,
+        }
+        response = TemplateResponse(request, "admin/cronjobs/apitoken/secret.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):

@@ -58,8 +58,11 @@ class TaskLease:
         (or its process is gone on this very host). 3. On success, abandon the replaced run."""
         current, _ = Lease.objects.get_or_create(task=self.task)
         free = Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
-        if current.run_id and self._holder_is_dead_here(current):
-            free = Q()  # no need to wait for the lease to expire
+        reserved = bool(current.run_id) and current.run_id == self.run_id
+        if reserved or (current.run_id and self._holder_is_dead_here(current)):
+            # Reserved for this very run by a run-now request (`reserve` below), or its holder
+            # is gone: no need to wait for the lease to expire.
+            free = Q()
         taken = Lease.objects.filter(free, task=self.task, run_id=current.run_id).update(
             run_id=self.run_id,
             host=self.host,
@@ -70,7 +73,7 @@ class TaskLease:
         if not taken:
             return Taken(ok=False, holder=Lease.objects.filter(task=self.task).first())
         self.renewed_at = time.monotonic()
-        if current.run_id:
+        if current.run_id and not reserved:
             abandon_run(current)
             return Taken(ok=True, abandoned_run=current.run_id)
         return Taken(ok=True)
@@ -112,6 +115,29 @@ class TaskLease:
         except Exception:  # NoSuchProcess, AccessDenied, zombie: not a live runjob
             return True
         return "runjob" not in cmdline
+
+
+def reserve(task: Task, run_id: str, host: str, ttl: float | None = None) -> bool:
+    """Hold a free lease for a run that is about to start (run now): the run's own
+    `acquire()` takes it over, and everything else (another run-now, a cron invocation) sees
+    it held. False, changing nothing, when the lease is held. Lapses after the TTL if the run
+    never starts."""
+    current, _ = Lease.objects.get_or_create(task=task)
+    free = Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
+    ttl = ttl if ttl is not None else settings.CRONJOBS_LEASE_TTL
+    taken = Lease.objects.filter(free, task=task, run_id=current.run_id).update(
+        run_id=run_id, host=host, pid=None, acquired_at=Now(), expires_at=_db_now_plus(ttl)
+    )
+    if taken and current.run_id:
+        abandon_run(current)  # an expired holder, as in `acquire`
+    return bool(taken)
+
+
+def unreserve(task: Task, run_id: str) -> None:
+    """Give back a reservation whose run could not be started."""
+    Lease.objects.filter(task=task, run_id=run_id).update(
+        run_id="", host="", pid=None, expires_at=None
+    )
 
 
 def abandon_run(lease: Lease) -> int:

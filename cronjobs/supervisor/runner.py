@@ -385,14 +385,16 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def start_in_background(task_name: str, trigger: str, env: dict[str, str] | None = None) -> str:
+def start_in_background(
+    task_name: str, trigger: str, env: dict[str, str] | None = None, run_id: str = ""
+) -> str:
     """Start `manage.py runjob <task>` detached from the caller (admin or API "run now") and
     return its run id at once; the run records itself like any other.
 
     The run is started through `sh -c '"$@" &'`, which exits at once and is reaped here: the
     runjob process is then init's child, not ours, so a long-lived web worker never collects
     `<defunct>` entries for the runs it started."""
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     launcher = subprocess.Popen(
         [
             "/bin/sh",

@@ -2,11 +2,12 @@
 call, `parse_params` turns the query string into checked values, cronjobs.views.payloads builds the
 responses.
 
-Who may call: a staff session, or `Authorization: Bearer <token>` (cronjobs.tokens). Writes go
-through cronjobs.actions, whose one permission rule decides (a read-write token, or a staff
-user with `cronjobs.change_task`) and whose audit entry names the caller. Token requests
-carry no cookies, so they are exempt from CSRF; session requests are CSRF-checked like any
-Django form post.
+Who may call: a staff session, or `Authorization: Bearer <token>` (cronjobs.tokens). Every
+request, read or write, is decided by cronjobs.actions' one permission rule (`Actor.require`):
+reads need the view permission of the admin page showing the same rows, writes the change
+permission, a token acts with its creator's permissions, and writes are rate-limited. Token
+requests carry no cookies, so they are exempt from CSRF; session requests are CSRF-checked
+like any Django form post.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
-from django.urls import path
+from django.urls import Resolver404, path, resolve
 from django.utils import timezone
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
 from cronjobs import actions, tokens
@@ -56,8 +60,9 @@ def _bearer(request: HttpRequest) -> str | None:
     return secret.strip() if scheme.lower() == "bearer" else ""
 
 
-def check_access(request: HttpRequest, write: bool) -> None:
-    """Raise ApiError 401 (who are you?) or 403 (not allowed to do that)."""
+def check_access(request: HttpRequest, permission: str) -> None:
+    """Raise ApiError 401 (who are you?), or ActionError 403 (not allowed to do that) or 429
+    (too many writes)."""
     secret = _bearer(request)
     if secret is not None:
         token = tokens.authenticate(secret)
@@ -70,8 +75,7 @@ def check_access(request: HttpRequest, write: bool) -> None:
             raise ApiError(401, "authentication required: a staff session or a bearer token")
         if not (user.is_active and user.is_staff):
             raise ApiError(403, "staff access required")
-    if write:
-        actions.Actor.from_request(request, door="api").require(actions.TASK_PERMISSION)
+    actions.Actor.from_request(request, door="api").require(permission)
     if secret is None:
         _check_csrf(request)
 
@@ -89,34 +93,68 @@ def _check_csrf(request: HttpRequest) -> None:
         raise ApiError(403, "CSRF check failed: send the csrftoken cookie and X-CSRFToken")
 
 
-def authorize(method: str = "GET", write: bool = False) -> Callable:
+def authorize(method: str = "GET", write: bool = False, permission: str | None = None) -> Callable:
     """Wrap a view returning a dict: method, access and errors become JSON responses.
-    `method` may name several, e.g. "POST, DELETE"."""
-    allowed = [name.strip() for name in method.split(",")]
+    `permission` is what the caller needs (cronjobs.actions.Actor.require); by default `change_task`
+    for a write and `view_task` for a read. HEAD is served wherever GET is; `method` may name
+    several, e.g. "POST, DELETE"."""
+    needed = permission or (actions.TASK_PERMISSION if write else actions.VIEW_TASK_PERMISSION)
+    methods = tuple(name.strip() for name in method.split(","))
+    allowed = (*methods, "HEAD") if "GET" in methods else methods
 
     def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            try:
-                if request.method not in allowed:
-                    response = error(405, f"method {request.method} not allowed; use {method}")
-                    response["Allow"] = method
-                    return response
-                check_access(request, write)
-                result = view(request, *args, **kwargs)
-            except (ApiError, actions.ActionError) as exc:
-                return error(exc.status, exc.message)
-            except DatabaseError:
-                log.exception("API request failed on the database")
-                return error(503, "database unavailable, try again shortly")
-            if isinstance(result, HttpResponse):
-                return result
-            return JsonResponse(result, json_dumps_params={"ensure_ascii": False})
+            response = _respond(request, view, needed, allowed, args, kwargs)
+            if request.method == "HEAD":
+                response["Content-Length"] = str(len(response.content))
+                response.content = b""
+            return response
 
         return wrapper
 
     return decorate
+
+
+def _respond(
+    request: HttpRequest,
+    view: Callable[..., Any],
+    permission: str,
+    allowed: tuple[str, ...],
+    args: tuple,
+    kwargs: dict,
+) -> HttpResponse:
+    try:
+        if request.method not in allowed:
+            usable = ", ".join(name for name in allowed if name != "HEAD")
+            response = error(405, f"method {request.method} not allowed; use {usable}")
+            response["Allow"] = ", ".join(allowed)
+            return response
+        check_duplicates(request)
+        check_access(request, permission)
+        result = view(request, *args, **kwargs)
+    except actions.Throttled as exc:
+        response = error(exc.status, exc.message)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    except (ApiError, actions.ActionError) as exc:
+        return error(exc.status, exc.message)
+    except SuspiciousOperation as exc:  # e.g. more than DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return error(400, f"bad request: {exc}")
+    except DatabaseError:
+        log.exception("API request failed on the database")
+        return error(503, "database unavailable, try again shortly")
+    if isinstance(result, HttpResponse):
+        return result
+    return JsonResponse(result, json_dumps_params={"ensure_ascii": False})
+
+
+def check_duplicates(request: HttpRequest) -> None:
+    """A parameter given twice is ambiguous (which one wins depends on the reader): 400."""
+    for name, values in request.GET.lists():
+        if len(values) > 1:
+            raise ApiError(400, f"parameter {name!r} given {len(values)} times; give it once")
 
 
 def parse_params(request: HttpRequest, ranges: dict[str, tuple[int, int, int]]) -> dict[str, int]:
@@ -133,18 +171,23 @@ def parse_params(request: HttpRequest, ranges: dict[str, tuple[int, int, int]]) 
     return values
 
 
+ASCII_DIGITS = re.compile(r"-?[0-9]+")
+
+
 def _whole_number(name: str, raw: str, low: int, high: int) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ApiError(400, f"{name} must be a whole number from {low} to {high}") from None
+    """ASCII digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits."""
+    if not ASCII_DIGITS.fullmatch(raw):
+        raise ApiError(400, f"{name} must be a whole number from {low} to {high} (digits 0-9)")
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, f"{name} must be from {low} to {high}, not {value}")
     return value
 
 
 def _task(name: str) -> Task:
-    task = Task.objects.filter(name=name).first()
+    """The task named exactly `name`: MariaDB's collation compares case- and trailing-space-
+    insensitively, so the database's match is checked again here."""
+    task = next((t for t in Task.objects.filter(name=name) if t.name == name), None)
     if task is None:
         raise ApiError(404, f"unknown task {name!r}")
     return task
@@ -163,19 +206,19 @@ def task_detail(request: HttpRequest, name: str) -> dict:
     return payloads.tasks_payload(name)["tasks"][0]
 
 
-@authorize()
+@authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
 def status(request: HttpRequest) -> dict:
     parse_params(request, {})
     return payloads.status_payload()
 
 
-@authorize()
+@authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
 def metrics(request: HttpRequest) -> dict:
     params = parse_params(request, {"hours": (1, 720, 24)})
     return payloads.metrics_payload(params["hours"])
 
 
-@authorize()
+@authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
 def log_tail(request: HttpRequest) -> dict:
     params = parse_params(request, {"lines": (1, 5000, 100)})
     path = logs.daily_log_path()
@@ -264,9 +307,18 @@ def _snooze_end(params: dict[str, str]) -> datetime:
         raise ApiError(400, f"until: {exc}") from None
 
 
-@authorize()
-def not_found(request: HttpRequest, rest: str) -> dict:
-    raise ApiError(404, f"no API endpoint /api/{rest}")
+@csrf_exempt
+def not_found(request: HttpRequest, rest: str) -> HttpResponse:
+    """A path without its final slash is the endpoint with it (any method: a redirect would
+    turn a POST into a GET); anything else is a JSON 404, whoever asks."""
+    if not rest.endswith("/"):
+        try:
+            match = resolve(f"/api/{rest}/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not not_found:
+            return match.func(request, *match.args, **match.kwargs)
+    return error(404, f"no API endpoint /api/{rest}")
 
 
 urlpatterns = [
@@ -282,3 +334,10 @@ urlpatterns = [
     path("logs/", log_tail, name="api-logs"),
     path("<path:rest>", not_found),
 ]
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: JSON under /api/ and /metrics, Django's page elsewhere."""
+    if request.path.startswith("/api/") or request.path == "/metrics":
+        return error(400, f"bad request: {exception}")
+    return defaults.bad_request(request, exception)

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cronjobs import actions
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import counters, stats
 from cronjobs.views import api
@@ -148,7 +149,7 @@ def exposition() -> bytes:
     return generate_latest(registry)
 
 
-@api.authorize()
+@api.authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
 def metrics_view(request: HttpRequest) -> HttpResponse:
     api.parse_params(request, {})
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

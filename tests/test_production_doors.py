@@ -1,0 +1,258 @@
+"""The production doors, through a real gunicorn on a loopback port (tests/live_gunicorn.py):
+the access matrix of tests/test_api_auth.py for every URL and caller, run-now under a flood,
+every bad input as a JSON 4xx, and `check --deploy` with the documented production
+environment. Runs on SQLite and on MariaDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import psutil
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from cronjobs import tokens
+from cronjobs.models import Execution, Task
+from tests.api_fixtures import READ_PERMS, WRITE_PERMS
+from tests.helpers import ROOT, make_task, make_user, wait_for
+from tests.live_gunicorn import gunicorn
+from tests.test_api_auth import CALLERS, ENDPOINTS, expected_status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+def call(method: str, url: str, headers: dict[str, str] | None = None) -> Answer:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return Answer(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as exc:
+        return Answer(exc.code, dict(exc.headers), exc.read())
+
+
+def _session_headers(username: str, perms: tuple[str, ...], staff: bool = True) -> dict:
+    client = Client()
+    client.force_login(make_user(username, *perms, staff=staff))
+    session = client.cookies["sessionid"].value
+    return {"Cookie": f"sessionid={session}; csrftoken={'c' * 32}", "X-CSRFToken": "c" * 32}
+
+
+def _token_headers(name: str, read_only: bool, owner_perms=WRITE_PERMS, **owner) -> dict:
+    user = None
+    if owner_perms is not None:
+        user = make_user(f"{name}-owner", *owner_perms)
+        for field, value in owner.items():
+            setattr(user, field, value)
+        user.save()
+    _, secret = tokens.create_token(name, read_only=read_only, created_by=user)
+    if name == "old":
+        tokens.revoke(name)
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def caller_headers() -> dict[str, dict[str, str]]:
+    """Request headers for every caller of tests/api_fixtures.py, as real HTTP clients."""
+    return {
+        "anonymous": {},
+        "non_staff": _session_headers("shopper", (), staff=False),
+        "staff": _session_headers("nobody", ()),
+        "viewer": _session_headers("viewer", READ_PERMS),
+        "staff_writer": _session_headers("operator", WRITE_PERMS),
+        "read_only": _token_headers("grafana", read_only=True),
+        "read_write": _token_headers("deploy", read_only=False),
+        "orphan_token": _token_headers("cli", read_only=False, owner_perms=None),
+        "deactivated_owner": _token_headers("gone", read_only=False, is_active=False),
+        "revoked": _token_headers("old", read_only=False),
+    }
+
+
+def test_access_matrix_through_gunicorn(log_dir):
+    make_task("nightly")  # not declared on this host: an allowed run-now is refused with 409
+    headers = caller_headers()
+    assert set(headers) == set(CALLERS)
+    wrong = []
+    with gunicorn(log_dir) as base:
+        for method, url, permission in ENDPOINTS:
+            for caller in CALLERS:
+                Task.objects.filter(name="nightly").update(enabled=True)
+                answer = call(method, base + url, headers[caller])
+                expected = expected_status(caller, permission)
+                if expected == 200 and url.endswith("/run/"):
+                    expected = 409
+                if url.endswith("/enable/") and expected == 200:
+                    pass  # already enabled: still a 200 that changes nothing
+                json_error = method == "HEAD" or answer.status < 400 or "error" in answer.json()
+                if answer.status != expected or not json_error:
+                    wrong.append((method, url, caller, answer.status, expected))
+    assert wrong == []
+
+
+def test_run_now_flood_starts_exactly_one_run(log_dir):
+    call_command("synctasks", verbosity=0)
+    _, secret = tokens.create_token(
+        "deploy", read_only=False, created_by=make_user("ops", *WRITE_PERMS)
+    )
+    headers = {"Authorization": f"Bearer {secret}"}
+    with gunicorn(log_dir, workers=4) as base:
+        url = f"{base}/api/tasks/heartbeat/run/"
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(lambda _: call("POST", url, headers), range(20)))
+        runjobs = [p for p in psutil.process_iter(["cmdline"]) if _is_heartbeat_run(p)]
+        statuses = sorted(a.status for a in answers)
+        assert statuses.count(202) == 1, statuses
+        assert set(statuses) <= {202, 409, 429}, statuses
+        assert len(runjobs) <= 1
+        started = next(a.json() for a in answers if a.status == 202)
+        assert started["started"] is True
+        for answer in answers:
+            if answer.status == 429:
+                assert int(answer.headers["Retry-After"]) >= 1
+            if answer.status != 202:
+                assert "error" in answer.json()
+        wait_for(
+            lambda: Execution.objects.filter(run_id=started["run_id"]).exclude(
+                status=Execution.Status.RUNNING
+            ),
+            timeout=60,
+            what="the one heartbeat run to finish",
+        )
+    assert Execution.objects.filter(task__name="heartbeat").count() == 1
+
+
+def _is_heartbeat_run(process: psutil.Process) -> bool:
+    cmdline = process.info["cmdline"] or []
+    return "runjob" in cmdline and "heartbeat" in cmdline
+
+
+# (method, path): each must answer a JSON 4xx, never a 500 or an HTML page.
+BAD_INPUTS = [
+    ("GET", "/api/tasks/HEARTBEAT/"),
+    ("GET", "/api/tasks/Heartbeat/"),
+    ("GET", "/api/tasks/heartbeat%20/"),
+    ("POST", "/api/tasks/HEARTBEAT/disable/"),
+    ("POST", "/api/tasks/heartbeat%20/run/"),
+    ("GET", "/api/metrics/?hours=9999&hours=24"),
+    ("GET", "/api/metrics/?hours=24&hours=9999"),
+    ("GET", "/api/metrics/?hours=%EF%BC%92%EF%BC%94"),  # fullwidth 24
+    ("GET", "/api/metrics/?hours=%D9%A2%D9%A4"),  # Arabic-Indic 24
+    ("GET", "/api/metrics/?hours=+24"),
+    ("GET", "/api/metrics/?hours=%2024"),
+    ("GET", "/api/metrics/?hours=1_0"),
+    ("GET", "/api/metrics/?hours=99999999999999999999999"),
+    ("GET", "/api/metrics/?" + "x&" * 1001),  # more than DATA_UPLOAD_MAX_NUMBER_FIELDS
+    ("GET", "/api/logs/?lines=%F0%9F%92%A5"),
+    ("GET", "/api/status/?%ZZ=1"),
+    ("GET", "/api/tasks/%ZZ/"),
+    ("GET", "/api/tasks/" + "x" * 500 + "/"),
+    ("GET", "/api/tasks/nightly/run/"),
+    ("PUT", "/api/status/"),
+    ("GET", "/api/unknown/endpoint/"),
+    ("GET", "/metrics?hours=24"),
+]
+
+
+def test_every_bad_input_is_a_json_4xx_through_gunicorn(log_dir):
+    call_command("synctasks", verbosity=0)
+    make_task("nightly")
+    owner = make_user("ops", *WRITE_PERMS)
+    _, secret = tokens.create_token("deploy", read_only=False, created_by=owner)
+    headers = {"Authorization": f"Bearer {secret}"}
+    wrong = []
+    with gunicorn(log_dir, CRONJOBS_WRITE_RATE="1000") as base:
+        for method, path in BAD_INPUTS:
+            answer = call(method, base + path, headers)
+            is_json = answer.headers.get("Content-Type", "").startswith("application/json")
+            if not (400 <= answer.status < 500 and is_json and "error" in answer.json()):
+                wrong.append((method, path, answer.status, answer.body[:200]))
+        good = [
+            call("GET", f"{base}/api/tasks", headers).status,
+            call("HEAD", f"{base}/api/status/", headers).status,
+            call("GET", f"{base}/api/metrics/?hours=24", headers).status,
+        ]
+    assert wrong == []
+    assert good == [200, 200, 200]
+    assert Task.objects.get(name="heartbeat").enabled is True  # not disabled as "HEARTBEAT"
+
+
+def test_execution_list_clamps_an_absurd_page(admin_client):
+    for page in ("99999999999999999999", "-5", "abc", "٣"):
+        response = admin_client.get(f"/admin/cronjobs/execution/?p={page}")
+        assert response.status_code in (200, 302), page
+
+
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "p" * 20 + "r0duct10n-k3y-with-enough-var1ety-&-length!",
+    "ALLOWED_HOSTS": "cron.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://cron.example.com",
+    "SECURE_PROXY_SSL_HEADER": "1",
+    "SECURE_SSL_REDIRECT": "1",
+    "SESSION_COOKIE_SECURE": "1",
+    "CSRF_COOKIE_SECURE": "1",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "SECURE_HSTS_PRELOAD": "1",
+}
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    environ.update(DJANGO_SETTINGS_MODULE="flagged_cron_project.settings", **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_the_documented_production_environment():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_a_short_secret_key_stops_start_up():
+    result = _manage("check", **{**PRODUCTION_ENV, "SECRET_KEY": "short-key"})
+    assert result.returncode != 0
+    assert "SECRET_KEY is 9 characters; use at least 50" in result.stderr
+
+
+def test_a_database_url_that_does_not_parse_hides_its_password():
+    url = "mysql://root:hunter2-secret@db.example.com:notaport/flagged"
+    result = _manage("check", **{**PRODUCTION_ENV, "DATABASE_URL": url})
+    assert result.returncode != 0
+    assert "cannot be parsed" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_the_debug_page_settings_hide_database_and_token_credentials(settings):
+    from django.views.debug import SafeExceptionReporterFilter
+
+    settings.DATABASES["default"]["PASSWORD"] = "hunter2"
+    safe = SafeExceptionReporterFilter().get_safe_settings()
+    assert "hunter2" not in repr(safe)
+    assert "DATABASE_URL" not in safe  # only DATABASES, whose PASSWORD is masked
+    assert "hunter2" not in SafeExceptionReporterFilter().cleanse_setting(
+        "HTTP_AUTHORIZATION", "Bearer hunter2"
+    )
