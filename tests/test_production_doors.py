@@ -249,7 +249,8 @@ def test_a_database_url_that_does_not_parse_hides_its_password():
 def test_the_debug_page_settings_hide_database_and_token_credentials(settings):
     from django.views.debug import SafeExceptionReporterFilter
 
-    settings.DATABASES["default"]["PASSWORD"] = "hunter2"
+    # A copy: the connection shares the original dict, and a later test would log in with it.
+    settings.DATABASES = {"default": {**settings.DATABASES["default"], "PASSWORD": "hunter2"}}
     safe = SafeExceptionReporterFilter().get_safe_settings()
     assert "hunter2" not in repr(safe)
     assert "DATABASE_URL" not in safe  # only DATABASES, whose PASSWORD is masked
