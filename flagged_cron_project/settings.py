@@ -223,10 +223,14 @@ CRONJOBS_HOST = os.environ.get("CRONJOBS_HOST", "").strip() or socket.gethostnam
 CRONJOBS_KILL_GRACE = envint("CRONJOBS_KILL_GRACE", 5, minimum=0)
 CRONJOBS_OUTPUT_TAIL = envint("CRONJOBS_OUTPUT_TAIL", 64 * 1024, minimum=1024)
 CRONJOBS_LEASE_TTL = envint("CRONJOBS_LEASE_TTL", 60, minimum=2)
+# How often a running supervisor renews its lease and looks for a stop request (seconds).
+CRONJOBS_LEASE_BEAT = envint("CRONJOBS_LEASE_BEAT", 2, minimum=1)
 CRONJOBS_CIRCUIT_THRESHOLD = envint("CRONJOBS_CIRCUIT_THRESHOLD", 5, minimum=1)
 CRONJOBS_CIRCUIT_WINDOW = envint("CRONJOBS_CIRCUIT_WINDOW", 3600, minimum=1)
 CRONJOBS_CIRCUIT_COOLDOWN = envint("CRONJOBS_CIRCUIT_COOLDOWN", 3600, minimum=1)
 CRONJOBS_LATE_GRACE = envint("CRONJOBS_LATE_GRACE", 300, minimum=0)
+# Daily log files older than this are deleted by prune_history; older than a day, gzipped.
+CRONJOBS_LOG_RETENTION_DAYS = envint("CRONJOBS_LOG_RETENTION_DAYS", 30, minimum=1)
 
 # Alerts (docs/configuration.md, "Alerts and email").
 ALERT_EMAILS = envlist("ALERT_EMAILS")

@@ -42,6 +42,7 @@ def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[
     timeout=600,
     priority=1,
     memory_limit=MEMORY_LIMIT,
+    catch_up=True,  # missed at 07:05 (host down): a late list beats no list
     description="Flag the products each outlet's staff count today.",
 )
 def generate_daily_products(ctx: JobContext) -> None:
@@ -75,6 +76,7 @@ def refresh_leaderboard(ctx: JobContext) -> None:
     timeout=300,
     priority=3,
     memory_limit=MEMORY_LIMIT,
+    after=["refresh_leaderboard"],  # badges read the board: award them on a fresh one
     description="Award counting badges.",
 )
 def check_achievements(ctx: JobContext) -> None:

@@ -20,6 +20,7 @@ OUTCOME_COLOURS = {
     "timed_out": "#8e24aa",
     "memory_exceeded": "#6d4c41",
     "abandoned": "#37474f",
+    "cancelled": "#9e9e9e",
     "skipped": "#ef6c00",
     "running": "#1565c0",
 }
