@@ -86,7 +86,7 @@ class TaskAdmin(admin.ModelAdmin):
     list_editable = ("enabled",)
     list_filter = ("enabled", "kind", ("retired_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "description")
-    actions = ("enable", "disable", "run_now", "reset_circuit", "snooze", "unsnooze")
+    actions = ("enable", "disable", "run_now", "stop", "reset_circuit", "snooze", "unsnooze")
     action_form = SnoozeActionForm
     change_form_template = "admin/cronjobs/task/change_form.html"
     fieldsets = (
@@ -237,6 +237,25 @@ class TaskAdmin(admin.ModelAdmin):
                 request,
                 format_html(
                     '{} started in the background: <a href="{}">run {}</a>',
+                    task.name,
+                    run_url(run_id),
+                    run_id[:8],
+                ),
+            )
+
+    @admin.action(description="Stop the selected tasks' runs", permissions=["change"])
+    def stop(self, request, queryset) -> None:
+        actor = actions.Actor.from_request(request)
+        for task in queryset:
+            try:
+                run_id = actions.stop(actor, task)
+            except actions.ActionError as exc:
+                self.message_user(request, f"Not stopped: {exc.message}.", messages.WARNING)
+                continue
+            self.message_user(
+                request,
+                format_html(
+                    '{}: stop requested for <a href="{}">run {}</a>; it ends within seconds.',
                     task.name,
                     run_url(run_id),
                     run_id[:8],
