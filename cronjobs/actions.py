@@ -185,8 +185,15 @@ def run_now(actor: Actor, task: Task) -> str:
         raise Refused(f"task {task.name!r} is retired: it is no longer declared")
     if not task.enabled:
         raise Refused(f"task {task.name!r} is disabled: enable it first")
-    if registry.get(task.name) is None:
+    spec = registry.get(task.name)
+    if spec is None:
         raise Refused(f"task {task.name!r} is not declared on this host: run synctasks")
+    if not spec.may_run_on(settings.CRONJOBS_HOST):
+        where = ", ".join(spec.hosts)
+        raise Refused(
+            f"task {task.name!r} runs on {where} only, not on {settings.CRONJOBS_HOST}: "
+            "start it from one of those hosts"
+        )
     trigger = TRIGGERS[actor.door]
     run_id = runner.new_run_id()
     if not lease.reserve(task, run_id, host=f"run-now:{settings.CRONJOBS_HOST}"):

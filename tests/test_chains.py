@@ -139,3 +139,16 @@ def test_unknown_upstreams_and_cycles_fail_check_and_runjob_exits_2(
     assert run.returncode == 2
     assert problem in run.stderr
     assert not Execution.objects.filter(task__name=task).exists()
+
+
+def test_the_admin_task_page_links_upstream_and_downstream_tasks(chain, client):
+    from tests.helpers import make_user
+
+    chain("synctasks")
+    client.force_login(make_user("reader", "view_task"))
+    badges = Task.objects.get(name="badges")
+    page = client.get(f"/admin/cronjobs/task/{badges.pk}/change/").content.decode()
+    board = Task.objects.get(name="board")
+    weekly = Task.objects.get(name="weekly")
+    assert f'href="/admin/cronjobs/task/{board.pk}/change/">board</a>' in page  # runs after
+    assert f'href="/admin/cronjobs/task/{weekly.pk}/change/">weekly</a>' in page  # runs before
