@@ -149,3 +149,37 @@ def test_export_csv_downloads_the_filtered_rows(page, operator):
         rows = list(csv.DictReader(fh))
     assert {r["run_id"] for r in rows} == expected
     assert {r["task"] for r in rows} == {"heartbeat"}
+
+
+def test_running_now_panel_and_stop_from_the_admin(page, operator):
+    import subprocess
+    import sys
+
+    runjob = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "runjob", "test_sleep"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        mine = Execution.objects.filter(task__name="test_sleep", pid=runjob.pid)
+        wait_for(lambda: mine.filter(status="running").exists())
+        log_in(page)
+        page.goto("/admin/cronjobs/task/")
+        panel_row = page.locator("#fc-running-rows tr[data-task=test_sleep]")
+        panel_row.wait_for()
+        assert str(runjob.pid) in panel_row.inner_text()
+        assert "1 of 1" in panel_row.inner_text() and "/ 10 min 0 s" in panel_row.inner_text()
+        assert "MiB" in panel_row.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "task-list-running.png"), full_page=True)
+        page.locator("#result_list tr", has_text="test_sleep").locator(".action-select").check()
+        page.select_option("select[name=action]", "stop")
+        page.click("button[name=index]")
+        page.wait_for_selector(".messagelist li:has-text('stop requested')")
+        assert runjob.wait(timeout=20) == 1
+    finally:
+        runjob.kill()
+    row = mine.get()
+    assert (row.status, row.stopped_by) == ("cancelled", "operator")
+    page.locator("#fc-running-rows", has_text="Nothing is running.").wait_for()
+    page.goto("/admin/dashboard/")
+    page.locator("#fc-running-rows", has_text="Nothing is running.").wait_for()
