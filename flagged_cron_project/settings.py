@@ -20,7 +20,12 @@ from cronjobs.schedules import system_time_zone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# Values already in the environment win over the file, so a test or a crontab line can override.
+# Values already in the environment win over the files, so a test or a crontab line can override.
+# CRONJOBS_ENV_FILE names a second file, read first (`manage.py crontab add --env-file PATH` puts
+# it on the installed lines, so cron reads the same settings without any secret in the crontab).
+CRONJOBS_ENV_FILE = os.environ.get("CRONJOBS_ENV_FILE", "").strip()
+if CRONJOBS_ENV_FILE:
+    load_dotenv(CRONJOBS_ENV_FILE, override=False)
 load_dotenv(BASE_DIR / ".env", override=False)
 
 _TRUE = {"1", "true", "yes", "on"}
