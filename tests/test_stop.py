@@ -17,7 +17,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 TASKS = """
 [tasks.stubborn]
-command = ["sh", "-c", "echo $$ > $FC_TEST_DIR/job.pid; trap '' TERM; while true; do sleep 0.1; done"]
+command = [
+    "sh",
+    "-c",
+    "echo $$ > $FC_TEST_DIR/job.pid; trap '' TERM; while true; do sleep 0.1; done",
+]
 pass_env = ["FC_TEST_DIR"]
 timeout = 120
 max_attempts = 3
