@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from cronjobs.models import Lease, Task
+from cronjobs.supervisor.registry import TaskSpec, build_spec
 from tests.api_fixtures import CALLERS, READ_PERMS, WRITE_PERMS, client_for, post_with_csrf
 from tests.helpers import ago, make_task
 
@@ -53,6 +54,11 @@ def cells():
     return [(m, u, p, c) for m, u, p in ENDPOINTS for c in CALLERS]
 
 
+def declared(name: str) -> TaskSpec:
+    """Any name is a declared task, runnable on this host (run-now's starts are stubbed)."""
+    return build_spec(name, "callable", "tests.jobsapp.jobs:succeed", {"timeout": 5}, "test")
+
+
 @pytest.fixture
 def task(db):
     return make_task("nightly")
@@ -66,7 +72,7 @@ def no_processes(monkeypatch):
         "cronjobs.supervisor.runner.start_in_background",
         lambda *a, **k: started.append(a) or k.get("run_id"),
     )
-    monkeypatch.setattr("cronjobs.actions.registry.get", lambda name: object())
+    monkeypatch.setattr("cronjobs.actions.registry.get", declared)
     return started
 
 
