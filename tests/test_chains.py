@@ -152,3 +152,17 @@ def test_the_admin_task_page_links_upstream_and_downstream_tasks(chain, client):
     weekly = Task.objects.get(name="weekly")
     assert f'href="/admin/cronjobs/task/{board.pk}/change/">board</a>' in page  # runs after
     assert f'href="/admin/cronjobs/task/{weekly.pk}/change/">weekly</a>' in page  # runs before
+
+
+def test_a_downstream_attempt_links_the_upstream_run_in_the_admin_and_the_api(chain, client):
+    from tests.helpers import make_user
+
+    chain("runjob", "board")
+    (board,) = rows("board")
+    (digest,) = rows("digest")
+    client.force_login(make_user("reader", "view_execution", "view_task"))
+    page = client.get(f"/admin/cronjobs/execution/{digest.pk}/change/").content.decode()
+    assert f'?run_id={board.run_id}">{board.run_id[:8]}</a>' in page
+    api = client.get("/api/tasks/digest/").json()
+    assert api["last_run"]["upstream_run_id"] == board.run_id
+    assert api["after"] == ["board"]

@@ -63,6 +63,8 @@ def execution_dict(row: Execution | None) -> dict[str, Any] | None:
         "memory_added_bytes": row.memory_added_bytes,
         "job_memory_bytes": row.job_memory_bytes,
         "error": row.error,
+        "upstream_run_id": row.upstream_run_id or None,
+        "stopped_by": row.stopped_by or None,
     }
 
 
