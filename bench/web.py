@@ -115,6 +115,7 @@ def main() -> None:
     while fetch(f"{base}/api/status/", api) == 0:
         time.sleep(0.2)
     latencies: list[float] = []
+    by_path: dict[str, list[float]] = {path: [] for path in PATHS}
     errors: list[int] = []
     lock = threading.Lock()
     deadline = time.monotonic() + args.seconds
@@ -128,6 +129,7 @@ def main() -> None:
             status = fetch(base + path, api if path.startswith("/api/") else admin)
             with lock:
                 latencies.append(time.monotonic() - began)
+                by_path[path].append(latencies[-1])
                 if status != 200:
                     errors.append(status)
 
@@ -147,6 +149,13 @@ def main() -> None:
         f"latency p50 {cuts[49] * 1000:.0f} ms, p95 {cuts[94] * 1000:.0f} ms, "
         f"p99 {cuts[98] * 1000:.0f} ms"
     )
+    for path, times in by_path.items():
+        if len(times) >= 2:
+            each = statistics.quantiles(times, n=100)
+            print(
+                f"  {path}: {len(times)} served, p50 {each[49] * 1000:.0f} ms, "
+                f"p95 {each[94] * 1000:.0f} ms"
+            )
     print(f"errors: {len(errors)} {sorted(set(errors))}")
     print(f"peak memory of the web host (master + workers, RSS): {peak / 2**20:.0f} MiB")
 
