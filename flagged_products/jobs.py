@@ -1,5 +1,6 @@
 """The five Flagged Products jobs (docs/domain.md), with the old system's schedules,
-timeouts, priorities and success targets (> 99 %, insights > 95 %). Each is idempotent: retries and overlapping hosts may run it again.
+timeouts, priorities and success targets (> 99 %, insights > 95 %). Each is idempotent:
+retries and overlapping hosts may run it again.
 
 The work lives in the module named after each job; these wrappers time it and print one summary
 line, which lands in the attempt's output and the daily log (bench/flagged_jobs.py reads the time
