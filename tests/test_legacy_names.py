@@ -62,10 +62,8 @@ def test_manage_check_prints_a_warning_naming_the_new_key(manage, tmp_path):
     path.write_text(V2_TASK)
     result = manage("check", env_extra={"CRONJOBS_TASKS_FILE": str(path)})
     assert result.returncode == 0, result.stderr
-    assert (
-        "(cronjobs.W001) task 'stock_sync': max_retries: is the Smart Cron V2 name: use max_attempts"
-        in (result.stderr)
-    )
+    warning = "task 'stock_sync': max_retries: is the Smart Cron V2 name: use max_attempts"
+    assert f"(cronjobs.W001) {warning}" in result.stderr
     assert "enable_circuit_breaker: is the Smart Cron V2 name: use circuit_breaker" in result.stderr
 
 

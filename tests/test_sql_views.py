@@ -134,7 +134,8 @@ def test_daily_trends_query_uses_the_session_dates(history):
 def test_daily_trends_view_matches_stats_daily_trends(history):
     steady = history[0]
     rows = query(
-        "SELECT * FROM vw_flagged_products_cron_daily_trends WHERE task_name = 'flagged_products_v_steady' "
+        "SELECT * FROM vw_flagged_products_cron_daily_trends "
+        "WHERE task_name = 'flagged_products_v_steady' "
         "AND execution_date > DATE_SUB(CURDATE(), INTERVAL 30 DAY)"
     )
     with timezone.override("UTC"):  # the test session's zone is the server's: UTC
@@ -161,7 +162,8 @@ def test_recent_executions_query(history):
 @pytest.mark.mariadb
 def test_created_at_is_shown_in_the_session_time_zone(history):
     now = history[2]
-    sql = "SELECT created_at FROM flagged_products_cron_metrics WHERE task_name = 'flagged_products_v_steady' "
+    sql = "SELECT created_at FROM flagged_products_cron_metrics "
+    sql += "WHERE task_name = 'flagged_products_v_steady' "
     sql += "ORDER BY created_at DESC LIMIT 1"
     utc = query(sql)[0]["created_at"]
     auckland_summer = query(sql, time_zone="+13:00")[0]["created_at"]
