@@ -34,7 +34,7 @@ ROWS = [
         "Timeout after 180s",
         2,
         "2026-11-20 02:30:03",
-    ],  # fmt: skip
+    ],
     [3, "flagged_products_legacy_export", 1, 12.25, 67108864, "", 0, "2026-11-21 03:00:00"],
     [4, "nightly_backup", 1, 60, "NULL", "", 0, "2026-11-21T03:00:00+00:00"],
 ]
@@ -177,8 +177,11 @@ def test_imported_days_show_in_the_dashboards_cached_figures(tmp_path, settings)
     before = rollups.daily(30)  # caches the closed days
     task = Task.objects.get(name="refresh_store_stats")
     assert not [t for t in before if t.task_id == task.id and t.finished]
-    rows = [["flagged_products_refresh_store_stats", 1, 5.0, 1024, day.strftime("%Y-%m-%d %H:%M:%S")],
-            ["flagged_products_refresh_store_stats", 0, 9.0, 2048, day.strftime("%Y-%m-%d %H:%M:%S")]]  # fmt: skip
+    when = day.strftime("%Y-%m-%d %H:%M:%S")
+    rows = [
+        ["flagged_products_refresh_store_stats", 1, 5.0, 1024, when],
+        ["flagged_products_refresh_store_stats", 0, 9.0, 2048, when],
+    ]
     header = ["task_name", "success", "execution_time", "memory_used", "created_at"]
     import_file(v2_file(tmp_path, rows, header), time_zone=dt.UTC)
     after = [t for t in rollups.daily(30) if t.task_id == task.id and t.finished]
