@@ -154,7 +154,8 @@ class LegacyMetricsResource(resources.ModelResource):
         attempt          -> attempt (optional; or retry_count + 1; else 1)
 
     Every row becomes a finished execution with trigger `imported` and host `legacy`. Its
-    run_id is a hash of the row's values, so importing the same rows again adds nothing."""
+    run_id is its UTC time (yymmddHHMMSS) and a hash of the row's values, so importing the same
+    rows again adds nothing."""
 
     task = fields.Field(
         attribute="task", column_name="task", widget=widgets.ForeignKeyWidget(Task, "name")
@@ -219,8 +220,11 @@ class LegacyMetricsResource(resources.ModelResource):
             str(v)
             for v in (legacy_task, finished.isoformat(), duration, memory, success, attempt, error)
         )
+        digest = hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()
         return {
-            "run_id": hashlib.md5(key.encode(), usedforsecurity=False).hexdigest(),
+            # Time first (digits, so still hex): rows of a file in time order go into the
+            # run_id indexes near each other, and a 500,000-row import stays fast.
+            "run_id": finished.astimezone(dt.UTC).strftime("%y%m%d%H%M%S") + digest[:20],
             "attempt": attempt,
             "task": name,
             "trigger": Execution.Trigger.IMPORTED,

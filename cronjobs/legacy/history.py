@@ -8,8 +8,9 @@ the same the admin's Import button uses; this module only reads big files fast:
    number and column, up to MAX_ERRORS of them) stops the import before anything is written;
 2. unknown tasks are created, retired;
 3. a writing pass streams the file again and inserts CHUNK rows at a time, one transaction per
-   chunk, leaving out rows whose run_id (a hash of the row) is already there: a re-import adds
-   nothing, and an import stopped half-way is finished by running it again;
+   chunk, and the database leaves out rows whose (run_id, attempt) is already there (INSERT
+   IGNORE; run_id is a hash of the row): a re-import adds nothing, and an import stopped
+   half-way is finished by running it again;
 4. the daily figures of the dashboard are recomputed (reporting.rollups.forget).
 
 CSV and TSV are read line by line (the csv module); XLSX goes through tablib and openpyxl,
@@ -138,9 +139,11 @@ def cleaned(path: Path, fmt: str, resource: LegacyMetricsResource) -> Iterator[d
         yield values
 
 
-def validate(path: Path, fmt: str, resource: LegacyMetricsResource) -> Report:
+def validate(
+    path: Path, fmt: str, resource: LegacyMetricsResource, count_existing: bool = True
+) -> Report:
     """The dry run: every row checked, nothing written. Raises ImportFailed listing the bad
-    rows; otherwise counts what an import would add."""
+    rows; otherwise counts what an import would add (with `count_existing`)."""
     report, problems, more, tasks = Report(), [], 0, set()
     chunk: list[dict[str, Any]] = []
     for number, row in read_lines(path, fmt):
@@ -157,7 +160,8 @@ def validate(path: Path, fmt: str, resource: LegacyMetricsResource) -> Report:
             continue
         tasks.add(values["task"])
         _widen(report, values["finished_at"])
-        chunk.append(values)
+        if count_existing:
+            chunk.append(values)
         if len(chunk) == CHUNK:
             report.already_there += len(_existing(chunk))
             chunk = []
@@ -176,7 +180,7 @@ def import_file(
     """Validate the whole file, then (unless dry_run) write it; see the module doc."""
     fmt = file_format(path, fmt)
     resource = LegacyMetricsResource(time_zone=time_zone)
-    report = validate(path, fmt, resource)
+    report = validate(path, fmt, resource, count_existing=dry_run)
     if dry_run:
         return report
     ensure_tasks(report.new_tasks)
@@ -245,30 +249,28 @@ class Inserter:
                 full[i] = prepare(full[i], connection)
         return full
 
-    def insert(self, rows: list[list[Any]]) -> None:
+    def insert(self, rows: list[list[Any]]) -> int:
+        """Insert what is not there yet (the unique run_id and attempt); returns how many."""
         with connection.cursor() as cursor:
             cursor.executemany(self.sql, rows)
+            return max(cursor.rowcount, 0)
 
 
 def _write(chunk: list[dict[str, Any]], task_ids: dict[str, int], report: Report) -> None:
     if not chunk:
         return
     inserter = _inserter()
-    with transaction.atomic():
-        there = _existing(chunk)
-        seen: set[tuple[str, int]] = set()
-        new = []
-        for values in chunk:
-            key = (values["run_id"], values["attempt"])
-            if key in there or key in seen:
-                continue
+    seen: set[tuple[str, int]] = set()
+    new = []
+    for values in chunk:
+        key = (values["run_id"], values["attempt"])
+        if key not in seen:
             seen.add(key)
             new.append(inserter.row({**values, "task_id": task_ids[values["task"]]}))
-        # Conflicts ignored too: another import of the same file may be running.
-        if new:
-            inserter.insert(new)
-    report.added += len(new)
-    report.already_there += len(chunk) - len(new)
+    with transaction.atomic():
+        added = inserter.insert(new)
+    report.added += added
+    report.already_there += len(chunk) - added
 
 
 _inserters: dict[str, Inserter] = {}
