@@ -19,7 +19,8 @@ from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 from cronjobs.admin.changelist import LookaheadPaginator, page_number
 from cronjobs.admin.display import ControlRoomMedia, execution_url, run_url, seconds
 from cronjobs.admin.export import StreamingExportMixin
-from cronjobs.admin.resources import ExecutionResource, LegacyMetricsResource
+from cronjobs.admin.resources import ExecutionResource
+from cronjobs.legacy.resource import LegacyMetricsResource
 from cronjobs.models import Execution, Task
 from cronjobs.reporting import rollups
 from cronjobs.supervisor.registry import format_size

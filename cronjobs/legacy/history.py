@@ -1,7 +1,7 @@
 """`manage.py import_legacy_metrics`: Smart Cron V2 history (flagged_products_cron_metrics rows,
 exported as CSV, as TSV by `mysql -B`, or as XLSX) into the execution history, in bounded memory.
 
-The column mapping and the row checks are LegacyMetricsResource's (cronjobs/admin/resources.py),
+The column mapping and the row checks are LegacyMetricsResource's (cronjobs/legacy/resource.py),
 the same the admin's Import button uses; this module only reads big files fast:
 
 1. a validation pass streams the file and cleans every row; any bad row (reported with its line
@@ -36,7 +36,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.db.models.constants import OnConflict
 
-from cronjobs.admin.resources import LegacyMetricsResource, RowError, ensure_tasks
+from cronjobs.legacy.resource import LegacyMetricsResource, RowError, ensure_tasks
 from cronjobs.models import Execution, Task
 from cronjobs.reporting import rollups
 
@@ -99,7 +99,7 @@ def read_lines(path: Path, fmt: str) -> Iterator[Line]:
 
 
 def _xlsx_lines(path: Path) -> Iterator[Line]:
-    import tablib
+    import tablib  # type: ignore[import-untyped]
 
     with path.open("rb") as handle:
         data = tablib.Dataset().load(handle.read(), format="xlsx")
@@ -144,7 +144,9 @@ def validate(
 ) -> Report:
     """The dry run: every row checked, nothing written. Raises ImportFailed listing the bad
     rows; otherwise counts what an import would add (with `count_existing`)."""
-    report, problems, more, tasks = Report(), [], 0, set()
+    report, more = Report(), 0
+    problems: list[str] = []
+    tasks: set[str] = set()
     chunk: list[dict[str, Any]] = []
     for number, row in read_lines(path, fmt):
         report.rows += 1
@@ -253,7 +255,7 @@ class Inserter:
         """Insert what is not there yet (the unique run_id and attempt); returns how many."""
         with connection.cursor() as cursor:
             cursor.executemany(self.sql, rows)
-            return max(cursor.rowcount, 0)
+            return max(int(cursor.rowcount), 0)
 
 
 def _write(chunk: list[dict[str, Any]], task_ids: dict[str, int], report: Report) -> None:
