@@ -46,13 +46,17 @@ def daily(days: int, now: dt.datetime | None = None) -> list[stats.DailyTrend]:
 
 
 def _cached(days: int, moment: dt.datetime, ttl: int) -> list[stats.DailyTrend]:
-    generation = cache.get(GENERATION_KEY, 0)
-    key = f"cronjobs:daily:{generation}:{days}:{moment.date().isoformat()}"
+    key = cache_key(days, moment.date())
     trends: list[stats.DailyTrend] | None = cache.get(key)
     if trends is None:
         trends = stats.daily_trends(days, moment)
         cache.set(key, trends, ttl)
     return trends
+
+
+def cache_key(days: int, day: dt.date) -> str:
+    """Where `days` days of figures ending on `day` are cached, in the current generation."""
+    return f"cronjobs:daily:{cache.get(GENERATION_KEY, 0)}:{days}:{day.isoformat()}"
 
 
 def forget() -> None:
