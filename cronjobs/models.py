@@ -139,6 +139,7 @@ class Execution(models.Model):
         MANUAL = "manual"
         ADMIN = "admin"
         API = "api"
+        IMPORTED = "imported"  # history loaded from Smart Cron V2 (import_legacy_metrics)
 
     FAILURES = (Status.FAILED, Status.TIMED_OUT, Status.MEMORY_EXCEEDED, Status.ABANDONED)
 

@@ -229,6 +229,9 @@ CRONJOBS_CIRCUIT_COOLDOWN = envint("CRONJOBS_CIRCUIT_COOLDOWN", 3600, minimum=1)
 CRONJOBS_LATE_GRACE = envint("CRONJOBS_LATE_GRACE", 300, minimum=0)
 # The dashboard's figures are rendered at most once per this many seconds for all workers.
 CRONJOBS_DASHBOARD_CACHE_SECONDS = envint("CRONJOBS_DASHBOARD_CACHE_SECONDS", 15, minimum=0)
+# Smart Cron V2 names (docs/migrating.md): the compatibility views show task_name with this
+# prefix, and `import_legacy_metrics` strips it. Lower-case letters, digits and _ only.
+CRONJOBS_LEGACY_PREFIX = os.environ.get("CRONJOBS_LEGACY_PREFIX", "flagged_products_").strip()
 
 # Alerts (docs/configuration.md, "Alerts and email").
 ALERT_EMAILS = envlist("ALERT_EMAILS")

@@ -1,5 +1,7 @@
 """The execution history: read-only, searchable, exportable, built for millions of rows
-(cronjobs/admin/changelist.py explains the paginator, cronjobs/admin/export.py the export)."""
+(cronjobs/admin/changelist.py explains the paginator, cronjobs/admin/export.py the export).
+Superusers also get an Import button for Smart Cron V2 history (LegacyMetricsResource: a dry
+run first, then confirm; `manage.py import_legacy_metrics` for big files)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,17 @@ from django.db.models import Q
 from django.template.defaultfilters import truncatechars
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from import_export.admin import ImportMixin
+from import_export.formats import base_formats
 from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 
 from cronjobs.admin.changelist import LookaheadPaginator, page_number
 from cronjobs.admin.display import ControlRoomMedia, execution_url, run_url, seconds
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import ExecutionResource
+from cronjobs.legacy.resource import LegacyMetricsResource
 from cronjobs.models import Execution, Task
+from cronjobs.reporting import rollups
 from cronjobs.supervisor.registry import format_size
 from cronjobs.templatetags.cronjobs_admin import badge
 
@@ -34,7 +40,7 @@ class HistoryChangeList(ChangeList):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
+class ExecutionAdmin(ImportMixin, StreamingExportMixin, admin.ModelAdmin):
     list_display = (
         "started_at",
         "task",
@@ -71,6 +77,8 @@ class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
     paginator = LookaheadPaginator
     actions = None
     resource_classes = [ExecutionResource]
+    import_formats = [base_formats.CSV, base_formats.TSV, base_formats.XLSX]
+    import_export_change_list_template = "admin/import_export/change_list_import_export.html"
     change_list_template = "admin/cronjobs/execution/change_list.html"
     fieldsets = (
         (None, {"fields": ("task_link", "status_badge", "skip_reason", "error", "run_attempts")}),
@@ -107,6 +115,17 @@ class ExecutionAdmin(StreamingExportMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_import_permission(self, request) -> bool:
+        """Importing writes history no runner recorded: superusers only."""
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def get_import_resource_classes(self, request):
+        return [LegacyMetricsResource]
+
+    def process_result(self, result, request):
+        rollups.forget()  # the dashboard's cached days now include the imported rows
+        return super().process_result(result, request)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # history is written by the runner only
