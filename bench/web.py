@@ -86,6 +86,24 @@ def tree_rss(pid: int) -> int:
         return 0
 
 
+def cpu_seconds(processes: list) -> float:
+    """User plus system CPU time of these processes so far (0 for one that is gone)."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except Exception:  # psutil.NoSuchProcess, AccessDenied
+            continue
+        total += times.user + times.system
+    return total
+
+
+def database_processes() -> list:
+    import psutil
+
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] in {"mariadbd", "mysqld"}]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -115,6 +133,7 @@ def main() -> None:
     while fetch(f"{base}/api/status/", api) == 0:
         time.sleep(0.2)
     latencies: list[float] = []
+    by_path: dict[str, list[float]] = {path: [] for path in PATHS}
     errors: list[int] = []
     lock = threading.Lock()
     deadline = time.monotonic() + args.seconds
@@ -128,16 +147,31 @@ def main() -> None:
             status = fetch(base + path, api if path.startswith("/api/") else admin)
             with lock:
                 latencies.append(time.monotonic() - began)
+                by_path[path].append(latencies[-1])
                 if status != 200:
                     errors.append(status)
 
+    import psutil
+
     peak = 0
+    web = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    database = database_processes()
+    machine_before = psutil.cpu_times()
+    web_before, database_before = cpu_seconds(web), cpu_seconds(database)
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
     for thread in threads:
         thread.start()
     while any(t.is_alive() for t in threads):
         peak = max(peak, tree_rss(server.pid))
         time.sleep(0.2)
+    web_cpu = cpu_seconds(web) - web_before
+    database_cpu = cpu_seconds(database) - database_before
+    machine_after = psutil.cpu_times()
+    busy = sum(machine_after) - sum(machine_before)
+    idle = (machine_after.idle + machine_after.iowait) - (
+        machine_before.idle + machine_before.iowait
+    )
+    others = busy - idle - web_cpu - database_cpu
     server.terminate()
     server.wait()
     cuts = statistics.quantiles(latencies, n=100)
@@ -146,6 +180,19 @@ def main() -> None:
     print(
         f"latency p50 {cuts[49] * 1000:.0f} ms, p95 {cuts[94] * 1000:.0f} ms, "
         f"p99 {cuts[98] * 1000:.0f} ms"
+    )
+    for path, times in by_path.items():
+        if len(times) >= 2:
+            each = statistics.quantiles(times, n=100)
+            print(
+                f"  {path}: {len(times)} served, p50 {each[49] * 1000:.0f} ms, "
+                f"p95 {each[94] * 1000:.0f} ms"
+            )
+    served = max(len(latencies), 1)
+    print(
+        f"CPU per request: web host {web_cpu / served * 1000:.1f} ms, database "
+        f"{database_cpu / served * 1000:.1f} ms; everything else on the machine (these "
+        f"clients included) {others:.1f} CPU-s over the run, {idle:.1f} CPU-s idle"
     )
     print(f"errors: {len(errors)} {sorted(set(errors))}")
     print(f"peak memory of the web host (master + workers, RSS): {peak / 2**20:.0f} MiB")

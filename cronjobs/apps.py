@@ -18,7 +18,16 @@ class CronjobsConfig(AppConfig):
 
 
 def _sync_after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
+    from django.db import connections
+
+    from cronjobs.legacy import views
     from cronjobs.supervisor.sync import sync_all
 
     if using == "default":
         sync_all()
+        # The compatibility views carry CRONJOBS_LEGACY_PREFIX: a changed prefix applies here,
+        # once migration 0009 has made them (never on a database migrated back before it).
+        connection = connections[using]
+        if "smart_cron_alerts" in connection.introspection.table_names(include_views=True):
+            with connection.schema_editor(atomic=False) as editor:
+                views.create(editor)

@@ -15,7 +15,7 @@ def check_task_declarations(
     from cronjobs.supervisor.registry import registry
 
     registry.load()
-    return [
+    found: list[checks.CheckMessage] = [
         checks.Error(
             str(error),
             hint="Fix the declaration; see docs/configuration.md, Task settings.",
@@ -23,6 +23,34 @@ def check_task_declarations(
             id="cronjobs.E001",
         )
         for error in registry.errors
+    ]
+    found += [
+        checks.Warning(
+            str(warning),
+            hint="The old name works; rename it. See docs/migrating.md.",
+            obj=warning.task,
+            id="cronjobs.W001",
+        )
+        for warning in registry.warnings
+    ]
+    return found
+
+
+@checks.register("cronjobs")
+def check_legacy_prefix(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    from cronjobs import legacy
+
+    problem = legacy.prefix_problem(legacy.prefix())
+    if not problem:
+        return []
+    return [
+        checks.Error(
+            f"CRONJOBS_LEGACY_PREFIX: {problem}",
+            hint="It is written into the compatibility views; see docs/migrating.md.",
+            id="cronjobs.E003",
+        )
     ]
 
 

@@ -171,6 +171,7 @@ class Execution(models.Model):
         MANUAL = "manual"
         ADMIN = "admin"
         API = "api"
+        IMPORTED = "imported"  # history loaded from Smart Cron V2 (import_legacy_metrics)
         AFTER = "after"
         CATCH_UP = "catch_up"
 

@@ -234,6 +234,11 @@ CRONJOBS_CIRCUIT_THRESHOLD = envint("CRONJOBS_CIRCUIT_THRESHOLD", 5, minimum=1)
 CRONJOBS_CIRCUIT_WINDOW = envint("CRONJOBS_CIRCUIT_WINDOW", 3600, minimum=1)
 CRONJOBS_CIRCUIT_COOLDOWN = envint("CRONJOBS_CIRCUIT_COOLDOWN", 3600, minimum=1)
 CRONJOBS_LATE_GRACE = envint("CRONJOBS_LATE_GRACE", 300, minimum=0)
+# The dashboard's figures are rendered at most once per this many seconds for all workers.
+CRONJOBS_DASHBOARD_CACHE_SECONDS = envint("CRONJOBS_DASHBOARD_CACHE_SECONDS", 15, minimum=0)
+# Smart Cron V2 names (docs/migrating.md): the compatibility views show task_name with this
+# prefix, and `import_legacy_metrics` strips it. Lower-case letters, digits and _ only.
+CRONJOBS_LEGACY_PREFIX = os.environ.get("CRONJOBS_LEGACY_PREFIX", "flagged_products_").strip()
 # Daily log files older than this are deleted by prune_history; older than a day, gzipped.
 CRONJOBS_LOG_RETENTION_DAYS = envint("CRONJOBS_LOG_RETENTION_DAYS", 30, minimum=1)
 

@@ -1,6 +1,11 @@
 """check_achievements: badges earned from completed counts. A StaffAchievement row is unique
 per staff member and badge, and awards are inserted with conflicts ignored, so a badge is
-never awarded twice, not even by two overlapping runs."""
+never awarded twice, not even by two overlapping runs.
+
+Badges are judged on closed days only: counts up to the run's business date (yesterday, or
+FLAGGED_AS_OF; see flagged_products/leaderboard.py). The weekly leader is taken from a weekly
+board of a *completed* week (one built as of a Sunday, which the 02:00 Monday run builds),
+never from a week still in progress. The job therefore runs after refresh_leaderboard."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import datetime
 from django.db import connection
 from django.utils import timezone
 
-from flagged_products.leaderboard import completed_counts, count_days, longest_streak
+from flagged_products.leaderboard import as_of_date, completed_counts, count_days, longest_streak
 from flagged_products.models import Achievement, LeaderboardEntry, StaffAchievement
 
 BADGES = {
@@ -50,15 +55,25 @@ def earned(today: datetime.date, held: set[tuple[int, str]]) -> set[tuple[int, s
     for staff_id, days in count_days(None, today).items():
         if staff_id not in streakers and longest_streak(days) >= STREAK_DAYS:
             wins.add((staff_id, "streak_7"))
-    leaders = LeaderboardEntry.objects.filter(
-        period=LeaderboardEntry.Period.WEEKLY, rank=1, points__gt=0
-    ).values_list("staff_id", flat=True)
-    wins.update((staff_id, "weekly_leader") for staff_id in leaders)
+    wins.update((staff_id, "weekly_leader") for staff_id in weekly_leaders(today))
     return wins
 
 
-def check_achievements(today: datetime.date | None = None) -> dict[str, int]:
-    today = today or timezone.localdate()
+def weekly_leaders(today: datetime.date) -> list[int]:
+    """Rank 1 of the weekly board, when that board covers a whole week ending by `today`."""
+    rows = LeaderboardEntry.objects.filter(
+        period=LeaderboardEntry.Period.WEEKLY, rank=1, points__gt=0, as_of__lte=today
+    ).values_list("staff_id", "period_start", "as_of")
+    return [
+        staff_id
+        for staff_id, start, as_of in rows
+        if start is not None and as_of == start + datetime.timedelta(days=6)
+    ]
+
+
+def check_achievements(today: datetime.date | None = None) -> dict[str, object]:
+    """Award what the counts up to `today` (default: as_of_date(), yesterday) justify."""
+    today = today or as_of_date()
     badge_ids = ensure_badges()
     held = set(StaffAchievement.objects.values_list("staff_id", "achievement__code"))
     new = sorted(earned(today, held) - held)
@@ -68,4 +83,4 @@ def check_achievements(today: datetime.date | None = None) -> dict[str, int]:
         ignore_conflicts=True,
         batch_size=1000,
     )
-    return {"awarded": len(new), "held": len(held) + len(new)}
+    return {"as_of": today.isoformat(), "awarded": len(new), "held": len(held) + len(new)}

@@ -86,7 +86,7 @@ class FlaggedProductAdmin(ReadOnlyAdmin):
 
 @admin.register(models.LeaderboardEntry)
 class LeaderboardEntryAdmin(ReadOnlyAdmin):
-    list_display = ["period", "rank", "staff", "points", "counts", "accuracy", "streak"]
+    list_display = ["period", "as_of", "rank", "staff", "points", "counts", "accuracy", "streak"]
     list_filter = ["period"]
     list_select_related = ["staff"]
     search_fields = ["staff__name"]

@@ -138,11 +138,13 @@ def rules_text(summary: dict[str, Any]) -> str:
     rate = summary["completion_rate_7d"]
     if rate < COMPLETION_GOAL:
         lines.append(
-            f"Only {percent(rate)} of the last 7 days' flags were counted, below the "
-            f"{percent(COMPLETION_GOAL)} goal: schedule the counts at the start of a shift."
+            f"Only {percent(rate)} of the flags of the 7 days before today were counted, below "
+            f"the {percent(COMPLETION_GOAL)} goal: schedule the counts at the start of a shift."
         )
     else:
-        lines.append(f"{percent(rate)} of the last 7 days' flags were counted, on target.")
+        lines.append(
+            f"{percent(rate)} of the flags of the 7 days before today were counted, on target."
+        )
     accuracy = summary["accuracy_7d"]
     if accuracy < ACCURACY_GOAL:
         lines.append(

@@ -1,4 +1,4 @@
-"""refresh_leaderboard: staff rankings per period, from completed counts.
+"""refresh_leaderboard: staff rankings per period, from completed counts, as of a business date.
 
 Points for one staff member in a period (counts are grouped by the day the product was flagged):
 
@@ -6,15 +6,23 @@ Points for one staff member in a period (counts are grouped by the day the produ
            +  5 per count that matched the expected quantity (accuracy bonus)
            +  2 per day of the current streak, at most 30 days (streak bonus)
 
-A streak is the run of consecutive days, ending today or yesterday, on which the staff member
-completed at least one count. Equal points share a rank (1, 1, 3). The four periods (today,
-this week from Monday, this month, all time) are replaced in one transaction, so readers see
-the old board or the new one, never a mix.
+A streak is the run of consecutive days, ending on the board's date or the day before, on which
+the staff member completed at least one count. Equal points share a rank (1, 1, 3).
+
+Boards are computed *as of* a business date D: daily is D, weekly the Monday-based week that
+contains D (up to D), monthly D's month (up to D), all time everything up to D. The scheduled
+run at 02:00 builds them for the day that just ended (yesterday): at that hour nobody has counted
+today yet (flags are made at 07:05), so a board of "today" would always be empty, and every
+Monday's weekly board too. A run later in the day may name another date (`as_of_date`: the
+FLAGGED_AS_OF environment variable, docs/domain.md). Every row carries its `as_of` date. The
+four periods are replaced in one transaction, so readers see the old board or the new one,
+never a mix.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -29,6 +37,19 @@ ACCURACY_BONUS = 5
 STREAK_BONUS = 2
 STREAK_CAP = 30
 Period = LeaderboardEntry.Period
+AS_OF_VARIABLE = "FLAGGED_AS_OF"
+
+
+def as_of_date(today: datetime.date | None = None) -> datetime.date:
+    """The business date a run judges: FLAGGED_AS_OF (YYYY-MM-DD) when set, otherwise the
+    last closed day, yesterday. A bad value is an error naming the variable, not a guess."""
+    text = os.environ.get(AS_OF_VARIABLE, "").strip()
+    if text:
+        try:
+            return datetime.date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{AS_OF_VARIABLE}={text!r} is not a date like 2026-11-30") from None
+    return (today or timezone.localdate()) - datetime.timedelta(days=1)
 
 
 def period_starts(today: datetime.date) -> dict[str, datetime.date | None]:
@@ -109,6 +130,7 @@ def ranked(scores: dict[int, int]) -> list[tuple[int, int]]:
 
 
 def build_entries(today: datetime.date) -> list[LeaderboardEntry]:
+    """The four boards as of `today` (the board's business date)."""
     now = timezone.now()
     streak_days = count_days(today - datetime.timedelta(days=STREAK_CAP + 1), today)
     streaks = {staff: current_streak(days, today) for staff, days in streak_days.items()}
@@ -129,15 +151,18 @@ def build_entries(today: datetime.date) -> list[LeaderboardEntry]:
                     accurate_counts=accurate,
                     accuracy=round(accurate / counts, 4),
                     streak=streaks.get(staff_id, 0),
+                    as_of=today,
                     refreshed_at=now,
                 )
             )
     return entries
 
 
-def refresh_leaderboard(today: datetime.date | None = None) -> dict[str, int]:
-    entries = build_entries(today or timezone.localdate())
+def refresh_leaderboard(as_of: datetime.date | None = None) -> dict[str, object]:
+    """Replace the boards with those as of `as_of` (default: as_of_date(), yesterday)."""
+    day = as_of or as_of_date()
+    entries = build_entries(day)
     with transaction.atomic():
         LeaderboardEntry.objects.all().delete()
         LeaderboardEntry.objects.bulk_create(entries, batch_size=1000)
-    return {"entries": len(entries)}
+    return {"as_of": day.isoformat(), "entries": len(entries)}

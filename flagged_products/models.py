@@ -185,6 +185,7 @@ class LeaderboardEntry(models.Model):
     accurate_counts = models.PositiveIntegerField()
     accuracy = models.FloatField(help_text="Share of counts that matched the expected quantity")
     streak = models.PositiveIntegerField(default=0, help_text="Consecutive days with a count")
+    as_of = models.DateField(null=True, blank=True, help_text="The business date the board is for")
     refreshed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -232,8 +233,12 @@ class StoreStats(models.Model):
     outlet = models.OneToOneField(Outlet, on_delete=models.CASCADE, related_name="stats")
     pending = models.PositiveIntegerField(default=0, help_text="Today's flags not yet counted")
     completed_today = models.PositiveIntegerField(default=0)
-    completion_rate_7d = models.FloatField(default=0.0, help_text="Completed / flagged, 7 days")
-    accuracy_7d = models.FloatField(default=0.0, help_text="Exact counts / completed, 7 days")
+    completion_rate_7d = models.FloatField(
+        default=0.0, help_text="Completed / flagged, 7 closed days"
+    )
+    accuracy_7d = models.FloatField(
+        default=0.0, help_text="Exact counts / completed, 7 closed days"
+    )
     avg_discrepancy_7d = models.FloatField(default=0.0, help_text="Mean |counted - expected|")
     refreshed_at = models.DateTimeField(default=timezone.now)
 

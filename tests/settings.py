@@ -13,6 +13,8 @@ if "demo" not in INSTALLED_APPS:  # a developer's .env may list it in EXTRA_APPS
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CRONJOBS_KILL_GRACE = 1
+# Pages show what a test just wrote; tests/test_dashboard.py turns the cache on to test it.
+CRONJOBS_DASHBOARD_CACHE_SECONDS = 0
 # Pages render without a collectstatic run; tests/test_static_files.py covers the manifest.
 STORAGES = {
     **STORAGES,  # noqa: F405

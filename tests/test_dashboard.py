@@ -95,6 +95,23 @@ def test_partial_is_the_refreshable_fragment_only(admin_client, history):
     assert 'data-partial-url="/admin/dashboard/?partial=1"' in full and "dashboard.js" in full
 
 
+def test_content_is_rendered_once_per_cache_window_for_everyone(
+    admin_client, client, history, settings
+):
+    settings.CRONJOBS_DASHBOARD_CACHE_SECONDS = 15
+    cache.clear()
+    first = admin_client.get(URL, {"partial": "1"}).content.decode()
+    make_execution(history[0], "failed", ago(minutes=1), error="written after the render")
+    viewer = make_user("viewer", "view_execution")
+    client.force_login(viewer)
+    with CaptureQueriesContext(connection) as ctx:
+        again = client.get(URL, {"partial": "1"}).content.decode()
+    assert again == first  # another user, the same figures "as of" the first render
+    assert not any("cronjobs_execution" in q["sql"] for q in ctx.captured_queries)
+    cache.clear()  # the window passes
+    assert "written after the render" in admin_client.get(URL).content.decode()
+
+
 def test_admin_index_links_to_the_dashboard(admin_client):
     assert URL in admin_client.get(reverse("admin:index")).content.decode()
 

@@ -84,12 +84,17 @@ def test_sharpshooter_needs_98_percent_over_at_least_50_counts(shop):
     assert "sharpshooter" not in badges(new)
 
 
-def test_the_weekly_leader_earns_the_weekly_leader_badge(shop):
+def test_the_weekly_leader_of_a_completed_week_earns_the_weekly_leader_badge(shop):
     leader, runner_up = h.staff(shop), h.staff(shop)
     counts(shop, leader, 3)
     counts(shop, runner_up, 2)
-    refresh_leaderboard(TODAY)
+    refresh_leaderboard(TODAY)  # a Wednesday: the week is not over
     check_achievements(TODAY)
+    assert "weekly_leader" not in badges(leader)
+
+    sunday = TODAY + datetime.timedelta(days=4)
+    refresh_leaderboard(sunday)
+    check_achievements(sunday)
     assert "weekly_leader" in badges(leader)
     assert "weekly_leader" not in badges(runner_up)
 

@@ -62,7 +62,7 @@ def test_without_a_key_rule_based_insights_name_the_problems(shop):
     insight = Insight.objects.get(outlet=shop)
     assert insight.source == "rules" and insight.model == ""
     assert insight.text.startswith("Ponsonby: 3 of today's flagged products still to count")
-    assert "Only 50 % of the last 7 days' flags were counted" in insight.text
+    assert "Only 50 % of the flags of the 7 days before today were counted" in insight.text
     assert "60 % of counts matched the system quantity (average discrepancy 1.5 units)" in (
         insight.text
     )
@@ -76,7 +76,7 @@ def test_rule_based_text_for_an_outlet_on_target_says_so(shop):
     StoreStats.objects.filter(outlet=shop).update(completion_rate_7d=0.95, accuracy_7d=0.97)
     generate_ai_insights(TODAY)
     text = Insight.objects.get(outlet=shop).text
-    assert "95 % of the last 7 days' flags were counted, on target." in text
+    assert "95 % of the flags of the 7 days before today were counted, on target." in text
     assert "matched the system quantity" not in text
 
 

@@ -24,8 +24,9 @@ def ago(n: int) -> datetime.date:
 
 @pytest.fixture
 def shop():
-    """Today: 2 counted (one 3 units out), 2 pending. Three days ago: 3 counted (one 1 unit
-    out), 1 skipped. Eight days ago (outside the window): 2 counted wrongly."""
+    """Today (not in the 7-day window of closed days): 2 counted (one 3 units out), 2 pending.
+    Three days ago: 3 counted (one 1 unit out), 1 skipped. Eight days ago (outside the window):
+    2 counted wrongly."""
     shop = h.outlet("Ponsonby")
     person = h.staff(shop)
     items = iter(h.products(12))
@@ -47,9 +48,9 @@ def test_numbers_match_the_hand_made_fixture(shop):
     stats = StoreStats.objects.get(outlet=shop)
     assert stats.pending == 2
     assert stats.completed_today == 2
-    assert stats.completion_rate_7d == 0.625  # 5 of 8 flags in the window
-    assert stats.accuracy_7d == 0.6  # 3 of 5 counts exact
-    assert stats.avg_discrepancy_7d == 0.8  # (0 + 3 + 1 + 0 + 0) / 5
+    assert stats.completion_rate_7d == 0.75  # 3 of the 4 flags of the closed days
+    assert stats.accuracy_7d == 0.6667  # 2 of 3 counts exact
+    assert stats.avg_discrepancy_7d == 0.333  # (1 + 0 + 0) / 3
     assert stats.refreshed_at == NOW
 
 
@@ -82,4 +83,26 @@ def test_query_count_does_not_grow_with_flags(shop):
     for item in h.products(100):
         h.flag(shop, item, ago(1))
     assert run() == before
-    assert StoreStats.objects.get(outlet=shop).completion_rate_7d == round(5 / 108, 4)
+    assert StoreStats.objects.get(outlet=shop).completion_rate_7d == round(3 / 104, 4)
+
+
+def test_the_rate_does_not_dip_in_the_morning_and_counts_seven_closed_days(shop):
+    """At 07:30 today's 20 new flags are all pending: the 7-day rate must not move, and a day
+    is in the window from the day after it until it is 7 closed days old."""
+    items = h.products(20)
+    for item in items:
+        h.flag(shop, item, TODAY)
+    refresh_store_stats(NOW)
+    afternoon = StoreStats.objects.get(outlet=shop).completion_rate_7d
+    morning = timezone.make_aware(datetime.datetime.combine(TODAY, datetime.time(7, 30)))
+    refresh_store_stats(morning)
+    stats = StoreStats.objects.get(outlet=shop)
+    assert stats.completion_rate_7d == afternoon == 0.75
+    assert stats.pending == 22
+
+    # Tomorrow today's day is closed: its 24 flags (2 counted) join the window.
+    refresh_store_stats(NOW + datetime.timedelta(days=1))
+    assert StoreStats.objects.get(outlet=shop).completion_rate_7d == round(5 / 28, 4)
+    # Five days later the flags of three days ago (8 days old then) have left it.
+    refresh_store_stats(NOW + datetime.timedelta(days=5))
+    assert StoreStats.objects.get(outlet=shop).completion_rate_7d == round(2 / 24, 4)

@@ -87,7 +87,7 @@ def sleeper(manage, tmp_path):
     tasks = tmp_path / "tasks.toml"
     tasks.write_text(
         '[tasks.sleeper]\ncommand = ["sh", "-c", "sleep ${FC_SLEEP:-0}"]\n'
-        "timeout = 600\nmax_attempts = 1\n"
+        'timeout = 600\nmax_attempts = 1\npass_env = ["FC_SLEEP"]\n'
     )
 
     def kill_running(env: dict) -> None:

@@ -57,8 +57,19 @@ def test_non_zero_exit_of_a_command_task_fails(make_spec):
     row = Execution.objects.get(run_id=outcome.run_id)
     assert row.status == Status.FAILED
     assert row.exit_code == 7
-    assert "exited with status 7" in row.error
+    assert row.error == "exited with status 7: err"  # no line names an error: the last one
     assert "out\n" in row.output and "err\n" in row.output
+
+
+def test_a_failed_commands_error_names_the_last_line_that_names_an_error(make_spec):
+    from cronjobs.supervisor.registry import build_spec
+
+    script = "echo 'Fatal error: disk full' >&2; echo '  at line 4'; echo done; exit 2"
+    spec = build_spec(
+        "shell_says", "command", ("sh", "-c", script), {"timeout": 10, "max_attempts": 1}, "test"
+    )
+    row = Execution.objects.get(run_id=run_task(spec).run_id)
+    assert row.error == "exited with status 2: Fatal error: disk full"
 
 
 def test_command_that_cannot_start_names_the_program(make_spec):

@@ -43,6 +43,7 @@ GROUP BY task_name
 ORDER BY failure_count DESC;"""
 
 MB = 2**20
+V2 = "flagged_products_"  # CRONJOBS_LEGACY_PREFIX: the views show V2's task names
 
 
 def query(sql: str, time_zone: str | None = None) -> list[dict]:
@@ -58,7 +59,12 @@ def query(sql: str, time_zone: str | None = None) -> list[dict]:
 
 
 def by_task(rows: list[dict], prefix: str = "v_") -> dict[str, dict]:
-    return {row["task_name"]: row for row in rows if row["task_name"].startswith(prefix)}
+    """Rows by task name, the V2 prefix taken off."""
+    return {
+        row["task_name"].removeprefix(V2): row
+        for row in rows
+        if row["task_name"].startswith(V2 + prefix)
+    }
 
 
 @pytest.fixture
@@ -110,7 +116,7 @@ def test_daily_trends_query_uses_the_session_dates(history):
     now = history[2]
     offset = dt.timedelta(hours=13)
     rows = query(CHECK_DAILY_TRENDS, time_zone="+13:00")
-    mine = [row for row in rows if row["task_name"] == "v_steady"]
+    mine = [row for row in rows if row["task_name"] == V2 + "v_steady"]
 
     dates = [row["execution_date"] for row in mine]
     assert dates == sorted(dates, reverse=True)
@@ -128,7 +134,8 @@ def test_daily_trends_query_uses_the_session_dates(history):
 def test_daily_trends_view_matches_stats_daily_trends(history):
     steady = history[0]
     rows = query(
-        "SELECT * FROM vw_flagged_products_cron_daily_trends WHERE task_name = 'v_steady' "
+        "SELECT * FROM vw_flagged_products_cron_daily_trends "
+        "WHERE task_name = 'flagged_products_v_steady' "
         "AND execution_date > DATE_SUB(CURDATE(), INTERVAL 30 DAY)"
     )
     with timezone.override("UTC"):  # the test session's zone is the server's: UTC
@@ -142,12 +149,12 @@ def test_daily_trends_view_matches_stats_daily_trends(history):
 
 @pytest.mark.mariadb
 def test_recent_executions_query(history):
-    rows = [r for r in query(RECENT_EXECUTIONS) if r["task_name"].startswith("v_")]
+    rows = [r for r in query(RECENT_EXECUTIONS) if r["task_name"].startswith(V2 + "v_")]
 
     assert len(rows) == 2 + 4  # steady ran at -2 h and -14 h within 24 h; shaky 4 times
     assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)
     first = rows[0]  # steady at -2 h: 10 s, 100 MiB
-    assert (first["task_name"], first["success"]) == ("v_steady", 1)
+    assert (first["task_name"], first["success"]) == (V2 + "v_steady", 1)
     assert float(first["time_seconds"]) == 10.0
     assert float(first["memory_mb"]) == 100.0
 
@@ -155,7 +162,8 @@ def test_recent_executions_query(history):
 @pytest.mark.mariadb
 def test_created_at_is_shown_in_the_session_time_zone(history):
     now = history[2]
-    sql = "SELECT created_at FROM flagged_products_cron_metrics WHERE task_name = 'v_steady' "
+    sql = "SELECT created_at FROM flagged_products_cron_metrics "
+    sql += "WHERE task_name = 'flagged_products_v_steady' "
     sql += "ORDER BY created_at DESC LIMIT 1"
     utc = query(sql)[0]["created_at"]
     auckland_summer = query(sql, time_zone="+13:00")[0]["created_at"]
@@ -171,7 +179,7 @@ def test_check_failures_query(history):
     assert rows["v_shaky"]["last_failure"] == max(
         r["created_at"]
         for r in query(RECENT_EXECUTIONS)
-        if r["task_name"] == "v_shaky" and not r["success"]
+        if r["task_name"] == V2 + "v_shaky" and not r["success"]
     )
     assert "v_steady" not in rows  # its one failure was 50 hours ago
 
@@ -217,7 +225,7 @@ def test_health_view_agrees_with_cronjobs_health(history):
 
 
 @pytest.mark.django_db
-def test_the_four_views_exist_on_mariadb_and_none_on_sqlite():
+def test_the_five_views_exist_on_mariadb_and_none_on_sqlite():
     views = set(connection.introspection.table_names(include_views=True)) - set(
         connection.introspection.table_names()
     )
@@ -226,6 +234,7 @@ def test_the_four_views_exist_on_mariadb_and_none_on_sqlite():
         "vw_flagged_products_cron_performance",
         "vw_flagged_products_cron_daily_trends",
         "vw_flagged_products_cron_health",
+        "smart_cron_alerts",
     }
     assert views == (expected if connection.vendor == "mysql" else set())
 
@@ -239,9 +248,9 @@ def test_memory_used_is_the_jobs_own_figure():
     make_execution(script, "succeeded", peak_rss_bytes=2 << 20)
     rows = query("SELECT task_name, memory_used FROM flagged_products_cron_metrics")
     used = {
-        r["task_name"]: r["memory_used"]
+        r["task_name"].removeprefix(V2): r["memory_used"]
         for r in rows
-        if r["task_name"] in ("v_function", "v_script")
+        if r["task_name"] in (V2 + "v_function", V2 + "v_script")
     }
     assert used == {"v_function": 64 << 20, "v_script": 2 << 20}
     performance = by_task(query("SELECT * FROM vw_flagged_products_cron_performance"))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
 
 from cronjobs.models import Alert, Task
+from cronjobs.reporting import rollups
 from cronjobs.supervisor.watchdog import check_late, grace_for, sweep
 from tests.helpers import make_execution, make_task
 
@@ -95,8 +96,8 @@ def test_sweep_keeps_the_dashboards_closed_days_cached(daily):
     with time_machine.travel(SCHEDULED + timedelta(minutes=45), tick=False):
         sweep()
         # Yesterday alone, and the 28 days ending the day before it (see reporting/rollups.py).
-        assert cache.get("cronjobs:daily:1:2026-11-01") is not None
-        assert cache.get("cronjobs:daily:28:2026-10-31") is not None
+        assert cache.get(rollups.cache_key(1, date(2026, 11, 1))) is not None
+        assert cache.get(rollups.cache_key(28, date(2026, 10, 31))) is not None
 
 
 # --- catch-up --------------------------------------------------------------------------------

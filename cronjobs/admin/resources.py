@@ -1,4 +1,5 @@
 """django-import-export resources: which columns an export of the history or the alerts has.
+(The import of Smart Cron V2 history has its resource in cronjobs/legacy/resource.py.)
 
 Times are exported in ISO 8601 with the UTC offset, so a spreadsheet in another zone, or a
 day on which daylight saving changes, cannot be misread. The output tail and traceback stay

@@ -88,11 +88,12 @@ def task_health(
 ) -> dict[int, TaskHealth]:
     """Health of each task, by task id. `trends` are rollups.daily(MONTH_DAYS) and `last` is
     stats.last_executions() if the caller has them already. `with_month=False` leaves the
-    30-day summary empty for callers that do not show it (the status word reads only the last
-    day), sparing a scan of a month of history."""
+    30-day summary and the 24-hour p95 empty for callers that do not show them (the status
+    word reads only the last day's success rate), sparing a month of history and a ranked read
+    per task."""
     now = now or timezone.now()
     last = last if last is not None else stats.last_executions()
-    day = stats.task_summaries(now - dt.timedelta(hours=24), now)
+    day = stats.task_summaries(now - dt.timedelta(hours=24), now, with_p95=with_month)
     month = {}
     if with_month:
         month = rollups.summaries(trends if trends is not None else rollups.daily(MONTH_DAYS, now))

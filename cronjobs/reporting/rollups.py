@@ -8,11 +8,15 @@ cache: yesterday for RECENT_TTL (a run that started before midnight may still fi
 days before it for OLDER_TTL; today is always live. The 30-day summary per task is added up
 from the same daily rows (its p95 is not: percentiles do not add up, so pages show the p95
 of the last 24 hours, which stats computes live).
+
+A change to past days (an import of old history, cronjobs/legacy/history.py) calls forget():
+the cached days are keyed by a generation that it moves on, so every day is computed afresh.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -21,6 +25,7 @@ from cronjobs.reporting import stats
 
 RECENT_TTL = 15 * 60  # a run finishing after midnight shows in yesterday's row within this
 OLDER_TTL = 6 * 3600  # the expensive part: days whose runs have all finished
+GENERATION_KEY = "cronjobs:daily:generation"
 
 
 def daily(days: int, now: dt.datetime | None = None) -> list[stats.DailyTrend]:
@@ -41,12 +46,22 @@ def daily(days: int, now: dt.datetime | None = None) -> list[stats.DailyTrend]:
 
 
 def _cached(days: int, moment: dt.datetime, ttl: int) -> list[stats.DailyTrend]:
-    key = f"cronjobs:daily:{days}:{moment.date().isoformat()}"
+    key = cache_key(days, moment.date())
     trends: list[stats.DailyTrend] | None = cache.get(key)
     if trends is None:
         trends = stats.daily_trends(days, moment)
         cache.set(key, trends, ttl)
     return trends
+
+
+def cache_key(days: int, day: dt.date) -> str:
+    """Where `days` days of figures ending on `day` are cached, in the current generation."""
+    return f"cronjobs:daily:{cache.get(GENERATION_KEY, 0)}:{days}:{day.isoformat()}"
+
+
+def forget() -> None:
+    """Drop every cached day (past days changed); they are computed again when next read."""
+    cache.set(GENERATION_KEY, time.time_ns(), None)
 
 
 def summaries(trends: list[stats.DailyTrend]) -> dict[int, stats.TaskSummary]:

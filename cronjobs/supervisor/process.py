@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import selectors
 import signal
 import sys
@@ -303,7 +304,7 @@ class _Monitor:
             cpu_user=self.rusage.ru_utime if self.rusage else 0.0,
             cpu_system=self.rusage.ru_stime if self.rusage else 0.0,
             output=text,
-            error=error.get("error", "") or self._describe(status, exit_code, signum),
+            error=error.get("error", "") or self._describe(status, exit_code, signum, text),
             traceback=error.get("traceback", ""),
         )
 
@@ -323,7 +324,9 @@ class _Monitor:
         baseline = next((r["rss"] for r in self.reports if r.get("kind") == "baseline"), None)
         return peak, None if baseline is None else max(0, peak - baseline)
 
-    def _describe(self, status: str, exit_code: int | None, signum: int | None) -> str:
+    def _describe(
+        self, status: str, exit_code: int | None, signum: int | None, output: str = ""
+    ) -> str:
         if status == Status.TIMED_OUT:
             return f"timed out after {self.limits.timeout:g} s"
         if status == Status.CANCELLED:
@@ -334,10 +337,24 @@ class _Monitor:
         if signum:
             return f"killed by {signal.Signals(signum).name}"
         if exit_code:
-            return f"exited with status {exit_code}"
+            said = error_line(output) if self.command else ""
+            return f"exited with status {exit_code}" + (f": {said}" if said else "")
         if exit_code is None:
             return f"the attempt's process ended without reporting (wait status {self.wait_status})"
         return ""
+
+
+ERROR_WORDS = re.compile(r"(?i)\b(fatal|error|exception|traceback)\b")
+ERROR_LINE_CAP = 300
+
+
+def error_line(output: str) -> str:
+    """What a failed command said went wrong: the last line of its output tail naming an error
+    ("PHP Fatal error:  Uncaught Error: ..."), or else its last line, shortened."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    said = next((line for line in reversed(lines) if ERROR_WORDS.search(line)), "")
+    said = said or (lines[-1] if lines else "")
+    return said if len(said) <= ERROR_LINE_CAP else said[: ERROR_LINE_CAP - 1] + "…"
 
 
 # --- child side ---------------------------------------------------------------------------

@@ -174,6 +174,9 @@ OPTIONS: dict[str, tuple[tuple[type, ...], str]] = {
     "catch_up": ((bool,), "true or false"),
 }
 COMMAND_ONLY = ("env", "pass_env")
+# Smart Cron V2's names for two settings, accepted in the tasks file with the same meaning
+# (docs/configuration.md); `manage.py check` warns with the new name (cronjobs.W001).
+ALIASES = {"max_retries": "max_attempts", "enable_circuit_breaker": "circuit_breaker"}
 
 
 def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], source: str) -> TaskSpec:
@@ -305,18 +308,19 @@ class Registry:
     def __init__(self) -> None:
         self.tasks: dict[str, TaskSpec] = {}
         self.errors: list[ConfigError] = []
+        self.warnings: list[ConfigError] = []  # old key names in the tasks file
         self._loaded = False
 
     def load(self, force: bool = False) -> Registry:
         if self._loaded and not force:
             return self
-        self.tasks, self.errors = {}, []
+        self.tasks, self.errors, self.warnings = {}, [], []
         self.errors.extend(_import_jobs_modules())
         for task_name, target, options, source in _declared:
             self._add(build_spec, task_name, "callable", target, options, source)
         tasks_file = getattr(settings, "CRONJOBS_TASKS_FILE", None)
         if tasks_file and Path(tasks_file).exists():
-            for build in _file_declarations(Path(tasks_file)):
+            for build in _file_declarations(Path(tasks_file), self.warnings):
                 self._add(build)
         self._check_chains()
         self._loaded = True
@@ -400,7 +404,7 @@ def _import_jobs_modules() -> list[ConfigError]:
     return errors
 
 
-def _file_declarations(path: Path) -> list[Callable[[], TaskSpec]]:
+def _file_declarations(path: Path, warnings: list[ConfigError]) -> list[Callable[[], TaskSpec]]:
     """One builder per [tasks.<name>] table; a file that cannot be parsed is one error."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -416,12 +420,27 @@ def _file_declarations(path: Path) -> list[Callable[[], TaskSpec]]:
         if not isinstance(table, dict):
             builders.append(_fail(ConfigError(task_name, "table", "must be a [tasks.NAME] table")))
             continue
-        builders.append(_command_builder(task_name, dict(table), f"{path}:[tasks.{task_name}]"))
+        source = f"{path}:[tasks.{task_name}]"
+        builders.append(_command_builder(task_name, dict(table), source, warnings))
     return builders
 
 
-def _command_builder(task_name: str, table: dict[str, Any], source: str) -> Callable[[], TaskSpec]:
+def _renamed(task_name: str, table: dict[str, Any], warnings: list[ConfigError]) -> None:
+    """Replace V2 key names by their settings, noting a warning for each."""
+    for old, new in ALIASES.items():
+        if old not in table:
+            continue
+        if new in table:
+            raise ConfigError(task_name, old, f"is the old name of {new}, which is also set")
+        table[new] = table.pop(old)
+        warnings.append(ConfigError(task_name, old, f"is the Smart Cron V2 name: use {new}"))
+
+
+def _command_builder(
+    task_name: str, table: dict[str, Any], source: str, warnings: list[ConfigError]
+) -> Callable[[], TaskSpec]:
     def build() -> TaskSpec:
+        _renamed(task_name, table, warnings)
         command = table.pop("command", None)
         if isinstance(command, str) and command.strip():
             argv = tuple(shlex.split(command))
