@@ -27,6 +27,12 @@ timeout = 120
 max_attempts = 3
 retry_delay = 0
 
+[tasks.retrying]
+command = ["sh", "-c", "exit 5"]
+timeout = 120
+max_attempts = 3
+retry_delay = 60
+
 [tasks.polite]
 command = ["sh", "-c", "echo $$ > $FC_TEST_DIR/job.pid; exec sleep 120"]
 pass_env = ["FC_TEST_DIR"]
@@ -117,3 +123,18 @@ def test_running_endpoint_shows_the_run_with_live_memory_and_the_stop_request(
     assert Execution.objects.get(task__name="polite").stopped_by == "stopper"
     again = client.post("/api/tasks/polite/stop/")
     assert again.status_code == 409 and "not running" in again.json()["error"]
+
+
+def test_a_stop_during_the_retry_delay_ends_the_run_without_more_attempts(manage, tasks_env):
+    runjob = subprocess.Popen(
+        manage.argv("runjob", "retrying"),
+        env=manage.env(tasks_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: Execution.objects.filter(task__name="retrying", status="failed").exists())
+    assert manage("stopjob", "retrying", env_extra=tasks_env).returncode == 0
+    assert runjob.wait(timeout=20) == 1  # not the 60 s delay and two more attempts
+    (row,) = Execution.objects.filter(task__name="retrying")
+    assert row.status == "failed"  # the attempt that ran failed; the stop prevented the rest

@@ -172,7 +172,7 @@ class Invocation:
 
     def wait(self, seconds: float) -> None:
         """Sleep between attempts, renewing the lease so it cannot lapse meanwhile."""
-        step = max(1.0, self.lease.ttl / 3) if self.lease else seconds
+        step = max(1.0, self.lease.beat) if self.lease else seconds  # a stop ends the wait
         remaining = seconds
         while True:
             self.sleep(min(step, remaining))
