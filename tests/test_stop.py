@@ -9,6 +9,7 @@ import time
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.test import override_settings
 
 from cronjobs.models import Alert, CircuitState, Execution, Lease
 from tests.helpers import alive, wait_for
@@ -115,6 +116,11 @@ def test_running_endpoint_shows_the_run_with_live_memory_and_the_stop_request(
     assert run["timeout_seconds"] == 120 and run["pid"] == runjob.pid
     assert run["memory_source"] == "live" and run["memory_bytes"] > 0
     assert run["stop_requested_by"] is None
+    # Seen from another web host: the peak its supervisor wrote on the running row.
+    with override_settings(CRONJOBS_HOST="another-web-host"):
+        seen = wait_for(lambda: client.get("/api/running/").json()["running"][0]["memory_bytes"])
+        assert client.get("/api/running/").json()["running"][0]["memory_source"] == "last written"
+    assert seen > 0
     client.force_login(make_user("stopper", "change_task", "view_task"))
     response = client.post("/api/tasks/polite/stop/")
     assert response.status_code == 202, response.content

@@ -84,7 +84,7 @@ def run_attempt(
     work: Work,
     limits: Limits,
     on_output: Callable[[bytes], None] = lambda chunk: None,
-    on_tick: Callable[[], str] = lambda: "",
+    on_tick: Callable[[int], str] = lambda peak: "",
     cwd: str | None = None,
     env: dict[str, str] | None = None,
 ) -> AttemptResult:
@@ -93,8 +93,8 @@ def run_attempt(
     1. Fork the keeper, which forks the worker (a command goes through launcher.py).
     2. Pump output to `on_output` and keep a capped tail; sample the tree's memory, current
        RSS and each process's kernel high-water mark (VmHWM).
-    3. On timeout, or when `on_tick` answers who asked to stop the attempt: SIGTERM to the
-       group, wait `grace`, SIGKILL. Over the memory limit: SIGKILL.
+    3. On timeout, or when `on_tick` (called with the peak so far) answers who asked to stop
+       the attempt: SIGTERM to the group, wait `grace`, SIGKILL. Over the memory limit: SIGKILL.
     4. Reap the keeper; wait4's rusage gives CPU; the peak comes from the samples and the
        kernel high-water marks the launcher and the keeper report.
     """
@@ -128,7 +128,7 @@ class _Monitor:
         keeper: int,
         limits: Limits,
         on_output: Callable[[bytes], None],
-        on_tick: Callable[[], str],
+        on_tick: Callable[[int], str],
         command: bool = False,
     ) -> None:
         self.keeper, self.limits, self.command = keeper, limits, command
@@ -167,7 +167,7 @@ class _Monitor:
                         sel.unregister(key.fd)
                 now = time.monotonic()
                 self._sample_memory()
-                stop = self.on_tick()
+                stop = self.on_tick(max(self.peak_rss, self.high_water))
                 if self.term_sent_at is None and (stop or now >= deadline):
                     self.killed_for = Status.CANCELLED if stop else Status.TIMED_OUT
                     self._signal_group(signal.SIGTERM)

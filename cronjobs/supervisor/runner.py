@@ -202,7 +202,7 @@ class Invocation:
                 self.work(number),
                 self.limits(),
                 on_output=output.feed,
-                on_tick=lambda: self.tick(row),
+                on_tick=lambda peak: self.tick(row, peak),
                 cwd=str(settings.BASE_DIR),
                 env=self.environment(number) if self.spec.kind == Task.Kind.COMMAND else None,
             )
@@ -219,16 +219,16 @@ class Invocation:
         self.finish(row, result)
         return row
 
-    def tick(self, row: Execution) -> str:
+    def tick(self, row: Execution, peak: int) -> str:
         """The monitor's beat: renew the lease (which answers whether someone asked to stop the
-        run) and, every MEMORY_EVERY seconds, write the tree's current memory on the running
-        row so the "Running now" panel can show it from any host."""
+        run) and, every MEMORY_EVERY seconds, write the attempt's peak memory so far on the
+        running row, so the "Running now" panel can show it from any host."""
         stop = self.lease.renew_if_due() if self.lease else ""
-        if row.pk and time.monotonic() - self.memory_written_at >= MEMORY_EVERY:
+        if row.pk and peak and time.monotonic() - self.memory_written_at >= MEMORY_EVERY:
             self.memory_written_at = time.monotonic()
             try:
                 Execution.objects.filter(pk=row.pk, status=Status.RUNNING).update(
-                    peak_rss_bytes=tree_memory(os.getpid())
+                    peak_rss_bytes=peak
                 )
             except DatabaseError as exc:
                 log.warning("memory of %s not written: %s", self.spec.name, exc)

@@ -182,8 +182,8 @@ def _running_dict(row: Execution, now: dt.datetime) -> dict[str, Any]:
 
 def running_payload() -> dict[str, Any]:
     """The "Running now" panel (dashboard and task list): every attempt under way, with its
-    timeout and memory. Memory is read live from the job's process tree when it runs on this
-    host, else it is the figure its supervisor last wrote (every few seconds). Two queries."""
+    timeout and peak memory: the peak its supervisor last wrote (every 10 s), raised to what
+    the job's process tree holds now when it runs on this host (read live). Two queries."""
     now = timezone.now()
     rows = list(Execution.objects.running().select_related("task").order_by("started_at"))
     stops = dict(
@@ -195,12 +195,13 @@ def running_payload() -> dict[str, Any]:
     running = []
     for row in rows:
         live = tree_memory(row.pid) if row.host == here and row.pid else None
+        written = row.peak_rss_bytes
         running.append(
             {
                 **_running_dict(row, now),
                 "max_attempts": row.task.max_attempts,
                 "timeout_seconds": row.task.timeout,
-                "memory_bytes": live if live is not None else row.peak_rss_bytes,
+                "memory_bytes": written if live is None else max(live, written or 0),
                 "memory_source": "live" if live is not None else "last written",
                 "memory_limit_bytes": row.task.memory_limit,
                 "stop_requested_by": stops.get(row.run_id),
