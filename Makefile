@@ -9,7 +9,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
-	bench-api bench-web bench-admin bench-domain bench-import clean
+	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -88,6 +88,10 @@ bench-domain: setup-dev
 # import_legacy_metrics of a 500,000-row Smart Cron V2 export into MariaDB: time and memory.
 bench-import: setup-dev
 	$(BIN)/python bench/legacy_import.py
+
+# Stop latency and the watchdog with 500 catch_up tasks (issue 14; SQLite in a temp dir).
+bench-scheduling: setup-dev
+	$(BIN)/python bench/scheduling.py
 
 # The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
 # while it is stale).

@@ -1,4 +1,4 @@
-"""Operator actions: enable, disable, run now, reset the circuit, acknowledge and resolve,
+"""Operator actions: enable, disable, run now, stop, reset the circuit, acknowledge and resolve,
 snooze and unsnooze.
 
 Each action is one function that the admin, the JSON API and the management commands all call.
@@ -185,8 +185,15 @@ def run_now(actor: Actor, task: Task) -> str:
         raise Refused(f"task {task.name!r} is retired: it is no longer declared")
     if not task.enabled:
         raise Refused(f"task {task.name!r} is disabled: enable it first")
-    if registry.get(task.name) is None:
+    spec = registry.get(task.name)
+    if spec is None:
         raise Refused(f"task {task.name!r} is not declared on this host: run synctasks")
+    if not spec.may_run_on(settings.CRONJOBS_HOST):
+        where = ", ".join(spec.hosts)
+        raise Refused(
+            f"task {task.name!r} runs on {where} only, not on {settings.CRONJOBS_HOST}: "
+            "start it from one of those hosts"
+        )
     trigger = TRIGGERS[actor.door]
     run_id = runner.new_run_id()
     if not lease.reserve(task, run_id, host=f"run-now:{settings.CRONJOBS_HOST}"):
@@ -197,6 +204,19 @@ def run_now(actor: Actor, task: Task) -> str:
         lease.unreserve(task, run_id)
         raise Refused(f"task {task.name!r} could not be started: {exc}") from None
     _audit(actor, task, f"Run now (run {run_id})")
+    return run_id
+
+
+def stop(actor: Actor, task: Task) -> str:
+    """Ask the task's running supervisor, on whichever host, to stop its run; returns the run
+    id. The supervisor sees the request on its lease beat (CRONJOBS_LEASE_BEAT seconds), sends
+    SIGTERM to the job's process group, SIGKILL after the grace, records the attempt
+    `cancelled` with who stopped it, and neither retries nor counts it against the circuit."""
+    actor.require(TASK_PERMISSION)
+    run_id = lease.request_stop(task, by=_name(actor))
+    if not run_id:
+        raise Refused(f"task {task.name!r} is not running: nothing to stop")
+    _audit(actor, task, f"Stop requested (run {run_id})")
     return run_id
 
 

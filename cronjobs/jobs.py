@@ -40,10 +40,18 @@ def watchdog(ctx: JobContext) -> None:
     timeout=1800,
     max_attempts=1,
     priority=5,
-    description="Deletes executions and resolved alerts older than 90 days, in batches.",
+    description=(
+        "Deletes executions and resolved alerts older than 90 days, in batches; deletes log "
+        "files beyond CRONJOBS_LOG_RETENTION_DAYS, gzips those older than a day."
+    ),
 )
 def prune_history(ctx: JobContext) -> None:
-    from cronjobs.supervisor.pruning import prune
+    from cronjobs.supervisor.pruning import prune, prune_logs
 
     counts = prune(days=90)
     print(f"deleted {counts['executions']} execution(s), {counts['alerts']} alert(s)")
+    files = prune_logs()
+    print(
+        f"log files: {len(files['deleted'])} deleted, {len(files['compressed'])} gzipped, "
+        f"{len(files['rotated'])} rotated"
+    )

@@ -54,6 +54,19 @@ class Task(models.Model):
     snoozed_until = models.DateTimeField(
         null=True, blank=True, help_text="No notifications and no late alerts until then"
     )
+    # Scheduling (issue 14; docs/configuration.md, "Task settings").
+    after = models.CharField(
+        max_length=500, blank=True, help_text="Upstream tasks, comma-separated: runs after them"
+    )
+    hosts = models.CharField(
+        max_length=500, blank=True, help_text="Hosts it may run on, comma-separated; empty: any"
+    )
+    catch_up = models.BooleanField(
+        default=False, help_text="The watchdog starts one run for a missed latest slot"
+    )
+    caught_up_slot = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The last missed slot caught up"
+    )
 
     class Meta:
         ordering = ["priority", "name"]
@@ -73,6 +86,17 @@ class Task(models.Model):
             return self.circuitstate.state
         except CircuitState.DoesNotExist:
             return CircuitState.State.CLOSED
+
+    @property
+    def upstream_names(self) -> list[str]:
+        return [name for name in self.after.split(",") if name]
+
+    @property
+    def host_names(self) -> list[str]:
+        return [name for name in self.hosts.split(",") if name]
+
+    def may_run_on(self, host: str) -> bool:
+        return not self.hosts or host in self.host_names
 
     def is_snoozed(self, now: datetime | None = None) -> bool:
         return self.snoozed_until is not None and self.snoozed_until > (now or timezone.now())
@@ -109,8 +133,15 @@ class ExecutionQuerySet(models.QuerySet["Execution"]):
         return self.filter(status=Execution.Status.RUNNING)
 
     def finished(self) -> ExecutionQuerySet:
-        """Attempts that ran to an outcome: neither still running nor a skipped invocation."""
-        return self.exclude(status__in=(Execution.Status.RUNNING, Execution.Status.SKIPPED))
+        """Attempts that ran to an outcome: neither still running, nor a skipped invocation,
+        nor stopped by an operator (a stop says nothing about the job's health)."""
+        return self.exclude(
+            status__in=(
+                Execution.Status.RUNNING,
+                Execution.Status.SKIPPED,
+                Execution.Status.CANCELLED,
+            )
+        )
 
     def failures(self) -> ExecutionQuerySet:
         return self.filter(status__in=Execution.FAILURES)
@@ -127,6 +158,7 @@ class Execution(models.Model):
         TIMED_OUT = "timed_out"
         MEMORY_EXCEEDED = "memory_exceeded"
         ABANDONED = "abandoned"
+        CANCELLED = "cancelled"
         SKIPPED = "skipped"
 
     class SkipReason(models.TextChoices):
@@ -140,6 +172,8 @@ class Execution(models.Model):
         ADMIN = "admin"
         API = "api"
         IMPORTED = "imported"  # history loaded from Smart Cron V2 (import_legacy_metrics)
+        AFTER = "after"
+        CATCH_UP = "catch_up"
 
     FAILURES = (Status.FAILED, Status.TIMED_OUT, Status.MEMORY_EXCEEDED, Status.ABANDONED)
 
@@ -165,6 +199,9 @@ class Execution(models.Model):
     # Function tasks: the peak over the worker's RSS when the job started (the forked
     # interpreter's pages are not the job's). Null for command tasks, whose peak is their own.
     memory_added_bytes = models.BigIntegerField(null=True, blank=True)
+    # Trigger `after`: the run of the upstream task whose success started this one.
+    upstream_run_id = models.CharField(max_length=32, blank=True, default="")
+    stopped_by = models.CharField(max_length=150, blank=True, default="")
 
     objects = ExecutionQuerySet.as_manager()
 
@@ -213,6 +250,10 @@ class Lease(models.Model):
     pid = models.PositiveIntegerField(null=True, blank=True)
     acquired_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # A stop request for the holder's run (cronjobs.actions.stop); the holder reads it on its
+    # lease beat, so a stop works from any host that shares the database.
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
+    stop_requested_by = models.CharField(max_length=150, blank=True, default="")
 
     def __str__(self) -> str:
         return f"lease {self.task_id} {self.run_id or 'free'}"

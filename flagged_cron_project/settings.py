@@ -20,7 +20,12 @@ from cronjobs.schedules import system_time_zone
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-# Values already in the environment win over the file, so a test or a crontab line can override.
+# Values already in the environment win over the files, so a test or a crontab line can override.
+# CRONJOBS_ENV_FILE names a second file, read first (`manage.py crontab add --env-file PATH` puts
+# it on the installed lines, so cron reads the same settings without any secret in the crontab).
+CRONJOBS_ENV_FILE = os.environ.get("CRONJOBS_ENV_FILE", "").strip()
+if CRONJOBS_ENV_FILE:
+    load_dotenv(CRONJOBS_ENV_FILE, override=False)
 load_dotenv(BASE_DIR / ".env", override=False)
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -223,6 +228,8 @@ CRONJOBS_HOST = os.environ.get("CRONJOBS_HOST", "").strip() or socket.gethostnam
 CRONJOBS_KILL_GRACE = envint("CRONJOBS_KILL_GRACE", 5, minimum=0)
 CRONJOBS_OUTPUT_TAIL = envint("CRONJOBS_OUTPUT_TAIL", 64 * 1024, minimum=1024)
 CRONJOBS_LEASE_TTL = envint("CRONJOBS_LEASE_TTL", 60, minimum=2)
+# How often a running supervisor renews its lease and looks for a stop request (seconds).
+CRONJOBS_LEASE_BEAT = envint("CRONJOBS_LEASE_BEAT", 2, minimum=1)
 CRONJOBS_CIRCUIT_THRESHOLD = envint("CRONJOBS_CIRCUIT_THRESHOLD", 5, minimum=1)
 CRONJOBS_CIRCUIT_WINDOW = envint("CRONJOBS_CIRCUIT_WINDOW", 3600, minimum=1)
 CRONJOBS_CIRCUIT_COOLDOWN = envint("CRONJOBS_CIRCUIT_COOLDOWN", 3600, minimum=1)
@@ -232,6 +239,8 @@ CRONJOBS_DASHBOARD_CACHE_SECONDS = envint("CRONJOBS_DASHBOARD_CACHE_SECONDS", 15
 # Smart Cron V2 names (docs/migrating.md): the compatibility views show task_name with this
 # prefix, and `import_legacy_metrics` strips it. Lower-case letters, digits and _ only.
 CRONJOBS_LEGACY_PREFIX = os.environ.get("CRONJOBS_LEGACY_PREFIX", "flagged_products_").strip()
+# Daily log files older than this are deleted by prune_history; older than a day, gzipped.
+CRONJOBS_LOG_RETENTION_DAYS = envint("CRONJOBS_LOG_RETENTION_DAYS", 30, minimum=1)
 
 # Alerts (docs/configuration.md, "Alerts and email").
 ALERT_EMAILS = envlist("ALERT_EMAILS")

@@ -46,6 +46,7 @@ def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[
     priority=1,
     memory_limit=MEMORY_LIMIT,
     success_target=SUCCESS_TARGET,
+    catch_up=True,  # missed at 07:05 (host down): a late list beats no list
     description="Flag the products each outlet's staff count today.",
 )
 def generate_daily_products(ctx: JobContext) -> None:
@@ -82,6 +83,7 @@ def refresh_leaderboard(ctx: JobContext) -> None:
     priority=3,
     memory_limit=MEMORY_LIMIT,
     success_target=SUCCESS_TARGET,
+    after=["refresh_leaderboard"],  # badges read the board: award them on a fresh one
     description="Award counting badges, judged on closed days (after refresh_leaderboard).",
 )
 def check_achievements(ctx: JobContext) -> None:

@@ -10,9 +10,15 @@ from django.contrib.auth.models import User
 from cronjobs import actions, tokens
 from cronjobs.models import Alert, CircuitState, Task
 from cronjobs.supervisor import alerts, logs
+from cronjobs.supervisor.registry import TaskSpec, build_spec
 from tests.helpers import make_task, make_user
 
 pytestmark = pytest.mark.django_db
+
+
+def declared(name: str) -> TaskSpec:
+    """Any name is a declared task, runnable on this host (run-now's starts are stubbed)."""
+    return build_spec(name, "callable", "tests.jobsapp.jobs:succeed", {"timeout": 5}, "test")
 
 
 @pytest.fixture
@@ -102,18 +108,24 @@ def test_unchanged_enable_writes_no_audit(task):
     assert not LogEntry.objects.exists()
 
 
-def test_run_now_refuses_disabled_undeclared_and_retired_tasks_without_starting(task, monkeypatch):
+def test_run_now_refuses_disabled_pinned_undeclared_and_retired_tasks_without_starting(
+    task, monkeypatch
+):
     started = []
     monkeypatch.setattr(
         "cronjobs.supervisor.runner.start_in_background", lambda *a: started.append(a) or "r1"
     )
-    monkeypatch.setattr("cronjobs.actions.registry.get", lambda name: object())
+    monkeypatch.setattr("cronjobs.actions.registry.get", declared)
     actor = actions.Actor.for_command("test")
     Task.objects.filter(pk=task.pk).update(enabled=False)
     task.refresh_from_db()
     with pytest.raises(actions.Refused, match="disabled"):
         actions.run_now(actor, task)
     task.enabled = True
+    pinned = build_spec(task.name, "callable", "x:y", {"timeout": 5, "hosts": ["web9"]}, "t")
+    monkeypatch.setattr("cronjobs.actions.registry.get", lambda name: pinned)
+    with pytest.raises(actions.Refused, match=r"runs on web9 only, not on "):
+        actions.run_now(actor, task)
     monkeypatch.setattr("cronjobs.actions.registry.get", lambda name: None)
     with pytest.raises(actions.Refused, match="not declared"):
         actions.run_now(actor, task)

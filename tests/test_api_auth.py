@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from cronjobs.models import Task
+from cronjobs.models import Lease, Task
+from cronjobs.supervisor.registry import TaskSpec, build_spec
 from tests.api_fixtures import CALLERS, READ_PERMS, WRITE_PERMS, client_for, post_with_csrf
-from tests.helpers import make_task
+from tests.helpers import ago, make_task
 
 # (method, URL, permission needed). Writes name the task "nightly" (tests create it).
 ENDPOINTS = [
@@ -19,11 +20,13 @@ ENDPOINTS = [
     ("GET", "/api/status/", "view_execution"),
     ("GET", "/api/metrics/", "view_execution"),
     ("GET", "/api/logs/", "view_execution"),
+    ("GET", "/api/running/", "view_execution"),
     ("GET", "/metrics", "view_execution"),
     ("HEAD", "/api/status/", "view_execution"),
     ("POST", "/api/tasks/nightly/enable/", "change_task"),
     ("POST", "/api/tasks/nightly/disable/", "change_task"),
     ("POST", "/api/tasks/nightly/run/", "change_task"),
+    ("POST", "/api/tasks/nightly/stop/", "change_task"),
 ]
 # The permissions each caller acts with; None: not authenticated at all.
 CALLER_PERMS = {
@@ -51,6 +54,11 @@ def cells():
     return [(m, u, p, c) for m, u, p in ENDPOINTS for c in CALLERS]
 
 
+def declared(name: str) -> TaskSpec:
+    """Any name is a declared task, runnable on this host (run-now's starts are stubbed)."""
+    return build_spec(name, "callable", "tests.jobsapp.jobs:succeed", {"timeout": 5}, "test")
+
+
 @pytest.fixture
 def task(db):
     return make_task("nightly")
@@ -64,17 +72,20 @@ def no_processes(monkeypatch):
         "cronjobs.supervisor.runner.start_in_background",
         lambda *a, **k: started.append(a) or k.get("run_id"),
     )
-    monkeypatch.setattr("cronjobs.actions.registry.get", lambda name: object())
+    monkeypatch.setattr("cronjobs.actions.registry.get", declared)
     return started
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "url", "permission", "caller"), cells())
 def test_access_matrix(task, no_processes, method, url, permission, caller):
+    hold_lease(task)  # a run under way, for stop to stop
     client = client_for(caller)
     response = post_with_csrf(client, url) if method == "POST" else client.generic(method, url)
     expected = expected_status(caller, permission)
     if expected == 200 and url.endswith("/run/"):
+        expected = 409  # the run under way holds the lease
+    if expected == 200 and url.endswith("/stop/"):
         expected = 202
     assert response.status_code == expected, response.content
     assert response["Content-Type"].startswith(("application/json", "text/plain"))
@@ -82,6 +93,13 @@ def test_access_matrix(task, no_processes, method, url, permission, caller):
         assert response.content == b""
     elif expected >= 400:
         assert "error" in response.json()
+
+
+def hold_lease(task: Task) -> None:
+    """The task's lease held by a run on another host, as a running supervisor holds it."""
+    Lease.objects.create(
+        task=task, run_id="f" * 32, host="elsewhere", pid=1, expires_at=ago(minutes=-10)
+    )
 
 
 @pytest.mark.django_db

@@ -90,18 +90,58 @@ def test_dashboard_shows_rendered_charts(page, operator):
     log_in(page)
     page.click("#fc-dashboard-link a.section")
     page.wait_for_selector("#fc-health")
-    for chart in ("fc-chart-runs", "fc-chart-success", "fc-chart-duration", "fc-chart-memory"):
-        box = page.locator(f"#{chart} svg").bounding_box()
-        assert box and box["width"] > 300 and box["height"] > 100, chart
+    box = page.locator("#fc-chart-runs svg").bounding_box()
+    assert box and box["width"] > 600 and box["height"] > 200
+    for chart in ("fc-chart-success", "fc-chart-duration", "fc-chart-memory"):
+        multiples = page.locator(f"#{chart} figure svg")
+        assert multiples.count() >= 5, chart  # one small chart per seeded task
+        box = multiples.first.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 150, chart
     assert page.locator("#fc-chart-runs svg .bar, #fc-chart-runs svg rect.rect").count() > 0
     assert "critical" in page.inner_text("#fc-health")  # the seeded open circuit
+    assert_chart_labels_readable(page)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    page.locator("#fc-chart-success").screenshot(path=str(ARTIFACTS / "dashboard-success.png"))
 
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: wide tables scroll inside
     page.reload()
     page.wait_for_selector("#fc-health")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert_chart_labels_readable(page)
     page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+    page.locator("#fc-chart-runs").screenshot(path=str(ARTIFACTS / "dashboard-phone-runs.png"))
+
+
+# Every chart's text, and the x-axis labels that overlap their neighbour, as drawn.
+CHART_TEXT = """() => {
+  const found = {texts: [], overlaps: []};
+  for (const svg of document.querySelectorAll("#fc-dashboard-root svg")) {
+    for (const t of svg.querySelectorAll("text")) found.texts.push(t.textContent);
+    const labels = [...svg.querySelectorAll(".axis.x .guides text")]
+      .filter((t) => t.textContent.trim() && t.getBoundingClientRect().width > 0)
+      .map((t) => [t.textContent, t.getBoundingClientRect()])
+      .sort((a, b) => a[1].left - b[1].left);
+    for (let i = 1; i < labels.length; i++) {
+      if (labels[i][1].left < labels[i - 1][1].right - 0.5) {
+        found.overlaps.push(labels[i - 1][0] + " / " + labels[i][0]);
+      }
+    }
+  }
+  return found;
+}"""
+
+
+def assert_chart_labels_readable(page) -> None:
+    """No label cut short ("16 N…"), none drawn over its neighbour, and every trend chart
+    names its unit and window."""
+    found = page.evaluate(CHART_TEXT)
+    assert found["texts"], "no chart text at all"
+    cut = [text for text in found["texts"] if "…" in text or text.rstrip().endswith("...")]
+    assert cut == []
+    assert found["overlaps"] == []
+    for chart in ("fc-chart-success", "fc-chart-duration", "fc-chart-memory"):
+        for text in page.locator(f"#{chart} figure svg").all_text_contents():
+            assert "last " in text and " days" in text, text[:80]  # the window, on the x axis
 
 
 def test_toggle_a_task_off_and_on_from_the_list(page, operator):
@@ -149,3 +189,37 @@ def test_export_csv_downloads_the_filtered_rows(page, operator):
         rows = list(csv.DictReader(fh))
     assert {r["run_id"] for r in rows} == expected
     assert {r["task"] for r in rows} == {"heartbeat"}
+
+
+def test_running_now_panel_and_stop_from_the_admin(page, operator):
+    import subprocess
+    import sys
+
+    runjob = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "runjob", "test_sleep"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        mine = Execution.objects.filter(task__name="test_sleep", pid=runjob.pid)
+        wait_for(lambda: mine.filter(status="running").exists())
+        log_in(page)
+        page.goto("/admin/cronjobs/task/")
+        panel_row = page.locator("#fc-running-rows tr[data-task=test_sleep]")
+        panel_row.wait_for()
+        assert str(runjob.pid) in panel_row.inner_text()
+        assert "1 of 1" in panel_row.inner_text() and "/ 10 min 0 s" in panel_row.inner_text()
+        assert "MiB" in panel_row.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "task-list-running.png"), full_page=True)
+        page.locator("#result_list tr", has_text="test_sleep").locator(".action-select").check()
+        page.select_option("select[name=action]", "stop")
+        page.click("button[name=index]")
+        page.wait_for_selector(".messagelist li:has-text('stop requested')")
+        assert runjob.wait(timeout=20) == 1
+    finally:
+        runjob.kill()
+    row = mine.get()
+    assert (row.status, row.stopped_by) == ("cancelled", "operator")
+    page.locator("#fc-running-rows", has_text="Nothing is running.").wait_for()
+    page.goto("/admin/dashboard/")
+    page.locator("#fc-running-rows", has_text="Nothing is running.").wait_for()

@@ -348,3 +348,65 @@ def test_status_reads_the_real_crontab(saved_crontab, cron_settings):
     subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
     assert read_crontab() == [FOREIGN]
     assert "cron_touch" in crontab_status().missing
+
+
+@pytest.fixture
+def shell_only_database(cron_settings):
+    """The test database is this process's (as if the shell exported DATABASE_URL) but the
+    lines' own assignments do not name it: cron would use the default SQLite file."""
+    cron_settings.CRONTAB_COMMAND_PREFIX = " ".join(
+        word
+        for word in shlex.split(cron_settings.CRONTAB_COMMAND_PREFIX)
+        if not word.startswith("DATABASE_URL=")
+    )
+    return cron_settings
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("saved_crontab")
+def test_add_refuses_a_database_url_cron_would_not_see_and_leaves_the_crontab(
+    shell_only_database,
+):
+    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+    with pytest.raises(CommandError) as refused:
+        crontab("add")
+    message = str(refused.value)
+    assert "DATABASE_URL differs under cron" in message
+    assert "cron would have sqlite3://" in message and "db.sqlite3" in message
+    assert "put it in .env" in message and "--env-file PATH" in message
+    assert "LOG_DIR" not in message  # the settings that agree are not named
+    assert installed() == FOREIGN
+    with pytest.raises(SystemExit):
+        crontab("check")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("saved_crontab")
+def test_add_with_an_env_file_installs_lines_that_load_it(shell_only_database, tmp_path, job_dir):
+    env_file = tmp_path / "cron.env"
+    env_file.write_text(f"DATABASE_URL={database_url()}\n")
+    out, _ = crontab("add", "--env-file", str(env_file))
+    assert "adding cronjob: cron_touch" in out
+    line = line_of("cron_touch", shell_only_database)
+    assert f"CRONJOBS_ENV_FILE={env_file}" in line
+    assert "DATABASE_URL" not in line  # the setting stays in the file
+    ran = subprocess.run(["env", "-i", "/bin/sh", "-c", as_cron_runs(line)], cwd="/", timeout=120)
+    assert ran.returncode == 0
+    assert Execution.objects.get(task__name="cron_touch").trigger == "cron"  # this database
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("saved_crontab")
+def test_add_refuses_a_secret_in_the_command_prefix(cron_settings):
+    cron_settings.CRONTAB_COMMAND_PREFIX += " SECRET_KEY=abc123"
+    with pytest.raises(CommandError, match=r"sets SECRET_KEY with a secret in it"):
+        crontab("add")
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_add_with_a_missing_env_file_is_a_usage_error(cron_settings, tmp_path):
+    before = installed()
+    with pytest.raises(CommandError, match=r"--env-file: no file at .*/absent.env") as refused:
+        crontab("add", "--env-file", str(tmp_path / "absent.env"))
+    assert refused.value.returncode == 2
+    assert installed() == before

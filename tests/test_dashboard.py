@@ -163,3 +163,16 @@ def test_only_rows_on_display_are_read(admin_client, history):
     ]
     assert unbounded == [], unbounded
     assert Execution.objects.count() > 50
+
+
+def test_trends_are_small_multiples_sharing_one_scoped_style_sheet(admin_client, history):
+    page = admin_client.get(URL).content.decode()
+    success = section(page, "fc-chart-success")
+    charts = re.findall(r'<figure class="fc-chart" data-task="([^"]+)">', success)
+    assert charts == ["ai_insights", "store_stats"]  # one per task with runs, by name
+    assert "Success rate per day (%), last 7 days, one chart per task" in success
+    assert success.count("<style") == 1  # the first multiple carries the shared sheet
+    sheet = re.search(r"<style[^>]*>(.*?)</style>", success, re.S).group(1)
+    selectors = [s.strip() for rule in re.findall(r"([^{}]*)\{", sheet) for s in rule.split(",")]
+    assert all(s.startswith(".fc-multiples-grid svg") for s in selectors)  # never page-wide
+    assert "<script" not in section(page, "fc-chart-runs") + success  # pygal's unused config

@@ -26,6 +26,15 @@ def test_the_five_jobs_have_the_seed_schedules_timeouts_and_priorities():
         assert spec.kind == "callable" and spec.max_attempts == 3
 
 
+def test_badges_follow_the_leaderboard_and_a_missed_daily_list_is_caught_up():
+    tasks = registry.load().tasks
+    assert tasks["check_achievements"].after == ("refresh_leaderboard",)
+    assert [spec.name for spec in registry.downstream("refresh_leaderboard")] == [
+        "check_achievements"
+    ]
+    assert [name for name, spec in tasks.items() if spec.catch_up] == ["generate_daily_products"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_runjob_runs_the_jobs_on_seeded_data_and_prints_a_summary(manage):
     seeded = manage(

@@ -98,3 +98,119 @@ def test_sweep_keeps_the_dashboards_closed_days_cached(daily):
         # Yesterday alone, and the 28 days ending the day before it (see reporting/rollups.py).
         assert cache.get(rollups.cache_key(1, date(2026, 11, 1))) is not None
         assert cache.get(rollups.cache_key(28, date(2026, 10, 31))) is not None
+
+
+# --- catch-up --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def started():
+    """What catch_up starts, by (task, trigger); the run itself is started for real in
+    test_catch_up_starts_a_real_detached_run."""
+    calls: list[tuple[str, str]] = []
+    return calls
+
+
+def sweep_catch_up(started, when):
+    from cronjobs.supervisor.watchdog import catch_up
+
+    with time_machine.travel(when, tick=False):
+        return catch_up(start=lambda name, trigger: started.append((name, trigger)))
+
+
+@pytest.fixture
+def catching(daily) -> Task:
+    Task.objects.filter(pk=daily.pk).update(catch_up=True)
+    return Task.objects.get(pk=daily.pk)
+
+
+def test_a_missed_slot_is_caught_up_once_after_the_late_grace(catching, started):
+    assert sweep_catch_up(started, SCHEDULED + timedelta(minutes=4)) == []  # within the grace
+    assert sweep_catch_up(started, SCHEDULED + timedelta(minutes=6)) == ["daily_products"]
+    assert started == [("daily_products", "catch_up")]
+    assert Task.objects.get(pk=catching.pk).caught_up_slot == SCHEDULED
+    # The next watchdog pass (or another host's) finds the slot claimed.
+    assert sweep_catch_up(started, SCHEDULED + timedelta(minutes=11)) == []
+    assert len(started) == 1
+
+
+def test_a_slot_that_ran_is_not_caught_up(catching, started):
+    make_execution(catching, "failed", SCHEDULED + timedelta(seconds=20))  # it ran, and failed
+    assert sweep_catch_up(started, SCHEDULED + timedelta(minutes=30)) == []
+
+
+def test_three_days_missed_start_one_run_for_the_latest_slot_only(catching, started):
+    make_execution(catching, "succeeded", SCHEDULED - timedelta(days=1))
+    later = SCHEDULED + timedelta(days=2, hours=3)  # 2, 3 and 4 November missed
+    assert sweep_catch_up(started, later) == ["daily_products"]
+    assert Task.objects.get(pk=catching.pk).caught_up_slot == SCHEDULED + timedelta(days=2)
+    assert sweep_catch_up(started, later + timedelta(minutes=5)) == []
+    assert started == [("daily_products", "catch_up")]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"enabled": False},
+        {"catch_up": False},
+        {"snoozed_until": SCHEDULED + timedelta(days=1)},
+        "circuit_open",
+    ],
+    ids=["disabled", "not-declared", "snoozed", "circuit-open"],
+)
+def test_no_catch_up_while_disabled_snoozed_or_circuit_open(catching, started, state):
+    from cronjobs.models import CircuitState
+
+    if state == "circuit_open":
+        CircuitState.objects.create(task=catching, state="open")
+    else:
+        Task.objects.filter(pk=catching.pk).update(**state)
+    assert sweep_catch_up(started, SCHEDULED + timedelta(minutes=30)) == []
+    assert started == []
+
+
+def test_a_task_created_after_its_slot_is_not_caught_up(started):
+    with time_machine.travel(SCHEDULED + timedelta(minutes=1), tick=False):
+        make_task("newcomer", schedule="5 7 * * *", catch_up=True)
+    assert sweep_catch_up(started, SCHEDULED + timedelta(minutes=30)) == []
+
+
+def test_catch_up_queries_do_not_grow_with_the_number_of_tasks(
+    catching, started, django_assert_max_num_queries
+):
+    with time_machine.travel(CREATED, tick=False):
+        for n in range(40):
+            task = make_task(f"other_{n}", schedule="5 7 * * *", catch_up=True)
+            make_execution(task, "succeeded", SCHEDULED + timedelta(seconds=n))
+    with django_assert_max_num_queries(3):  # tasks, latest starts, one claim
+        assert sweep_catch_up(started, SCHEDULED + timedelta(minutes=30)) == ["daily_products"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_catch_up_starts_a_real_detached_run(manage):
+    from django.utils import timezone
+
+    from cronjobs.models import Execution
+    from cronjobs.supervisor import runner
+    from cronjobs.supervisor.watchdog import catch_up
+    from tests.helpers import wait_for
+
+    manage("synctasks")
+    Task.objects.update(enabled=False)
+    Task.objects.filter(name="test_succeed").update(
+        enabled=True,
+        schedule="5 7 * * *",
+        catch_up=True,
+        created_at=timezone.now() - timedelta(days=2),
+    )
+    task = Task.objects.get(name="test_succeed")
+
+    def start(name: str, trigger: str) -> str:
+        return runner.start_in_background(name, trigger, env=manage.env())
+
+    assert catch_up(start=start) == ["test_succeed"]
+    row = wait_for(
+        lambda: Execution.objects.filter(task=task, status="succeeded").first(), timeout=60
+    )
+    assert row.trigger == "catch_up"
+    assert catch_up(start=start) == []

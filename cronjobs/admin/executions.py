@@ -96,6 +96,8 @@ class ExecutionAdmin(ImportMixin, StreamingExportMixin, admin.ModelAdmin):
                     "duration_text",
                     "exit_code",
                     "signal",
+                    "upstream_run",
+                    "stopped_by",
                 )
             },
         ),
@@ -152,6 +154,15 @@ class ExecutionAdmin(ImportMixin, StreamingExportMixin, admin.ModelAdmin):
         matches = queryset.filter(Q(host__icontains=term) | Q(error__icontains=term))
         newest = matches.order_by("-pk").values_list("pk", flat=True)[:TEXT_MATCHES]
         return queryset.filter(pk__in=list(newest)), False
+
+    @admin.display(description="after the run")
+    def upstream_run(self, obj: Execution):
+        """Trigger `after`: the upstream run whose success started this one."""
+        if not obj.upstream_run_id:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>', run_url(obj.upstream_run_id), obj.upstream_run_id[:8]
+        )
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Execution):

@@ -13,8 +13,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.views.main import ChangeList
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from cronjobs import actions
 from cronjobs.admin.display import ControlRoomMedia, execution_url, percent, run_url, when
@@ -86,12 +87,16 @@ class TaskAdmin(admin.ModelAdmin):
     list_editable = ("enabled",)
     list_filter = ("enabled", "kind", ("retired_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "description")
-    actions = ("enable", "disable", "run_now", "reset_circuit", "snooze", "unsnooze")
+    actions = ("enable", "disable", "run_now", "stop", "reset_circuit", "snooze", "unsnooze")
     action_form = SnoozeActionForm
     change_form_template = "admin/cronjobs/task/change_form.html"
     fieldsets = (
         (None, {"fields": ("name", "enabled", "description", "kind", "target", "source")}),
         ("Schedule", {"fields": ("schedule", "schedule_in_words", "next_run", "priority")}),
+        (
+            "Chains and hosts",
+            {"fields": ("upstream", "downstream", "catch_up", "where_it_runs", "last_ran_on")},
+        ),
         (
             "Limits",
             {
@@ -181,6 +186,39 @@ class TaskAdmin(admin.ModelAdmin):
     def snoozed(self, obj: Task) -> str:
         return when(obj.snoozed_until) if obj.is_snoozed() else ""
 
+    @admin.display(description="runs after")
+    def upstream(self, obj: Task):
+        return self._task_links(obj.upstream_names) or "- (its own schedule only)"
+
+    @admin.display(description="runs before")
+    def downstream(self, obj: Task):
+        after = Task.objects.filter(after__contains=obj.name).order_by("priority", "name")
+        names = [task.name for task in after if obj.name in task.upstream_names]
+        return self._task_links(names) or "-"
+
+    def _task_links(self, names: list[str]):
+        tasks = {t.name: t.pk for t in Task.objects.filter(name__in=names)}
+        links = [
+            format_html(
+                '<a href="{}">{}</a>',
+                reverse("admin:cronjobs_task_change", args=[tasks[name]]),
+                name,
+            )
+            if name in tasks
+            else name
+            for name in names
+        ]
+        return format_html_join(", ", "{}", ((link,) for link in links))
+
+    @admin.display(description="may run on")
+    def where_it_runs(self, obj: Task) -> str:
+        return ", ".join(obj.host_names) or "any host"
+
+    @admin.display(description="last ran on")
+    def last_ran_on(self, obj: Task) -> str:
+        last = obj.executions.exclude(status=Execution.Status.SKIPPED).only("host").first()
+        return last.host if last else "-"
+
     @admin.display(description="ping URL")
     def ping_url_text(self, obj: Task) -> str:
         return notify.redact(obj.ping_url) if obj.ping_url else "-"
@@ -237,6 +275,25 @@ class TaskAdmin(admin.ModelAdmin):
                 request,
                 format_html(
                     '{} started in the background: <a href="{}">run {}</a>',
+                    task.name,
+                    run_url(run_id),
+                    run_id[:8],
+                ),
+            )
+
+    @admin.action(description="Stop the selected tasks' runs", permissions=["change"])
+    def stop(self, request, queryset) -> None:
+        actor = actions.Actor.from_request(request)
+        for task in queryset:
+            try:
+                run_id = actions.stop(actor, task)
+            except actions.ActionError as exc:
+                self.message_user(request, f"Not stopped: {exc.message}.", messages.WARNING)
+                continue
+            self.message_user(
+                request,
+                format_html(
+                    '{}: stop requested for <a href="{}">run {}</a>; it ends within seconds.',
                     task.name,
                     run_url(run_id),
                     run_id[:8],

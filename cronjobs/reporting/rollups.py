@@ -83,6 +83,7 @@ def _add_up(task_id: int, rows: list[stats.DailyTrend]) -> stats.TaskSummary:
             "timed_out",
             "memory_exceeded",
             "abandoned",
+            "cancelled",
             "skipped",
         )
     }

@@ -48,7 +48,13 @@ from cronjobs.models import Execution, Task
 
 Status = Execution.Status
 FAILURE_STATUSES: tuple[str, ...] = tuple(s.value for s in Execution.FAILURES)
-OUTCOMES: tuple[str, ...] = (Status.SUCCEEDED, *FAILURE_STATUSES, Status.SKIPPED, Status.RUNNING)
+OUTCOMES: tuple[str, ...] = (
+    Status.SUCCEEDED,
+    *FAILURE_STATUSES,
+    Status.CANCELLED,
+    Status.SKIPPED,
+    Status.RUNNING,
+)
 
 _RUNS = Q(attempt__gte=1)
 _FINISHED = _RUNS & ~Q(status=Status.RUNNING)
@@ -66,6 +72,7 @@ class TaskSummary:
     timed_out: int = 0
     memory_exceeded: int = 0
     abandoned: int = 0
+    cancelled: int = 0  # stopped by an operator: neither a success nor a failure
     skipped: int = 0
     avg_duration: float | None = None
     p95_duration: float | None = None
@@ -101,6 +108,7 @@ class HourOutcomes:
     timed_out: int = 0
     memory_exceeded: int = 0
     abandoned: int = 0
+    cancelled: int = 0
     skipped: int = 0
     running: int = 0
 

@@ -20,6 +20,7 @@ check` and the admin's banner.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -99,7 +100,7 @@ def command_for(spec: TaskSpec, options: Settings | None = None) -> str:
     options = options or crontab_settings()
     manage = Path(options.DJANGO_MANAGE_PATH).resolve()
     log = Path(settings.LOG_DIR) / "cron-stdout.log"
-    words = [options.COMMAND_PREFIX, shlex.quote(options.PYTHON_EXECUTABLE)]
+    words = [env_file_assignment(), options.COMMAND_PREFIX, shlex.quote(options.PYTHON_EXECUTABLE)]
     words += [shlex.quote(str(manage)), "runjob", spec.name, "--trigger", "cron"]
     if options.DJANGO_SETTINGS_MODULE:
         words.append(f"--settings={shlex.quote(options.DJANGO_SETTINGS_MODULE)}")
@@ -179,6 +180,136 @@ def _zone_bytes(name: str) -> bytes | None:
         if path.is_file():
             return path.read_bytes()
     return None
+
+
+def env_file_assignment() -> str:
+    """`CRONJOBS_ENV_FILE=PATH` for the lines when settings name an env file: the path goes in
+    the crontab, the secrets stay in the file."""
+    path = settings.CRONJOBS_ENV_FILE
+    return f"CRONJOBS_ENV_FILE={shlex.quote(str(path))}" if path else ""
+
+
+# What an installed line must share with the process that installs it (issue 14): the database,
+# where logs go, which tasks exist, the zone schedules are read in, and a secret key at all.
+CHECKED_SETTINGS = ("DATABASE_URL", "LOG_DIR", "CRONJOBS_TASKS_FILE", "TIME_ZONE", "SECRET_KEY")
+# Cron's environment on Debian: nothing from a login shell.
+CRON_PATH = "/usr/bin:/bin"
+_SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|_KEY$)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"://[^/:@\s]*:[^@/\s]+@")
+
+
+def settings_fingerprint() -> dict[str, tuple[str, str]]:
+    """Each checked setting of this process: (what may be shown, a digest to compare). The
+    database is shown without its password; the secret key only as set or not set."""
+    db = settings.DATABASES["default"]
+    engine = str(db.get("ENGINE", "")).rsplit(".", 1)[-1]
+    where = f"{db.get('USER') or ''}@{db.get('HOST') or ''}:{db.get('PORT') or ''}/"
+    shown_db = f"{engine}://{where if engine != 'sqlite3' else ''}{db.get('NAME')}"
+    shown = {
+        "DATABASE_URL": (shown_db, f"{shown_db} {_digest(str(db.get('PASSWORD') or ''))}"),
+        "LOG_DIR": (str(Path(settings.LOG_DIR).resolve()),) * 2,
+        "CRONJOBS_TASKS_FILE": (str(settings.CRONJOBS_TASKS_FILE),) * 2,
+        "TIME_ZONE": (settings.TIME_ZONE,) * 2,
+        "SECRET_KEY": ("set" if settings.SECRET_KEY else "not set",) * 2,
+    }
+    return {name: (value[0], value[1]) for name, value in shown.items()}
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_FINGERPRINT_SCRIPT = """
+import json
+try:
+    import django
+    django.setup()
+    from cronjobs.supervisor.crontab import settings_fingerprint
+    print(json.dumps(settings_fingerprint()))
+except Exception as exc:
+    print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+"""
+
+
+def cron_environment(options: Settings | None = None) -> dict[str, str]:
+    """The environment an installed line's runjob starts with: what Debian's cron gives every
+    job, plus the line's own assignments (CRONJOBS_ENV_FILE, CRONTAB_COMMAND_PREFIX)."""
+    import getpass
+
+    options = options or crontab_settings()
+    env = {
+        "PATH": CRON_PATH,
+        "HOME": os.path.expanduser("~"),
+        "LOGNAME": getpass.getuser(),
+        "SHELL": "/bin/sh",
+        "DJANGO_SETTINGS_MODULE": options.DJANGO_SETTINGS_MODULE or "flagged_cron_project.settings",
+    }
+    for word in shlex.split(f"{env_file_assignment()} {options.COMMAND_PREFIX}"):
+        name, sep, value = word.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            break  # the assignments end where the command starts
+        env[name] = value
+    return env
+
+
+def cron_fingerprint(options: Settings | None = None) -> dict[str, Any]:
+    """The checked settings as an installed line would really get them: a fresh interpreter
+    started from the project root with cron's environment loads the settings and reports."""
+    options = options or crontab_settings()
+    manage = Path(options.DJANGO_MANAGE_PATH).resolve()
+    result = subprocess.run(
+        [options.PYTHON_EXECUTABLE, "-c", _FINGERPRINT_SCRIPT],
+        cwd=manage.parent,
+        env=cron_environment(options),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    try:
+        found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        found = {"error": (result.stderr.strip().splitlines() or ["no output"])[-1]}
+    return found
+
+
+def environment_problems(options: Settings | None = None) -> list[str]:
+    """Why the installed lines would not run what this process runs, one sentence per setting
+    that differs, naming it and the fix; and any secret the line itself would carry."""
+    options = options or crontab_settings()
+    problems = secrets_in_prefix(options.COMMAND_PREFIX)
+    fix = (
+        "put it in .env in the project root, or in a file named with `--env-file PATH` "
+        "(installed lines then load that file)"
+    )
+    cron = cron_fingerprint(options)
+    if "error" in cron:
+        return [
+            *problems,
+            f"an installed line could not load the settings ({cron['error']}): {fix}",
+        ]
+    for name, (shown, compared) in settings_fingerprint().items():
+        their_shown, their_compared = cron.get(name, ("?", "?"))
+        if compared != their_compared:
+            detail = f"this process has {shown}, cron would have {their_shown}"
+            if shown == their_shown:
+                detail = "the password differs"
+            problems.append(f"{name} differs under cron ({detail}): {fix}")
+    return problems
+
+
+def secrets_in_prefix(prefix: str) -> list[str]:
+    """CRONTAB_COMMAND_PREFIX is written into the crontab: no secrets there."""
+    problems = []
+    for word in shlex.split(prefix):
+        name, sep, value = word.partition("=")
+        if sep and (_SECRET_NAME.search(name) or _URL_PASSWORD.search(value)):
+            problems.append(
+                f"CRONTAB_COMMAND_PREFIX sets {name} with a secret in it, which would be "
+                "written into the crontab: put it in .env or a file named with --env-file"
+            )
+    return problems
 
 
 def crontab_status() -> CrontabStatus:

@@ -7,9 +7,13 @@ of any number of racing processes matches the WHERE clause; the rest update noth
 Nobody ever waits on a lock they cannot get. The database clock (NOW()) is the only clock
 compared, so hosts with skewed clocks still agree.
 
-The holder renews while its job runs. If it dies (SIGKILL, reboot), renewals stop, the lease
-expires after CRONJOBS_LEASE_TTL seconds, and the next invocation takes over and marks the dead
-run's `running` rows `abandoned`.
+The holder renews while its job runs, on a beat of CRONJOBS_LEASE_BEAT seconds (at most a third
+of the TTL). The same UPDATE tells it whether an operator asked to stop the run
+(cronjobs.actions.stop writes `stop_requested_at` on the lease row), so a stop reaches the right
+host within a beat, through the database alone.
+
+If the holder dies (SIGKILL, reboot), renewals stop, the lease expires after CRONJOBS_LEASE_TTL
+seconds, and the next invocation takes over and marks the dead run's `running` rows `abandoned`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,19 @@ from cronjobs.supervisor.db import ensure_usable_connection
 log = logging.getLogger(__name__)
 
 
+NO_STOP = {"stop_requested_at": None, "stop_requested_by": ""}
+
+
+def request_stop(task: Task, by: str) -> str:
+    """Ask the holder of the task's lease to stop its run; returns the run id, or "" when no
+    run holds the lease (nothing to stop). The holder sees it on its next beat."""
+    held = Lease.objects.filter(task=task, expires_at__gt=Now()).exclude(run_id="")
+    run_id = held.values_list("run_id", flat=True).first()
+    if run_id and held.filter(run_id=run_id).update(stop_requested_at=Now(), stop_requested_by=by):
+        return run_id
+    return ""
+
+
 def _db_now_plus(seconds: float) -> ExpressionWrapper[CombinedExpression]:
     return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
 
@@ -51,7 +68,9 @@ class TaskLease:
     def __init__(self, task: Task, run_id: str, host: str, ttl: float | None = None):
         self.task, self.run_id, self.host = task, run_id, host
         self.ttl = ttl if ttl is not None else settings.CRONJOBS_LEASE_TTL
+        self.beat = min(self.ttl / 3, settings.CRONJOBS_LEASE_BEAT)
         self.renewed_at = 0.0
+        self.stop_requested_by = ""  # set once the holder sees a stop request
 
     def acquire(self) -> Taken:
         """1. Read the current holder. 2. Compare-and-set it to us if it is free or expired
@@ -63,12 +82,15 @@ class TaskLease:
             # Reserved for this very run by a run-now request (`reserve` below), or its holder
             # is gone: no need to wait for the lease to expire.
             free = Q()
+        # A stop requested while a run-now was pending is for this run: keep it then.
+        clear_stop = {} if reserved else {"stop_requested_at": None, "stop_requested_by": ""}
         taken = Lease.objects.filter(free, task=self.task, run_id=current.run_id).update(
             run_id=self.run_id,
             host=self.host,
             pid=os.getpid(),
             acquired_at=Now(),
             expires_at=_db_now_plus(self.ttl),
+            **clear_stop,
         )
         if not taken:
             return Taken(ok=False, holder=Lease.objects.filter(task=self.task).first())
@@ -78,28 +100,37 @@ class TaskLease:
             return Taken(ok=True, abandoned_run=current.run_id)
         return Taken(ok=True)
 
-    def renew_if_due(self) -> None:
-        if time.monotonic() - self.renewed_at < self.ttl / 3:
-            return
+    def renew_if_due(self) -> str:
+        """Renew on the beat; returns who asked to stop the run, or "" (the usual answer).
+        One UPDATE a beat: it matches nothing when the lease was lost or a stop is pending,
+        and only then is the row read to tell which."""
+        if self.stop_requested_by or time.monotonic() - self.renewed_at < self.beat:
+            return self.stop_requested_by
         self.renewed_at = time.monotonic()
+        mine = Lease.objects.filter(task=self.task, run_id=self.run_id)
         try:
             ensure_usable_connection()
-            still_ours = Lease.objects.filter(task=self.task, run_id=self.run_id).update(
+            if mine.filter(stop_requested_at__isnull=True).update(
                 expires_at=_db_now_plus(self.ttl)
-            )
+            ):
+                return ""
+            row = mine.values("stop_requested_at", "stop_requested_by").first()
         except DatabaseError as exc:  # the job goes on; the lease may lapse meanwhile
             log.warning("lease of %s not renewed: %s", self.task.name, exc)
-            return
-        if not still_ours:
+            return ""
+        if row is None:
             log.warning(
                 "lease of %s was taken over while run %s was running", self.task.name, self.run_id
             )
+            return ""
+        self.stop_requested_by = row["stop_requested_by"] or "an operator"
+        return self.stop_requested_by
 
     def release(self) -> None:
         try:
             ensure_usable_connection()
             Lease.objects.filter(task=self.task, run_id=self.run_id).update(
-                run_id="", host="", pid=None, expires_at=None
+                run_id="", host="", pid=None, expires_at=None, **NO_STOP
             )
         except DatabaseError as exc:  # it will expire by itself
             log.warning("lease of %s not released: %s", self.task.name, exc)
@@ -126,7 +157,12 @@ def reserve(task: Task, run_id: str, host: str, ttl: float | None = None) -> boo
     free = Q(expires_at__isnull=True) | Q(expires_at__lt=Now())
     ttl = ttl if ttl is not None else settings.CRONJOBS_LEASE_TTL
     taken = Lease.objects.filter(free, task=task, run_id=current.run_id).update(
-        run_id=run_id, host=host, pid=None, acquired_at=Now(), expires_at=_db_now_plus(ttl)
+        run_id=run_id,
+        host=host,
+        pid=None,
+        acquired_at=Now(),
+        expires_at=_db_now_plus(ttl),
+        **NO_STOP,
     )
     if taken and current.run_id:
         abandon_run(current)  # an expired holder, as in `acquire`
@@ -136,7 +172,7 @@ def reserve(task: Task, run_id: str, host: str, ttl: float | None = None) -> boo
 def unreserve(task: Task, run_id: str) -> None:
     """Give back a reservation whose run could not be started."""
     Lease.objects.filter(task=task, run_id=run_id).update(
-        run_id="", host="", pid=None, expires_at=None
+        run_id="", host="", pid=None, expires_at=None, **NO_STOP
     )
 
 
@@ -165,7 +201,7 @@ def reap_expired() -> int:
     expired = Lease.objects.select_related("task").exclude(run_id="").filter(expires_at__lt=Now())
     for lease in expired:
         freed = Lease.objects.filter(task=lease.task, run_id=lease.run_id, expires_at__lt=Now())
-        if freed.update(run_id="", host="", pid=None, expires_at=None):
+        if freed.update(run_id="", host="", pid=None, expires_at=None, **NO_STOP):
             abandon_run(lease)
             reaped += 1
     return reaped

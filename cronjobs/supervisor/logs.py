@@ -1,7 +1,13 @@
 """Daily log files under LOG_DIR (docs/operations.md, "Logs"):
 
 * `cron-YYYY-MM-DD.log`: human lines, including every line of job output;
-* `cron-metrics-YYYY-MM-DD.log`: one JSON object per attempt.
+* `cron-metrics-YYYY-MM-DD.log`: one JSON object per attempt;
+* `cron-stdout.log`: what installed crontab lines print (rotated to `cron-stdout-YYYY-MM-DD.log`).
+
+`retain()` keeps them bounded: files older than CRONJOBS_LOG_RETENTION_DAYS (by the date in
+their name) are deleted, files older than a day are gzipped (`cron-YYYY-MM-DD.log.gz`), and
+the crontab's stdout file is rotated. Today's files are never touched, so the API's log tail
+and every writer keep working.
 
 Dates are local dates in TIME_ZONE. Each write opens the file in append mode, so several
 runjob processes can share one file and rotation needs no coordination (lines written with
@@ -10,10 +16,13 @@ O_APPEND are not interleaved mid-line).
 
 from __future__ import annotations
 
+import gzip
 import json
-from datetime import datetime
+import re
+import shutil
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.utils import timezone
@@ -116,3 +125,49 @@ def tail(lines: int, when: datetime | None = None, max_bytes: int = TAIL_BYTES) 
     if cut:
         text[0] = "…" + text[0]
     return text
+
+
+DATED_LOG = re.compile(r"^(cron|cron-metrics|cron-stdout)-(\d{4}-\d{2}-\d{2})\.log(\.gz)?$")
+CRONTAB_STDOUT = "cron-stdout.log"
+
+
+class Retained(TypedDict):
+    deleted: list[str]
+    compressed: list[str]
+    rotated: list[str]
+
+
+def retain(days: int, today: date | None = None) -> Retained:
+    """1. Rotate the crontab's stdout file to one dated today (cron lines append to it with
+    `>>`: a line still writing keeps its open file, the next opens a fresh one).
+    2. Delete dated files more than `days` old. 3. Gzip dated files older than yesterday."""
+    today = today or timezone.localdate()
+    done: Retained = {"deleted": [], "compressed": [], "rotated": []}
+    folder = log_dir()
+    stdout = folder / CRONTAB_STDOUT
+    rotated = folder / f"cron-stdout-{today.isoformat()}.log"
+    if stdout.exists() and stdout.stat().st_size and not rotated.exists():
+        stdout.rename(rotated)
+        done["rotated"].append(rotated.name)
+    for path in sorted(folder.iterdir()):
+        match = DATED_LOG.match(path.name)
+        if not match or not path.is_file():
+            continue
+        day = date.fromisoformat(match.group(2))
+        if day < today - timedelta(days=days):
+            path.unlink()
+            done["deleted"].append(path.name)
+        elif day < today - timedelta(days=1) and not match.group(3):
+            done["compressed"].append(_gzip(path).name)
+    return done
+
+
+def _gzip(path: Path) -> Path:
+    """Write PATH.gz beside it, then remove PATH; a half-written .gz from a crash is redone."""
+    target = path.with_name(path.name + ".gz")
+    partial = path.with_name(path.name + ".gz.partial")
+    with open(path, "rb") as source, gzip.open(partial, "wb") as sink:
+        shutil.copyfileobj(source, sink)
+    partial.replace(target)
+    path.unlink()
+    return target

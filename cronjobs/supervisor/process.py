@@ -51,6 +51,7 @@ class Status:
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     MEMORY_EXCEEDED = "memory_exceeded"
+    CANCELLED = "cancelled"
 
 
 @dataclasses.dataclass
@@ -83,7 +84,7 @@ def run_attempt(
     work: Work,
     limits: Limits,
     on_output: Callable[[bytes], None] = lambda chunk: None,
-    on_tick: Callable[[], None] = lambda: None,
+    on_tick: Callable[[int], str] = lambda peak: "",
     cwd: str | None = None,
     env: dict[str, str] | None = None,
 ) -> AttemptResult:
@@ -92,7 +93,8 @@ def run_attempt(
     1. Fork the keeper, which forks the worker (a command goes through launcher.py).
     2. Pump output to `on_output` and keep a capped tail; sample the tree's memory, current
        RSS and each process's kernel high-water mark (VmHWM).
-    3. On timeout: SIGTERM to the group, wait `grace`, SIGKILL. Over the memory limit: SIGKILL.
+    3. On timeout, or when `on_tick` (called with the peak so far) answers who asked to stop
+       the attempt: SIGTERM to the group, wait `grace`, SIGKILL. Over the memory limit: SIGKILL.
     4. Reap the keeper; wait4's rusage gives CPU; the peak comes from the samples and the
        kernel high-water marks the launcher and the keeper report.
     """
@@ -126,7 +128,7 @@ class _Monitor:
         keeper: int,
         limits: Limits,
         on_output: Callable[[bytes], None],
-        on_tick: Callable[[], None],
+        on_tick: Callable[[int], str],
         command: bool = False,
     ) -> None:
         self.keeper, self.limits, self.command = keeper, limits, command
@@ -165,9 +167,9 @@ class _Monitor:
                         sel.unregister(key.fd)
                 now = time.monotonic()
                 self._sample_memory()
-                self.on_tick()
-                if self.term_sent_at is None and now >= deadline:
-                    self.killed_for = Status.TIMED_OUT
+                stop = self.on_tick(max(self.peak_rss, self.high_water))
+                if self.term_sent_at is None and (stop or now >= deadline):
+                    self.killed_for = Status.CANCELLED if stop else Status.TIMED_OUT
                     self._signal_group(signal.SIGTERM)
                     self.term_sent_at = now
                 elif self.term_sent_at is not None and now >= self.term_sent_at + self.limits.grace:
@@ -327,6 +329,8 @@ class _Monitor:
     ) -> str:
         if status == Status.TIMED_OUT:
             return f"timed out after {self.limits.timeout:g} s"
+        if status == Status.CANCELLED:
+            return "stopped on request"
         if status == Status.MEMORY_EXCEEDED:
             limit, peak = self.limits.memory_limit, max(self.peak_rss, self.high_water)
             return f"memory limit of {limit} bytes exceeded (peak {peak} bytes)"

@@ -1,13 +1,21 @@
-"""Keeping the history tables bounded: `prune_history` (command and daily task)."""
+"""Keeping the history bounded: `prune_history` (command and daily task) deletes old rows from
+the tables and applies the log retention (cronjobs.supervisor.logs.retain) to LOG_DIR."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from cronjobs.models import Alert, Execution
+from cronjobs.supervisor import logs
+
+
+def prune_logs(days: int | None = None) -> logs.Retained:
+    """Daily log files beyond CRONJOBS_LOG_RETENTION_DAYS go, older than a day are gzipped."""
+    return logs.retain(days if days is not None else settings.CRONJOBS_LOG_RETENTION_DAYS)
 
 
 def prune(days: int = 90, batch_size: int = 5000) -> dict[str, int]:

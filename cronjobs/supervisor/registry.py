@@ -32,6 +32,7 @@ from django.utils.module_loading import module_has_submodule
 from cronjobs.schedules import cron_syntax_problem
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,99}")  # always fullmatch: `$` would let "x\n" through
+HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -103,6 +104,12 @@ class TaskSpec:
     success_target: float = 99.0
     success_window: int = 24 * 3600
     ping_url: str = ""
+    after: tuple[str, ...] = ()  # upstream tasks: a success of one runs this task next
+    hosts: tuple[str, ...] = ()  # CRONJOBS_HOST values it may run on; empty: any
+    catch_up: bool = False  # the watchdog starts one run for a missed latest slot
+
+    def may_run_on(self, host: str) -> bool:
+        return not self.hosts or host in self.hosts
 
     @property
     def effective_slow_after(self) -> float:
@@ -162,6 +169,9 @@ OPTIONS: dict[str, tuple[tuple[type, ...], str]] = {
     "success_target": ((int, float), "a percentage above 0 and up to 100"),
     "success_window": ((int,), "whole seconds"),
     "ping_url": ((str,), "an http(s) Healthchecks ping URL"),
+    "after": ((list,), 'a list of task names like ["refresh_leaderboard"]'),
+    "hosts": ((list,), 'a list of host names like ["web1", "web2"]'),
+    "catch_up": ((bool,), "true or false"),
 }
 COMMAND_ONLY = ("env", "pass_env")
 # Smart Cron V2's names for two settings, accepted in the tasks file with the same meaning
@@ -212,6 +222,10 @@ def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], sourc
     if not 1 <= fields.get("priority", 3) <= 5:
         raise ConfigError(name, "priority", f"{fields['priority']} is not between 1 and 5")
     _check_alert_policy(name, fields)
+    _check_names(name, fields, "after", NAME_RE)
+    _check_names(name, fields, "hosts", HOST_RE)
+    if name in fields.get("after", ()):
+        raise ConfigError(name, "after", "a task cannot run after itself")
     return TaskSpec(name=name, kind=kind, target=target, source=source, **fields)
 
 
@@ -250,6 +264,17 @@ def _check_alert_policy(name: str, fields: dict[str, Any]) -> None:
     if ping and not re.match(r"^https?://[^/\s]+", ping):
         raise ConfigError(name, "ping_url", "must start with http:// or https:// and a host")
     fields["ping_url"] = ping
+
+
+def _check_names(name: str, fields: dict[str, Any], key: str, pattern: re.Pattern[str]) -> None:
+    values = fields.get(key, [])
+    for value in values:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ConfigError(name, key, f"{value!r} is not a valid name")
+    if len(set(values)) != len(values):
+        raise ConfigError(name, key, "names a task or host twice")
+    if key in fields:
+        fields[key] = tuple(values)
 
 
 def _check_positive(name: str, fields: dict[str, Any], key: str) -> None:
@@ -297,8 +322,31 @@ class Registry:
         if tasks_file and Path(tasks_file).exists():
             for build in _file_declarations(Path(tasks_file), self.warnings):
                 self._add(build)
+        self._check_chains()
         self._loaded = True
         return self
+
+    def _check_chains(self) -> None:
+        """`after` must name declared tasks and must not loop: each offending task becomes a
+        declaration error (and is not runnable), like any other bad field."""
+        bad: dict[str, ConfigError] = {}
+        for spec in self.tasks.values():
+            unknown = [name for name in spec.after if name not in self.tasks]
+            if unknown:
+                known = ", ".join(sorted(self.tasks))
+                problem = f"unknown task {unknown[0]!r} (known: {known})"
+                bad[spec.name] = ConfigError(spec.name, "after", problem)
+        for cycle in _cycles({n: s.after for n, s in self.tasks.items() if n not in bad}):
+            path = " -> ".join([*cycle, cycle[0]])
+            for name in cycle:
+                bad.setdefault(name, ConfigError(name, "after", f"makes a cycle: {path}"))
+        for name, error in bad.items():
+            self.errors.append(error)
+            del self.tasks[name]
+
+    def downstream(self, name: str) -> list[TaskSpec]:
+        """The tasks declared `after` this one, in priority order."""
+        return [spec for spec in self.by_priority() if name in spec.after]
 
     def _add(self, build: Callable[..., TaskSpec], *args: Any) -> None:
         try:
@@ -317,6 +365,29 @@ class Registry:
 
     def by_priority(self) -> list[TaskSpec]:
         return sorted(self.load().tasks.values(), key=lambda s: (s.priority, s.name))
+
+
+def _cycles(graph: dict[str, tuple[str, ...]]) -> list[list[str]]:
+    """Every cycle of the `after` graph, once each (depth-first search, three colours)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for upstream in graph.get(node, ()):
+            if state.get(upstream) == 1:
+                found.append(path[path.index(upstream) :])
+            elif upstream not in state and upstream in graph:
+                visit(upstream)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
 
 
 def _import_jobs_modules() -> list[ConfigError]:

@@ -1,8 +1,9 @@
 """One invocation of a task, as `manage.py runjob` performs it (docs/architecture.md, "The life of
 one invocation").
 
-    resolve -> skip if disabled -> consult the circuit -> take the lease -> attempts
-    -> update circuit and alerts -> release the lease -> logs
+    resolve -> leave it to its hosts if pinned elsewhere -> skip if disabled -> consult the
+    circuit -> take the lease -> attempts -> update circuit and alerts -> release the lease
+    -> logs -> after a success, the tasks declared `after` it (`run_chain`)
 
 Every attempt gets an Execution row inserted as `running` before the child starts and is finalised
 afterwards whatever happens, so the history never shows a success in advance. When the database
@@ -32,7 +33,7 @@ from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
 from cronjobs.supervisor.process import AttemptResult, Limits, run_attempt
-from cronjobs.supervisor.registry import JobContext, TaskSpec
+from cronjobs.supervisor.registry import JobContext, TaskSpec, registry
 from cronjobs.supervisor.sync import sync_task
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Outcome:
     status: str
     executions: list[Execution]
     skip_reason: str = ""
+    task: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -67,16 +69,25 @@ class Invocation:
         trigger: str,
         run_id: str | None = None,
         sleep: Callable[[float], Any] = time.sleep,
+        upstream_run_id: str = "",
     ):
         self.spec = spec
         self.trigger = trigger
         self.sleep = sleep
         self.run_id = run_id or new_run_id()
+        self.upstream_run_id = upstream_run_id
         self.host = settings.CRONJOBS_HOST
         self.task: Task | None = None
         self.lease: TaskLease | None = None
+        self.memory_written_at = 0.0
 
     def run(self) -> Outcome:
+        if not self.spec.may_run_on(self.host):
+            # Every host's crontab fires every task; the pinned ones run it. No row here, or
+            # each pinned task would fill the history with a skip per host per slot.
+            where = ", ".join(self.spec.hosts)
+            logs.write("INFO", self.spec.name, f"not run on {self.host}: pinned to {where}")
+            return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST)
         self.task = sync_task(self.spec)
         if not self.task.enabled:
             return self.skip(SkipReason.DISABLED, "task is disabled")
@@ -116,6 +127,7 @@ class Invocation:
             skip_reason=reason,
             host=self.host,
             pid=os.getpid(),
+            upstream_run_id=self.upstream_run_id,
             started_at=now,
             finished_at=now,
             duration=0.0,
@@ -131,13 +143,16 @@ class Invocation:
             row = self.attempt(attempt)
             rows.append(row)
             opened = self.update_circuit(row)
-            if row.status == Status.SUCCEEDED or row.status == Status.MEMORY_EXCEEDED:
-                break  # a job over its memory limit will be over it again: no retry
+            if row.status in (Status.SUCCEEDED, Status.MEMORY_EXCEEDED, Status.CANCELLED):
+                break  # over its memory limit it will be again; a stopped run stays stopped
             if opened:
                 logs.write("WARNING", self.spec.name, "circuit opened: no more attempts")
                 break
             if attempt < self.spec.max_attempts:
                 self.wait(self.spec.retry_delay)
+                if self.lease and self.lease.stop_requested_by:
+                    logs.write("INFO", self.spec.name, "stopped between attempts: no retry")
+                    break
         return Outcome(self.run_id, rows[-1].status, rows)
 
     def update_circuit(self, row: Execution) -> bool:
@@ -147,6 +162,9 @@ class Invocation:
         assert self.task is not None  # run() synced it before any attempt
         try:
             ensure_usable_connection()
+            if row.status == Status.CANCELLED:  # an operator's stop says nothing of the job
+                circuit.release_trial(self.task, self.run_id)
+                return False
             return circuit.record_attempt(self.task, self.run_id, row)
         except DatabaseError as exc:
             log.warning("circuit not updated for %s: %s", self.spec.name, exc)
@@ -154,13 +172,13 @@ class Invocation:
 
     def wait(self, seconds: float) -> None:
         """Sleep between attempts, renewing the lease so it cannot lapse meanwhile."""
-        step = max(1.0, self.lease.ttl / 3) if self.lease else seconds
+        step = max(1.0, self.lease.beat) if self.lease else seconds  # a stop ends the wait
         remaining = seconds
         while True:
             self.sleep(min(step, remaining))
             remaining -= step
-            if self.lease:
-                self.lease.renew_if_due()
+            if self.lease and self.lease.renew_if_due():
+                return
             if remaining <= 0:
                 return
 
@@ -173,6 +191,7 @@ class Invocation:
             status=Status.RUNNING,
             host=self.host,
             pid=os.getpid(),
+            upstream_run_id=self.upstream_run_id,
             started_at=timezone.now(),
         )
         self.save(row)
@@ -183,7 +202,7 @@ class Invocation:
                 self.work(number),
                 self.limits(),
                 on_output=output.feed,
-                on_tick=self.lease.renew_if_due if self.lease else lambda: None,
+                on_tick=lambda peak: self.tick(row, peak),
                 cwd=str(settings.BASE_DIR),
                 env=self.environment(number) if self.spec.kind == Task.Kind.COMMAND else None,
             )
@@ -199,6 +218,21 @@ class Invocation:
             output.close()
         self.finish(row, result)
         return row
+
+    def tick(self, row: Execution, peak: int) -> str:
+        """The monitor's beat: renew the lease (which answers whether someone asked to stop the
+        run) and, every MEMORY_EVERY seconds, write the attempt's peak memory so far on the
+        running row, so the "Running now" panel can show it from any host."""
+        stop = self.lease.renew_if_due() if self.lease else ""
+        if row.pk and peak and time.monotonic() - self.memory_written_at >= MEMORY_EVERY:
+            self.memory_written_at = time.monotonic()
+            try:
+                Execution.objects.filter(pk=row.pk, status=Status.RUNNING).update(
+                    peak_rss_bytes=peak
+                )
+            except DatabaseError as exc:
+                log.warning("memory of %s not written: %s", self.spec.name, exc)
+        return stop
 
     def save(self, row: Execution) -> None:
         """Write the row, or spool it when the database cannot be reached."""
@@ -280,6 +314,9 @@ class Invocation:
         row.output = result.output
         row.error = result.error
         row.traceback = result.traceback
+        if result.status == Status.CANCELLED and self.lease:
+            row.stopped_by = self.lease.stop_requested_by[:150]
+            row.error = f"stopped by {self.lease.stop_requested_by}"
         self.save(row)
         level = "INFO" if result.status == Status.SUCCEEDED else "ERROR"
         summary = f" ({result.error})" if result.error else ""
@@ -319,7 +356,7 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
     last = rows[-1]
     if succeeded:
         alerts.resolve_kinds(task, [kinds.FAILED, kinds.LATE], "a run succeeded")
-    elif spec.alert_on_failure:
+    elif spec.alert_on_failure and outcome.status != Status.CANCELLED:
         in_a_row = task.failed_runs_in_a_row(spec.alert_after) if spec.alert_after > 1 else 1
         if in_a_row >= spec.alert_after:
             runs = f" ({in_a_row} runs in a row)" if spec.alert_after > 1 else ""
@@ -346,6 +383,28 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
         alerts.raise_alert(task, kinds.MEMORY, f"peak memory {peak} bytes over {warn} bytes")
     elif warn and succeeded:
         alerts.resolve_kinds(task, [kinds.MEMORY], "memory back under the warning level")
+
+
+SKIP_HOST = "host"  # not a row's skip_reason: a pinned task on another host records nothing
+MEMORY_EVERY = 10.0  # seconds between writes of a running attempt's memory
+
+
+def tree_memory(pid: int) -> int | None:
+    """The resident memory of `pid`'s descendants (the job's process tree under a supervisor),
+    or None when it cannot be read (another host, the run just ended)."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    total = 0
+    for child in children:
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
 
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -441,4 +500,35 @@ def spool_not_run(task_name: str, trigger: str, run_id: str | None, exc: Excepti
 
 
 def run_task(spec: TaskSpec, trigger: str = Execution.Trigger.MANUAL, **kwargs: Any) -> Outcome:
-    return Invocation(spec, trigger, **kwargs).run()
+    outcome = Invocation(spec, trigger, **kwargs).run()
+    outcome.task = spec.name
+    return outcome
+
+
+def run_chain(
+    spec: TaskSpec,
+    trigger: str = Execution.Trigger.MANUAL,
+    done: set[str] | None = None,
+    **kwargs: Any,
+) -> list[Outcome]:
+    """Run the task, then, after a success, each enabled task declared `after` it (priority
+    order, trigger `after`, the upstream's run id on their rows), and theirs in turn. `done`
+    names the tasks this invocation has run, so a task downstream of two others runs once."""
+    done = set() if done is None else done
+    done.add(spec.name)
+    outcome = run_task(spec, trigger, **kwargs)
+    outcomes = [outcome]
+    if outcome.status != Status.SUCCEEDED:
+        return outcomes  # a failed, stopped or skipped upstream runs none of them
+    downstream = [each for each in registry.downstream(spec.name) if each.name not in done]
+    disabled = set(
+        Task.objects.filter(name__in=[each.name for each in downstream], enabled=False).values_list(
+            "name", flat=True
+        )
+    )
+    for each in downstream:
+        if each.name in disabled or each.name in done:
+            continue
+        logs.write("INFO", each.name, f"runs after {spec.name} (run {outcome.run_id[:8]})")
+        outcomes += run_chain(each, Execution.Trigger.AFTER, done, upstream_run_id=outcome.run_id)
+    return outcomes

@@ -29,6 +29,7 @@ SPEC_FIELDS = (
     "success_target",
     "success_window",
     "ping_url",
+    "catch_up",
 )
 
 
@@ -37,6 +38,8 @@ def spec_values(spec: TaskSpec) -> dict[str, Any]:
     values["target"] = spec.target_text
     values["slow_after"] = spec.effective_slow_after
     values["memory_warn"] = spec.effective_memory_warn
+    values["after"] = ",".join(spec.after)
+    values["hosts"] = ",".join(spec.hosts)
     values["retired_at"] = None
     return values
 

@@ -1,20 +1,21 @@
 """The watchdog (docs/operations.md, "Watchdog and pruning"): `late` alerts for tasks that missed
-their schedule, and abandonment of runs whose supervisor died without anyone invoking the task
-again."""
+their schedule, one catch-up run for a `catch_up` task whose latest slot passed unrun, and
+abandonment of runs whose supervisor died without anyone invoking the task again."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypedDict
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from cronjobs import schedules
-from cronjobs.models import Execution, Task
+from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import rollups
-from cronjobs.supervisor import alerts, lease, pings
+from cronjobs.supervisor import alerts, lease, logs, pings, runner
 
 
 class LateReport(TypedDict):
@@ -24,6 +25,7 @@ class LateReport(TypedDict):
 
 class SweepReport(LateReport):
     abandoned_runs: int
+    caught_up: list[str]
 
 
 def grace_for(task: Task) -> timedelta:
@@ -46,9 +48,9 @@ def due_times(tasks: list[Task], now: datetime) -> dict[int, datetime]:
 
 def check_late(now: datetime | None = None) -> LateReport:
     """Raise `late` for tasks with no success since their due time; resolve it for the rest.
-    One query for the last successes, however many tasks."""
+    Two queries (last successes, open late alerts) however many tasks, plus one per change."""
     now = now or timezone.now()
-    tasks = list(Task.objects.filter(enabled=True, retired_at__isnull=True).exclude(schedule=""))
+    tasks = list(_current_tasks())
     due = due_times(tasks, now)
     last_success = dict(
         Execution.objects.filter(
@@ -58,6 +60,10 @@ def check_late(now: datetime | None = None) -> LateReport:
         )
         .values_list("task_id")
         .annotate(last=Max("started_at"))
+    )
+    # Tasks on time with nothing to resolve (nearly all, nearly always) cost no query.
+    open_late = set(
+        Alert.objects.unresolved().filter(kind=alerts.Kind.LATE).values_list("task_id", flat=True)
     )
     report: LateReport = {"late": [], "on_time": []}
     for task in tasks:
@@ -69,9 +75,84 @@ def check_late(now: datetime | None = None) -> LateReport:
             alerts.raise_alert(task, alerts.Kind.LATE, f"no successful run since the {when} run")
             report["late"].append(task.name)
         else:
-            alerts.resolve_kinds(task, [alerts.Kind.LATE], "ran on schedule")
+            if task.pk in open_late:
+                alerts.resolve_kinds(task, [alerts.Kind.LATE], "ran on schedule")
             report["on_time"].append(task.name)
     return report
+
+
+def missed_slots(tasks: list[Task], now: datetime) -> dict[int, datetime]:
+    """Per `catch_up` task that may run now (enabled, current, not snoozed, circuit not open),
+    its latest scheduled slot when that slot passed more than CRONJOBS_LATE_GRACE ago with no
+    run started since and was not caught up already. Older slots are never returned: after a
+    long outage one run catches up, not one per slot. One query, however many tasks."""
+    grace = timedelta(seconds=settings.CRONJOBS_LATE_GRACE)
+    slots = {}
+    for task in tasks:
+        if not _may_catch_up(task, now):
+            continue
+        slot = schedules.previous_run(task.schedule, before=now)
+        if slot is None or slot < task.created_at or slot > now - grace:
+            continue
+        if task.caught_up_slot is None or task.caught_up_slot < slot:
+            slots[task.pk] = slot
+    if not slots:
+        return {}
+    started = dict(
+        Execution.objects.filter(task_id__in=list(slots), started_at__gte=min(slots.values()))
+        .values_list("task_id")
+        .annotate(last=Max("started_at"))
+    )
+    # Cron starts a run at its slot's very second; anything from then on ran for the slot.
+    return {pk: slot for pk, slot in slots.items() if pk not in started or started[pk] < slot}
+
+
+def _may_catch_up(task: Task, now: datetime) -> bool:
+    return (
+        task.catch_up
+        and task.enabled
+        and not task.is_retired
+        and bool(task.schedule)
+        and not task.is_snoozed(now)
+        and task.circuit_state != CircuitState.State.OPEN
+    )
+
+
+Starter = Callable[[str, str], object]
+
+
+def catch_up(
+    now: datetime | None = None, start: Starter | None = None, tasks: list[Task] | None = None
+) -> list[str]:
+    """Start one detached run (trigger `catch_up`) per missed slot; returns the task names.
+    Each slot is claimed with a compare-and-set on Task.caught_up_slot first, so two
+    watchdogs on two hosts, or a second pass, never start a second run for it."""
+    now = now or timezone.now()
+    start = start or runner.start_in_background
+    if tasks is None:
+        tasks = list(_current_tasks().filter(catch_up=True))
+    by_pk = {task.pk: task for task in tasks}
+    started = []
+    for pk, slot in missed_slots(tasks, now).items():
+        task = by_pk[pk]
+        claimed = Task.objects.filter(pk=pk).filter(
+            Q(caught_up_slot__isnull=True) | Q(caught_up_slot__lt=slot)
+        )
+        if not claimed.update(caught_up_slot=slot):
+            continue  # another watchdog took this slot
+        when = timezone.localtime(slot).strftime("%Y-%m-%d %H:%M %Z")
+        logs.write("WARNING", task.name, f"missed the {when} run: starting a catch-up run")
+        start(task.name, Execution.Trigger.CATCH_UP)
+        started.append(task.name)
+    return started
+
+
+def _current_tasks() -> QuerySet[Task]:
+    return (
+        Task.objects.filter(enabled=True, retired_at__isnull=True)
+        .exclude(schedule="")
+        .select_related("circuitstate")
+    )
 
 
 def check_success_rates(now: datetime | None = None) -> None:
@@ -87,7 +168,8 @@ def sweep() -> SweepReport:
     pinger = pings.Pinger(settings.CRONJOBS_WATCHDOG_PING_URL, pings.new_rid())
     try:
         alerts.end_snoozes()
-        report: SweepReport = {"abandoned_runs": lease.reap_expired(), **check_late()}
+        abandoned = lease.reap_expired()
+        report: SweepReport = {"abandoned_runs": abandoned, "caught_up": catch_up(), **check_late()}
         check_success_rates()
         # Recompute the dashboard's closed days here when their cache entries expire, so no
         # page view has to (on a million rows that costs the better part of a second).

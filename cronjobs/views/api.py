@@ -238,6 +238,19 @@ def run_now(request: HttpRequest, name: str) -> JsonResponse:
 
 
 @authorize(method="POST", write=True)
+def stop(request: HttpRequest, name: str) -> JsonResponse:
+    parse_params(request, {})
+    run_id = actions.stop(actions.Actor.from_request(request, door="api"), _task(name))
+    return JsonResponse({"task": name, "run_id": run_id, "stop_requested": True}, status=202)
+
+
+@authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
+def running(request: HttpRequest) -> dict:
+    parse_params(request, {})
+    return payloads.running_payload()
+
+
+@authorize(method="POST", write=True)
 def enable(request: HttpRequest, name: str) -> dict:
     return _set_enabled(request, name, True)
 
@@ -325,11 +338,13 @@ urlpatterns = [
     path("tasks/", tasks, name="api-tasks"),
     path("tasks/<str:name>/", task_detail, name="api-task"),
     path("tasks/<str:name>/run/", run_now, name="api-task-run"),
+    path("tasks/<str:name>/stop/", stop, name="api-task-stop"),
     path("tasks/<str:name>/enable/", enable, name="api-task-enable"),
     path("tasks/<str:name>/disable/", disable, name="api-task-disable"),
     path("tasks/<str:name>/snooze/", snooze_task, name="api-task-snooze"),
     path("snooze/", snooze_all, name="api-snooze-all"),
     path("status/", status, name="api-status"),
+    path("running/", running, name="api-running"),
     path("metrics/", metrics, name="api-metrics"),
     path("logs/", log_tail, name="api-logs"),
     path("<path:rest>", not_found),

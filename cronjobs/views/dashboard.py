@@ -162,23 +162,29 @@ def chart_days(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[dt.d
     return days[max(start, 0) :]
 
 
-def _charts(now, trends, names, days) -> dict[str, str]:
-    def rate(t: stats.DailyTrend) -> float | None:
-        return None if t.success_rate is None else 100 * t.success_rate
+METRICS = {
+    "success_rate": charts.Metric(
+        "Success rate per day",
+        "%",
+        lambda t: None if t.success_rate is None else 100 * t.success_rate,
+        range=(0, 100),  # 90 % must not look like a cliff
+    ),
+    "duration": charts.Metric("Average duration per day", "s", lambda t: t.avg_duration),
+    "memory": charts.Metric(
+        "Peak memory per day",
+        "MiB",
+        lambda t: None if t.max_peak_rss_bytes is None else t.max_peak_rss_bytes / MIB,
+    ),
+}
 
-    def memory(t: stats.DailyTrend) -> float | None:
-        return None if t.max_peak_rss_bytes is None else t.max_peak_rss_bytes / MIB
 
+def _charts(now, trends, names, days) -> dict[str, Any]:
     days = chart_days(trends, days)
     return {
         "runs_per_hour": charts.runs_per_hour(stats.runs_per_hour(24, now)),
-        "success_rate": charts.per_task_trend(
-            "Success rate per day (%)", trends, names, days, rate, "%"
-        ),
-        "duration": charts.per_task_trend(
-            "Average duration per day (s)", trends, names, days, lambda t: t.avg_duration, "s"
-        ),
-        "memory": charts.per_task_trend(
-            "Peak memory per day (MiB)", trends, names, days, memory, "MiB"
-        ),
+        "window_days": len(days),
+        "trends": [
+            (key, metric, charts.small_multiples(metric, trends, names, days))
+            for key, metric in METRICS.items()
+        ],
     }

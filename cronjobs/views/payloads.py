@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from cronjobs import schedules
-from cronjobs.models import Alert, CircuitState, Execution, Task
+from cronjobs.models import Alert, CircuitState, Execution, Lease, Task
 from cronjobs.reporting import health, stats
+from cronjobs.supervisor.runner import tree_memory
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -61,6 +63,8 @@ def execution_dict(row: Execution | None) -> dict[str, Any] | None:
         "memory_added_bytes": row.memory_added_bytes,
         "job_memory_bytes": row.job_memory_bytes,
         "error": row.error,
+        "upstream_run_id": row.upstream_run_id or None,
+        "stopped_by": row.stopped_by or None,
     }
 
 
@@ -98,6 +102,9 @@ def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
         "success_target": task.success_target,
         "success_window": task.success_window,
         "snoozed_until": iso(task.snoozed_until) if task.is_snoozed(snap.now) else None,
+        "after": task.upstream_names,
+        "hosts": task.host_names,
+        "catch_up": task.catch_up,
     }
 
 
@@ -171,6 +178,36 @@ def _running_dict(row: Execution, now: dt.datetime) -> dict[str, Any]:
         "started_at": iso(row.started_at),
         "elapsed_seconds": _round((now - row.started_at).total_seconds(), 1),
     }
+
+
+def running_payload() -> dict[str, Any]:
+    """The "Running now" panel (dashboard and task list): every attempt under way, with its
+    timeout and peak memory: the peak its supervisor last wrote (every 10 s), raised to what
+    the job's process tree holds now when it runs on this host (read live). Two queries."""
+    now = timezone.now()
+    rows = list(Execution.objects.running().select_related("task").order_by("started_at"))
+    stops = dict(
+        Lease.objects.filter(stop_requested_at__isnull=False).values_list(
+            "run_id", "stop_requested_by"
+        )
+    )
+    here = settings.CRONJOBS_HOST
+    running = []
+    for row in rows:
+        live = tree_memory(row.pid) if row.host == here and row.pid else None
+        written = row.peak_rss_bytes
+        running.append(
+            {
+                **_running_dict(row, now),
+                "max_attempts": row.task.max_attempts,
+                "timeout_seconds": row.task.timeout,
+                "memory_bytes": written if live is None else max(live, written or 0),
+                "memory_source": "live" if live is not None else "last written",
+                "memory_limit_bytes": row.task.memory_limit,
+                "stop_requested_by": stops.get(row.run_id),
+            }
+        )
+    return {"generated_at": iso(now), "host": here, "running": running}
 
 
 def summary_dict(name: str, summary: stats.TaskSummary) -> dict[str, Any]:

@@ -7,14 +7,17 @@ the lines come from the task registry and call `runjob`, not `crontab run <hash>
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cronjobs.supervisor.crontab import (
     CrontabError,
     RegistryCrontab,
     crontab_status,
+    environment_problems,
     install_problems,
 )
 
@@ -29,20 +32,39 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("subcommand", choices=["add", "show", "remove", "check", "run"])
         parser.add_argument("jobhash", nargs="?", help="(django-crontab's `run`; not supported)")
+        parser.add_argument(
+            "--env-file",
+            metavar="PATH",
+            help="a dotenv file the installed lines load (CRONJOBS_ENV_FILE): settings and "
+            "secrets cron needs, kept out of the crontab",
+        )
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         if subcommand == "run":
             raise CommandError("lines installed by this project call `manage.py runjob <task>`")
+        before = settings.CRONJOBS_ENV_FILE
+        if options["env_file"]:
+            path = Path(options["env_file"]).expanduser().resolve()
+            if not path.is_file():
+                raise CommandError(f"--env-file: no file at {path}", returncode=2)
+            settings.CRONJOBS_ENV_FILE = str(path)
         try:
             getattr(self, f"do_{subcommand}")(options)
         except CrontabError as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            settings.CRONJOBS_ENV_FILE = before
 
     def do_add(self, options: dict[str, Any]) -> None:
+        """Refuses, leaving the crontab untouched, when the lines would not run what this
+        process runs (another database, log directory, tasks file, zone or no secret key)."""
         problems = install_problems()
         if problems:
             raise CommandError("not installing:\n" + "\n".join(f"  {p}" for p in problems))
-        with RegistryCrontab(out=self.stdout.write, **options) as crontab:
+        with RegistryCrontab(out=self.stdout.write, **options) as crontab:  # reads it first
+            problems = environment_problems()
+            if problems:  # raised inside: the crontab is not written
+                raise CommandError("not installing:\n" + "\n".join(f"  {p}" for p in problems))
             crontab.remove_jobs()
             crontab.add_jobs()
 
@@ -56,9 +78,10 @@ class Command(BaseCommand):
 
     def do_check(self, options: dict[str, Any]) -> None:
         status = crontab_status()
-        if status.ok:
+        differences = environment_problems()
+        if status.ok and not differences:
             self.stdout.write("crontab is up to date with the task declarations")
-        for message in status.messages():
-            (self.stdout if status.ok else self.stderr).write(message)
-        if not status.ok:
+        for message in [*status.messages(), *differences]:
+            (self.stdout if status.ok and not differences else self.stderr).write(message)
+        if not status.ok or differences:
             sys.exit(1)

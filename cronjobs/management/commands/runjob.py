@@ -18,7 +18,8 @@ from cronjobs.supervisor.runner import (
     EXIT_FAILED,
     EXIT_SUCCEEDED,
     EXIT_USAGE,
-    run_task,
+    Outcome,
+    run_chain,
     spool_not_run,
 )
 
@@ -80,15 +81,27 @@ class Command(BaseCommand):
         if spec is None:
             raise CommandError(self.unknown_task_message(name), returncode=EXIT_USAGE)
         try:
-            outcome = run_task(spec, trigger, run_id=run_id)
+            first, *downstream = run_chain(spec, trigger, run_id=run_id)
         except DatabaseError as exc:
             return self.database_down(name, trigger, run_id, exc)
+        self.report(first)
+        for outcome in downstream:
+            self.report(outcome)
+        # The task's own outcome, unless a task run after it failed.
+        failed = any(each.exit_code == EXIT_FAILED for each in downstream)
+        return EXIT_FAILED if failed else first.exit_code
+
+    def report(self, outcome: Outcome) -> None:
+        if not outcome.executions:  # pinned to other hosts: nothing recorded here
+            spec = registry.get(outcome.task)
+            hosts = ", ".join(spec.hosts) if spec else "?"
+            self.stderr.write(f"{outcome.task}: not run on this host: pinned to {hosts}")
+            return
         last = outcome.executions[-1]
         detail = f": {last.error}" if last.error else ""
         attempts = f" after {len(outcome.executions)} attempt(s)" if last.attempt > 1 else ""
         stream = self.stdout if outcome.exit_code == EXIT_SUCCEEDED else self.stderr
-        stream.write(f"{name}: {outcome.status}{attempts} (run {outcome.run_id}){detail}")
-        return outcome.exit_code
+        stream.write(f"{outcome.task}: {outcome.status}{attempts} (run {outcome.run_id}){detail}")
 
     def database_down(self, name: str, trigger: str, run_id: str | None, exc: DatabaseError) -> int:
         spool_not_run(name, trigger, run_id, exc)
@@ -96,12 +109,17 @@ class Command(BaseCommand):
         return EXIT_FAILED
 
     def run_all(self, trigger: str) -> int:
+        """Every task by priority; a task declared `after` others runs when one of them
+        succeeds (trigger `after`), never on its own here, so its inputs are fresh."""
         code = EXIT_SUCCEEDED
+        done: set[str] = set()
         for spec in registry.by_priority():
-            outcome = run_task(spec, trigger)
-            self.stdout.write(f"{spec.name}: {outcome.status} (run {outcome.run_id})")
-            if outcome.exit_code == EXIT_FAILED:
-                code = EXIT_FAILED
+            if spec.name in done or spec.after:
+                continue
+            for outcome in run_chain(spec, trigger, done):
+                self.stdout.write(f"{outcome.task}: {outcome.status} (run {outcome.run_id})")
+                if outcome.exit_code == EXIT_FAILED:
+                    code = EXIT_FAILED
         if registry.errors:
             self.stderr.write(self.errors_text())
             return EXIT_USAGE
