@@ -84,6 +84,8 @@ def history(db):
     make_execution(steady, "succeeded", now - dt.timedelta(days=40), duration=999.0)  # too old
     make_execution(steady, "skipped", now - dt.timedelta(hours=1), skip_reason="overlap")
     make_execution(steady, "running", now - dt.timedelta(minutes=1))
+    # Stopped by an operator: neither a success nor a failure, in the views as in Python.
+    make_execution(steady, "cancelled", now - dt.timedelta(hours=5), duration=1.0)
     for n in range(4):
         status = ("failed", "timed_out", "failed", "succeeded")[n]  # newest first
         make_execution(
@@ -107,7 +109,7 @@ def test_performance_view_matches_thirty_day_stats(history):
         assert float(row["avg_execution_time"]) == pytest.approx(summary.avg_duration, abs=1e-3)
         assert float(row["max_execution_time"]) == summary.max_duration
         assert row["max_memory_used"] == summary.max_peak_rss_bytes
-    assert rows["v_steady"]["total_executions"] == 10  # no skip, no running, nothing older
+    assert rows["v_steady"]["total_executions"] == 10  # no skip, running, cancelled or older
     assert float(rows["v_steady"]["success_rate"]) == 90.0
 
 

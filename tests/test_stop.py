@@ -144,3 +144,6 @@ def test_a_stop_during_the_retry_delay_ends_the_run_without_more_attempts(manage
     assert runjob.wait(timeout=20) == 1  # not the 60 s delay and two more attempts
     (row,) = Execution.objects.filter(task__name="retrying")
     assert row.status == "failed"  # the attempt that ran failed; the stop prevented the rest
+    assert "retrying: cancelled" in runjob.stderr.read()  # the run, not its last attempt
+    # An operator ended the run: no failed alert pages anyone for it.
+    assert not Alert.objects.filter(task__name="retrying", kind="failed").exists()

@@ -46,9 +46,12 @@ class ExecutionResource(resources.ModelResource):
             "exit_code",
             "signal",
             "peak_rss_bytes",
+            "memory_added_bytes",
             "cpu_user",
             "cpu_system",
             "error",
+            "upstream_run_id",
+            "stopped_by",
         )
         export_order = fields
 

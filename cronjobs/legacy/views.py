@@ -1,6 +1,7 @@
 """The compatibility views on MySQL/MariaDB (docs/api.md, "SQL views"): the seed's four views,
 with `task_name` carrying CRONJOBS_LEGACY_PREFIX so an operator's existing filters on the V2
-names keep matching, and `smart_cron_alerts`, where V2 kept its alerts.
+names keep matching, and `smart_cron_alerts`, where V2 kept its alerts. Cancelled attempts
+(stopped by an operator) are left out, as the Python figures leave them out.
 
 The four views are those of cronjobs/migrations/0003_compatibility_views.py with `memory_used`
 the job's own figure (0007_i11_memory_added.py); only `task_name` changes. The views are
@@ -17,6 +18,9 @@ from cronjobs import legacy
 
 seed = importlib.import_module("cronjobs.migrations.0003_compatibility_views")
 JOB_MEMORY = "COALESCE(e.memory_added_bytes, e.peak_rss_bytes)"
+# A run an operator stopped says nothing of the job's health, as in Execution.objects.finished():
+# V2 had no such status, so its views leave cancelled attempts out.
+FINISHED = "e.attempt >= 1 AND e.status NOT IN ('running', 'cancelled')"
 local = seed.local
 
 ALERTS = """
@@ -48,9 +52,9 @@ def definitions(prefix: str) -> dict[str, str]:
     """View name -> CREATE OR REPLACE VIEW statement, for task names with `prefix`."""
     task_name = f"CONCAT({sql_literal(prefix)}, t.name)"
     views = {
-        name: sql.replace("e.peak_rss_bytes", JOB_MEMORY).replace(
-            "t.name AS task_name", f"{task_name} AS task_name"
-        )
+        name: sql.replace("e.peak_rss_bytes", JOB_MEMORY)
+        .replace("t.name AS task_name", f"{task_name} AS task_name")
+        .replace(seed.FINISHED, FINISHED)
         for name, sql in seed.VIEWS.items()
     }
     views["smart_cron_alerts"] = ALERTS.format(

@@ -132,7 +132,9 @@ _GROUP_AGGREGATES = {
     "m_n": Count("peak_rss_bytes"),
     "m_max": Max("peak_rss_bytes"),
 }
-_UNFINISHED = (Status.RUNNING, Status.SKIPPED)
+# Durations and memory describe attempts that ran to an outcome: not a running or skipped row,
+# nor one an operator stopped (its duration is when the stop came, not what the job takes).
+_UNFINISHED = (Status.RUNNING, Status.SKIPPED, Status.CANCELLED)
 Number = TypeVar("Number", int, float)
 
 
@@ -148,7 +150,7 @@ class _GroupSum:
     def add(self, group: dict[str, Any]) -> None:
         status = group["status"]
         self.counts[status] = self.counts.get(status, 0) + group["n"]
-        if status in _UNFINISHED:  # durations and memory describe finished attempts only
+        if status in _UNFINISHED:
             return
         self.d_sum += group["d_sum"] or 0
         self.d_n += group["d_n"]
@@ -229,7 +231,7 @@ def p95_durations(window: Q, timed: dict[int, int]) -> dict[int, float]:
             offset = n - (95 * n + 99) // 100  # integer ceil: no float rounding at the edge
             rows = Execution.objects.filter(
                 window, _FINISHED, task_id=task_id, duration__isnull=False
-            )
+            ).exclude(status=Status.CANCELLED)
             ranked = cast(  # no NULL duration: filtered out above
                 "QuerySet[Execution, tuple[int, float]]",
                 rows.order_by("-duration").values_list("task_id", "duration"),

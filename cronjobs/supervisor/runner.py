@@ -151,8 +151,11 @@ class Invocation:
             if attempt < self.spec.max_attempts:
                 self.wait(self.spec.retry_delay)
                 if self.lease and self.lease.stop_requested_by:
-                    logs.write("INFO", self.spec.name, "stopped between attempts: no retry")
-                    break
+                    # The attempt that ran keeps its own status; the run was stopped, so it
+                    # raises no failed alert and runs nothing after it.
+                    who = self.lease.stop_requested_by
+                    logs.write("INFO", self.spec.name, f"stopped by {who} between attempts")
+                    return Outcome(self.run_id, Status.CANCELLED, rows)
         return Outcome(self.run_id, rows[-1].status, rows)
 
     def update_circuit(self, row: Execution) -> bool:
