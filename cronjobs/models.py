@@ -16,6 +16,14 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 
+class TaskQuerySet(models.QuerySet["Task"]):
+    def named(self, name: str) -> Task | None:
+        """The task named exactly `name`, or None. MariaDB's collation compares case- and
+        trailing-space-insensitively (`HEARTBEAT ` finds `heartbeat`), so the database's
+        match is checked again here."""
+        return next((task for task in self.filter(name=name) if task.name == name), None)
+
+
 class Task(models.Model):
     """A mirror of one declared task. Code and the tasks file own every field except `enabled`,
     which operators toggle; `manage.py synctasks` keeps the rest in step with the registry."""
@@ -67,6 +75,8 @@ class Task(models.Model):
     caught_up_slot = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The last missed slot caught up"
     )
+
+    objects = TaskQuerySet.as_manager()
 
     class Meta:
         ordering = ["priority", "name"]

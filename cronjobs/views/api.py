@@ -185,9 +185,7 @@ def _whole_number(name: str, raw: str, low: int, high: int) -> int:
 
 
 def _task(name: str) -> Task:
-    """The task named exactly `name`: MariaDB's collation compares case- and trailing-space-
-    insensitively, so the database's match is checked again here."""
-    task = next((t for t in Task.objects.filter(name=name) if t.name == name), None)
+    task = Task.objects.named(name)
     if task is None:
         raise ApiError(404, f"unknown task {name!r}")
     return task

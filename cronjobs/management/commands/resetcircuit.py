@@ -1,9 +1,9 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from cronjobs import actions
-from cronjobs.models import Task
+from cronjobs.management.commands._arguments import task_named
 
 
 class Command(BaseCommand):
@@ -13,11 +13,6 @@ class Command(BaseCommand):
         parser.add_argument("task")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        task = Task.objects.filter(name=options["task"]).first()
-        if task is None:
-            known = ", ".join(Task.objects.values_list("name", flat=True)) or "(none)"
-            raise CommandError(
-                f"unknown task {options['task']!r}. Known tasks: {known}", returncode=2
-            )
+        task = task_named(options["task"])
         before = actions.reset_circuit(actions.Actor.for_command("resetcircuit"), task)
         self.stdout.write(f"{task.name}: circuit {before} -> closed")

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from cronjobs import actions
-from cronjobs.models import Task
+from cronjobs.management.commands._arguments import task_named
 
 
 class Command(BaseCommand):
@@ -26,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if bool(options["task"]) == options["all"]:
             raise CommandError("name one task or give --all (not both)", returncode=2)
-        task = None if options["all"] else self._task(options["task"])
+        task = None if options["all"] else task_named(options["task"])
         actor = actions.Actor.for_command("snooze")
         if options["clear"]:
             names = actions.unsnooze(actor, task)
@@ -44,10 +44,3 @@ class Command(BaseCommand):
             raise CommandError(exc.message, returncode=2) from None
         when = timezone.localtime(until).strftime("%Y-%m-%d %H:%M %Z")
         self.stdout.write(f"snoozed until {when}: {', '.join(names) or 'no tasks'}")
-
-    def _task(self, name: str) -> Task:
-        task = Task.objects.filter(name=name).first()
-        if task is None:
-            known = ", ".join(Task.objects.values_list("name", flat=True)) or "(none)"
-            raise CommandError(f"unknown task {name!r}. Known tasks: {known}", returncode=2)
-        return task

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cronjobs import actions
-from cronjobs.models import Task
+from cronjobs.management.commands._arguments import task_named
 
 
 class Command(BaseCommand):
@@ -18,12 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("task")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        task = Task.objects.filter(name=options["task"]).first()
-        if task is None:
-            known = ", ".join(Task.objects.values_list("name", flat=True)) or "(none)"
-            raise CommandError(
-                f"unknown task {options['task']!r}. Known tasks: {known}", returncode=2
-            )
+        task = task_named(options["task"])
         try:
             run_id = actions.stop(actions.Actor.for_command("stopjob"), task)
         except actions.Refused as exc:
