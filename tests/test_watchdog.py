@@ -55,6 +55,14 @@ def test_late_when_no_success_since_the_scheduled_run(daily):
     assert "no successful run since the 2026-11-02 07:05 UTC run" in alert.message
 
 
+def test_a_success_that_started_on_the_scheduled_second_is_on_time(daily):
+    make_execution(daily, "succeeded", SCHEDULED)  # cron fired, and the attempt began, at 07:05:00
+    with time_machine.travel(SCHEDULED + timedelta(minutes=45), tick=False):
+        report = check_late()
+    assert report == {"late": [], "on_time": ["daily_products"]}
+    assert not Alert.objects.filter(kind="late").exists()
+
+
 def test_success_resolves_late(daily):
     with time_machine.travel(SCHEDULED + timedelta(minutes=45), tick=False):
         check_late()

@@ -69,8 +69,9 @@ def check_late(now: datetime | None = None) -> LateReport:
     for task in tasks:
         if task.is_snoozed(now):
             continue  # a deploy or maintenance window: late is expected, not news
-        expected = due.get(task.pk)
-        if expected is not None and last_success.get(task.pk, expected) <= expected:
+        expected, last = due.get(task.pk), last_success.get(task.pk)
+        # A success that started at the scheduled second is that run, on time.
+        if expected is not None and (last is None or last < expected):
             when = timezone.localtime(expected).strftime("%Y-%m-%d %H:%M %Z")
             alerts.raise_alert(task, alerts.Kind.LATE, f"no successful run since the {when} run")
             report["late"].append(task.name)
