@@ -386,6 +386,50 @@ class ApiToken(models.Model):
         return self.revoked_at is None
 
 
+class Rollup(models.Model):
+    """One task's attempts and skips that started in one local hour (span `hour`) or one local
+    day (span `day`), added up as each is finalised: the window figures of the dashboard, the API
+    and Prometheus read these instead of the history (cronjobs/reporting/rollups.py). `start` is
+    the UTC instant the local hour or day begins in settings.TIME_ZONE. Pruning old executions
+    leaves rollups alone; `manage.py rebuild_rollups` recomputes them from what history is left.
+
+    Running attempts are not in here (they are counted from the history); durations and memory
+    cover the attempts that ran to an outcome, as in reporting.stats. `histogram` counts
+    durations in log-spaced bins (rollups.BIN_RATIO wide), enough for a p95 within 4 %."""
+
+    class Span(models.TextChoices):
+        HOUR = "hour"
+        DAY = "day"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    span = models.CharField(max_length=4, choices=Span.choices)
+    start = models.DateTimeField()
+    succeeded = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    timed_out = models.IntegerField(default=0)
+    memory_exceeded = models.IntegerField(default=0)
+    abandoned = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    duration_sum = models.FloatField(default=0.0)
+    duration_count = models.IntegerField(default=0)
+    duration_min = models.FloatField(null=True)
+    duration_max = models.FloatField(null=True)
+    memory_sum = models.BigIntegerField(default=0)
+    memory_count = models.IntegerField(default=0)
+    memory_max = models.BigIntegerField(null=True)
+    histogram = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            # Also the index of every read: one span, a range of starts, every task.
+            models.UniqueConstraint(fields=["span", "start", "task"], name="rollup_span_start_task")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id} {self.span} {self.start:%Y-%m-%d %H:%M}"
+
+
 class OutcomeTally(models.Model):
     """All-time attempt counts by task and status for Prometheus counters, carried forward by
     cronjobs/reporting/counters.py so a scrape never counts the whole history and pruning old
