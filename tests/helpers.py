@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from cronjobs.models import Alert, Execution, Task
+from cronjobs.reporting import rollups
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,7 +93,9 @@ def make_execution(
         fields = {"attempt": 0, "finished_at": started_at, "duration": 0.0, **fields}
     elif status != Execution.Status.RUNNING:
         fields = {"finished_at": started_at + timedelta(seconds=1), "duration": 1.0, **fields}
-    return Execution.objects.create(task=task, status=status, started_at=started_at, **fields)
+    row = Execution(task=task, status=status, started_at=started_at, **fields)
+    rollups.save(row)
+    return row
 
 
 def make_alert(task: Task, kind: str = "failed", state: str = "open", **fields: Any) -> Alert:

@@ -37,7 +37,7 @@ def test_figures_match_the_executions():
     assert (row["runs"], row["succeeded"], row["failed"]) == (21, 18, 2)
     assert (row["memory_exceeded"], row["failures"], row["skipped"]) == (1, 3, 1)
     assert row["success_rate"] == round(18 / 21, 4)
-    assert row["p95_duration"] == 20.0
+    assert row["p95_duration"] == pytest.approx(20.0, rel=0.04)  # from the histogram
     assert row["max_duration"] == 40.0
     assert row["avg_duration"] == round((210 + 40) / 21, 3)
     assert row["max_peak_rss_bytes"] == 20 * 2**20

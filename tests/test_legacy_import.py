@@ -18,7 +18,7 @@ from django.test import Client
 
 from cronjobs.legacy.history import ImportFailed, import_file
 from cronjobs.models import Execution, Task
-from cronjobs.reporting import rollups
+from cronjobs.reporting import stats
 from tests.helpers import make_user
 
 HEADER = ["id", "task_name", "success", "execution_time", "memory_used", "error_message",
@@ -170,11 +170,11 @@ def test_xlsx_through_tablib(tmp_path):
 
 
 @pytest.mark.django_db
-def test_imported_days_show_in_the_dashboards_cached_figures(tmp_path, settings):
+def test_imported_days_show_in_the_rollups_the_dashboard_reads(tmp_path, settings):
     settings.TIME_ZONE = "UTC"
     now = dt.datetime.now(dt.UTC)
     day = (now - dt.timedelta(days=3)).replace(hour=2, minute=0, second=0, microsecond=0)
-    before = rollups.daily(30)  # caches the closed days
+    before = stats.daily_trends(30)
     task = Task.objects.get(name="refresh_store_stats")
     assert not [t for t in before if t.task_id == task.id and t.finished]
     when = day.strftime("%Y-%m-%d %H:%M:%S")
@@ -184,7 +184,7 @@ def test_imported_days_show_in_the_dashboards_cached_figures(tmp_path, settings)
     ]
     header = ["task_name", "success", "execution_time", "memory_used", "created_at"]
     import_file(v2_file(tmp_path, rows, header), time_zone=dt.UTC)
-    after = [t for t in rollups.daily(30) if t.task_id == task.id and t.finished]
+    after = [t for t in stats.daily_trends(30) if t.task_id == task.id and t.finished]
     assert [(t.date, t.succeeded, t.failed) for t in after] == [(day.date(), 1, 1)]
 
 

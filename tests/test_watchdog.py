@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 
 from cronjobs.models import Alert, Task
-from cronjobs.reporting import rollups
 from cronjobs.supervisor.watchdog import check_late, grace_for, sweep
 from tests.helpers import make_execution, make_task
 
@@ -96,16 +95,6 @@ def test_sweep_reports_abandoned_runs_too(daily):
         report = sweep()
     assert report["abandoned_runs"] == 0
     assert report["late"] == ["daily_products"]
-
-
-def test_sweep_keeps_the_dashboards_closed_days_cached(daily):
-    from django.core.cache import cache
-
-    with time_machine.travel(SCHEDULED + timedelta(minutes=45), tick=False):
-        sweep()
-        # Yesterday alone, and the 28 days ending the day before it (see reporting/rollups.py).
-        assert cache.get(rollups.cache_key(1, date(2026, 11, 1))) is not None
-        assert cache.get(rollups.cache_key(28, date(2026, 10, 31))) is not None
 
 
 # --- catch-up --------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import ExecutionResource
 from cronjobs.legacy.resource import LegacyMetricsResource
 from cronjobs.models import Execution, Task
-from cronjobs.reporting import rollups
 from cronjobs.supervisor.registry import format_size
 from cronjobs.templatetags.cronjobs_admin import badge
 
@@ -124,10 +123,6 @@ class ExecutionAdmin(ImportMixin, StreamingExportMixin, admin.ModelAdmin):
 
     def get_import_resource_classes(self, request):
         return [LegacyMetricsResource]
-
-    def process_result(self, result, request):
-        rollups.forget()  # the dashboard's cached days now include the imported rows
-        return super().process_result(result, request)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # history is written by the runner only

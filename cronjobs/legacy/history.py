@@ -11,7 +11,7 @@ the same the admin's Import button uses; this module only reads big files fast:
    chunk, and the database leaves out rows whose (run_id, attempt) is already there (INSERT
    IGNORE; run_id is a hash of the row): a re-import adds nothing, and an import stopped
    half-way is finished by running it again;
-4. the daily figures of the dashboard are recomputed (reporting.rollups.forget).
+4. the rollups of the days the rows fall on are rebuilt (reporting.rollups.rebuild).
 
 CSV and TSV are read line by line (the csv module); XLSX goes through tablib and openpyxl,
 which hold the whole workbook in memory.
@@ -195,8 +195,8 @@ def import_file(
             _write(chunk, task_ids, report)
             chunk = []
     _write(chunk, task_ids, report)
-    rollups.forget()
-    rollups.daily(30)  # recompute the cached days now, not on the next page
+    if report.added and report.first is not None:
+        rollups.rebuild(since=report.first)
     return report
 
 

@@ -15,6 +15,7 @@ from import_export import fields, resources, widgets
 
 from cronjobs.legacy import modern_name
 from cronjobs.models import Execution, Task
+from cronjobs.reporting import rollups
 from cronjobs.supervisor.registry import NAME_RE
 
 LEGACY_HOST = "legacy"
@@ -163,6 +164,14 @@ class LegacyMetricsResource(resources.ModelResource):  # type: ignore[misc]
             raise ValueError(f"{line}column {exc.column}: {exc.problem}") from None
         ensure_tasks([values["task"]])
         row.update(values)
+        first = getattr(self, "first_started", None)
+        self.first_started = min(first, values["started_at"]) if first else values["started_at"]
+
+    def after_import(self, dataset: Any, result: Any, **kwargs: Any) -> None:
+        """The imported rows bypassed the rollups: rebuild the days they fall on."""
+        first = getattr(self, "first_started", None)
+        if first is not None and not kwargs.get("dry_run") and not result.has_errors():
+            rollups.rebuild(since=first)
 
 
 def _blank(value: Any) -> Any:

@@ -4,6 +4,16 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+def fill(apps, schema_editor):
+    """Roll up the history already recorded, so upgraded installations keep their figures.
+    This calls today's code (cronjobs.reporting.rollups) rather than historical models: it
+    reads only columns this migration's state has, and must be revisited if a later migration
+    changes the Rollup table."""
+    from cronjobs.reporting import rollups
+
+    rollups.rebuild()
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -38,4 +48,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('span', 'start', 'task'), name='rollup_span_start_task')],
             },
         ),
+        migrations.RunPython(fill, migrations.RunPython.noop),
     ]

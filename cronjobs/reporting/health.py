@@ -3,7 +3,7 @@
 circuit, unresolved alerts, and one word for all of it.
 
 A fixed handful of queries for any number of tasks and rows: the numbers come from
-reporting.stats (the last 24 hours, live) and reporting.rollups (30 days, closed days cached),
+reporting.stats (the last 24 hours, and 30 days as daily rows read from the rollups),
 the circuits and alert counts from one query each.
 """
 
@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
-from cronjobs.reporting import rollups, stats
+from cronjobs.reporting import stats
 
 # Below its own success_target a task needs a look (warning); failing CRITICAL_FACTOR times as
 # often as the target allows, it is critical. A 90 % target gives the old fixed 90 % / 50 %.
@@ -86,7 +86,7 @@ def task_health(
     with_month: bool = True,
     last: dict[int, Execution] | None = None,
 ) -> dict[int, TaskHealth]:
-    """Health of each task, by task id. `trends` are rollups.daily(MONTH_DAYS) and `last` is
+    """Health of each task, by task id. `trends` are stats.daily_trends(MONTH_DAYS) and `last` is
     stats.last_executions() if the caller has them already. `with_month=False` leaves the
     30-day summary and the 24-hour p95 empty for callers that do not show them (the status
     word reads only the last day's success rate), sparing a month of history and a ranked read
@@ -96,7 +96,7 @@ def task_health(
     day = stats.task_summaries(now - dt.timedelta(hours=24), now, with_p95=with_month)
     month = {}
     if with_month:
-        month = rollups.summaries(trends if trends is not None else rollups.daily(MONTH_DAYS, now))
+        month = stats.add_up(trends if trends is not None else stats.daily_trends(MONTH_DAYS, now))
     # One query for every task's circuit, so Task.circuit_state reads no row per task.
     prefetch_related_objects(tasks, "circuitstate")
     alerts = dict(

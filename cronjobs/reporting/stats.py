@@ -1,50 +1,42 @@
 """Aggregate history queries: the one place the API, Prometheus, the admin task list and the
-dashboard get their numbers from. Everything is computed by the database (aggregates and
-index range scans); no function here loops over execution rows in Python.
+dashboard get their numbers from. Window figures come from the per-hour and per-day rollups
+(reporting.rollups) for the whole hours of a window before the current one, and from the
+history itself for the rest (at most a partial first hour and the current hour), so a query
+reads a few thousand rollup rows for a month of a hundred tasks, not the attempts.
 
 Vocabulary, shared by every caller:
 
 * a *run* is an attempt row (attempt >= 1), whatever its status; skips are counted apart;
 * a *finished* attempt is a run that is no longer `running`;
-* durations and memory figures are over finished attempts (failures included: a timed-out
-  attempt that ran for ten minutes is exactly what an operator wants to see in the maximum);
+* durations and memory figures are over attempts that ran to an outcome (failures included: a
+  timed-out attempt that ran for ten minutes is exactly what an operator wants to see in the
+  maximum; a cancelled one is left out, its duration says when the stop came);
 * `success_rate` is succeeded / finished attempts, None when nothing finished;
-* `p95_duration` is the nearest-rank 95th percentile: the smallest duration d such that at least
-  95 % of the finished attempts took d or less.
+* `p95_duration` is the nearest-rank 95th percentile, the smallest duration d such that at
+  least 95 % of those attempts took d or less, read from the duration histogram: within 4 %,
+  and exact when it is the window's smallest or largest duration.
 
 Local hours and dates are in settings.TIME_ZONE. Bucket edges are computed here in Python with
 zoneinfo (so DST days have 23 or 25 hours, correctly) and the database only compares
-`started_at` against them: a nested CASE performs a binary search over the edges. We do not use
-Django's timezone-aware Trunc, because on MySQL/MariaDB it relies on CONVERT_TZ, which returns
-NULL unless the server's time zone tables were loaded (a fresh MariaDB has none), and the
-comparison form also keeps the range condition on the indexed `started_at` column.
+`started_at` (or a rollup's `start`) against them. We do not use Django's timezone-aware Trunc,
+because on MySQL/MariaDB it relies on CONVERT_TZ, which returns NULL unless the server's time
+zone tables were loaded (a fresh MariaDB has none).
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any, TypeVar, cast
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from django.db import connection
-from django.db.models import (
-    Case,
-    Count,
-    Expression,
-    IntegerField,
-    Max,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-    When,
-)
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from cronjobs.models import Execution, Task
+from cronjobs.models import Execution, Rollup, Task
+from cronjobs.reporting import rollups
 
 Status = Execution.Status
 FAILURE_STATUSES: tuple[str, ...] = tuple(s.value for s in Execution.FAILURES)
@@ -120,44 +112,83 @@ class DailyTrend(TaskSummary):
     date: dt.date = dataclasses.field(kw_only=True)
 
 
-# Per (task, status) group; a summary folds a task's groups together. Grouping by status keeps
-# the per-row work to a few plain aggregates: fourteen filtered COUNT(CASE ...) columns made the
-# database evaluate every condition on every row, five times slower on a month of history.
-_GROUP_AGGREGATES = {
-    "n": Count("id"),
-    "d_sum": Sum("duration"),
-    "d_n": Count("duration"),
-    "d_max": Max("duration"),
-    "m_sum": Sum("peak_rss_bytes"),
-    "m_n": Count("peak_rss_bytes"),
-    "m_max": Max("peak_rss_bytes"),
-}
-# Durations and memory describe attempts that ran to an outcome: not a running or skipped row,
-# nor one an operator stopped (its duration is when the stop came, not what the job takes).
-_UNFINISHED = (Status.RUNNING, Status.SKIPPED, Status.CANCELLED)
+_ROLLUP_FIGURES = (
+    *rollups.COUNTED,
+    "duration_sum",
+    "duration_count",
+    "duration_min",
+    "duration_max",
+    "memory_sum",
+    "memory_count",
+    "memory_max",
+)
 Number = TypeVar("Number", int, float)
 
 
-class _GroupSum:
-    """Adds up the status groups of one task (and bucket); a few dozen groups, never rows."""
+class _Tally:
+    """One task's (and bucket's) figures, added up from rollup rows and groups of history rows:
+    a few thousand rollup rows for a month of a hundred tasks, never the attempts themselves."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
-        self.d_sum = self.d_n = self.m_sum = self.m_n = 0
+        self.d_sum = 0.0
+        self.d_n = self.m_sum = self.m_n = 0
+        self.d_min: float | None = None
         self.d_max: float | None = None
         self.m_max: int | None = None
+        self.bins: dict[int, int] = {}
 
-    def add(self, group: dict[str, Any]) -> None:
+    def add_group(self, group: dict[str, Any]) -> None:
+        """A (task, status[, bin]) group of history rows, aggregated by the database."""
         status = group["status"]
         self.counts[status] = self.counts.get(status, 0) + group["n"]
-        if status in _UNFINISHED:
-            return
-        self.d_sum += group["d_sum"] or 0
-        self.d_n += group["d_n"]
-        self.m_sum += group["m_sum"] or 0
-        self.m_n += group["m_n"]
-        self.d_max = _max(self.d_max, group["d_max"])
-        self.m_max = _max(self.m_max, group["m_max"])
+        if status in rollups.TIMED:
+            self._add_figures(group["d_sum"], group["d_n"], group["d_min"], group["d_max"])
+            self.m_sum += group["m_sum"] or 0
+            self.m_n += group["m_n"]
+            self.m_max = _max(self.m_max, group["m_max"])
+            if group.get("bin") is not None and group["d_n"]:
+                index = int(group["bin"])
+                self.bins[index] = self.bins.get(index, 0) + group["d_n"]
+
+    def add_rollup(self, row: dict[str, Any]) -> None:
+        for status in rollups.COUNTED:
+            if row[status]:
+                self.counts[status] = self.counts.get(status, 0) + row[status]
+        self._add_figures(
+            row["duration_sum"], row["duration_count"], row["duration_min"], row["duration_max"]
+        )
+        self.m_sum += row["memory_sum"]
+        self.m_n += row["memory_count"]
+        self.m_max = _max(self.m_max, row["memory_max"])
+        for key, n in row.get("histogram", {}).items():
+            self.bins[int(key)] = self.bins.get(int(key), 0) + n
+
+    def _add_figures(self, d_sum: float | None, d_n: int, d_min: Any, d_max: Any) -> None:
+        self.d_sum += d_sum or 0.0
+        self.d_n += d_n
+        self.d_min = _min(self.d_min, d_min)
+        self.d_max = _max(self.d_max, d_max)
+
+    def __bool__(self) -> bool:
+        return any(self.counts.values())
+
+    def p95(self) -> float | None:
+        """Nearest rank over the histogram: the bin holding the ceil(0.95 n)-th smallest
+        duration, its estimate clamped to the smallest and largest duration seen."""
+        total = sum(self.bins.values())
+        if total <= 0:
+            return None
+        rank = (95 * total + 99) // 100  # integer ceil: no float rounding at the edge
+        seen = 0
+        for index in sorted(self.bins):
+            seen += self.bins[index]
+            if seen >= rank:
+                estimate = rollups.bin_value(index)
+                if self.d_max is not None:
+                    estimate = min(estimate, self.d_max)
+                return max(estimate, self.d_min) if self.d_min is not None else estimate
+        return self.d_max
 
     def fields(self) -> dict[str, Any]:
         counts = {status: self.counts.get(status, 0) for status in OUTCOMES}
@@ -175,16 +206,91 @@ def _max(a: Number | None, b: Number | None) -> Number | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _group_sums(groups: Iterable[dict[str, Any]], *key: str) -> dict[tuple[Any, ...], _GroupSum]:
-    sums: dict[tuple[Any, ...], _GroupSum] = {}
-    for group in groups:
-        sums.setdefault(tuple(group[k] for k in key), _GroupSum()).add(group)
-    return sums
+def _min(a: Number | None, b: Number | None) -> Number | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
-def _window(since: dt.datetime, until: dt.datetime | None) -> Q:
-    """Half-open [since, until): a row exactly at `until` belongs to the next window."""
-    return Q(started_at__gte=since, started_at__lt=until or timezone.now())
+@dataclasses.dataclass
+class _Plan:
+    """Where each part of a window [since, until) is read from (rollups module docstring)."""
+
+    raw: list[tuple[dt.datetime, dt.datetime]]  # history rows: partial hours, the open hour
+    closed: tuple[dt.datetime, dt.datetime] | None = None  # whole hours before the open one
+    days: tuple[dt.datetime, dt.datetime] | None = None  # whole local days within `closed`
+
+    def rollup_filter(self) -> Q:
+        assert self.closed is not None
+        first, last = self.closed
+        if self.days is None:
+            return Q(span=Rollup.Span.HOUR, start__gte=first, start__lt=last)
+        day_first, day_last = self.days
+        return (
+            Q(span=Rollup.Span.DAY, start__gte=day_first, start__lt=day_last)
+            | Q(span=Rollup.Span.HOUR, start__gte=first, start__lt=day_first)
+            | Q(span=Rollup.Span.HOUR, start__gte=day_last, start__lt=last)
+        )
+
+
+def _plan(since: dt.datetime, until: dt.datetime, use_days: bool) -> _Plan:
+    first = rollups.hour_start(since)
+    if first < since:
+        first += dt.timedelta(hours=1)
+    last = min(rollups.hour_start(until), rollups.hour_start(timezone.now()))
+    if first >= last:
+        return _Plan(raw=[(since, until)])
+    raw = [(since, first)] if since < first else []
+    if last < until:
+        raw.append((last, until))
+    return _Plan(raw=raw, closed=(first, last), days=_whole_days(first, last) if use_days else None)
+
+
+def _whole_days(first: dt.datetime, last: dt.datetime) -> tuple[dt.datetime, dt.datetime] | None:
+    """The local midnights bounding the whole days within [first, last), if there are any."""
+    day = timezone.localtime(first).date()
+    if rollups.day_start(day) < first:
+        day += dt.timedelta(days=1)
+    end = day
+    while rollups.day_start(end + dt.timedelta(days=1)) <= last:
+        end += dt.timedelta(days=1)
+    return (rollups.day_start(day), rollups.day_start(end)) if end > day else None
+
+
+def _tallies(
+    since: dt.datetime,
+    until: dt.datetime,
+    bucket: Callable[[dt.datetime], int],
+    use_days: bool = True,
+    with_bins: bool = False,
+) -> dict[tuple[int, int], _Tally]:
+    """Per (bucket, task id), the attempts and skips that started in [since, until).
+    `bucket(moment)` names the bucket of a moment; buckets must be whole local hours (whole
+    local days when `use_days`). A fixed number of queries, whatever the tasks and the window:
+    the rollup rows, the running attempts of the closed hours, and per history piece (at
+    most two) its groups and, `with_bins`, its durations."""
+    plan = _plan(since, until, use_days)
+    tallies: dict[tuple[int, int], _Tally] = defaultdict(_Tally)
+    task_ids = _task_ids() if plan.raw else []
+    for lo, hi in plan.raw:
+        key = bucket(lo)
+        rows = Execution.objects.filter(task_id__in=task_ids, started_at__gte=lo, started_at__lt=hi)
+        if with_bins:
+            rows = rows.annotate(bin=rollups.duration_bin())
+        groups = rows.order_by().values("task_id", "status", *(["bin"] if with_bins else []))
+        for group in groups.annotate(**rollups.GROUP_AGGREGATES):
+            tallies[key, group["task_id"]].add_group(group)
+    if plan.closed is not None:
+        figures = (*_ROLLUP_FIGURES, "histogram") if with_bins else _ROLLUP_FIGURES
+        for row in Rollup.objects.filter(plan.rollup_filter()).values("task_id", "start", *figures):
+            tallies[bucket(row["start"]), row["task_id"]].add_rollup(row)
+        # A handful of rows (a task runs once at a time): the status index finds them.
+        running = Execution.objects.running().filter(
+            started_at__gte=plan.closed[0], started_at__lt=plan.closed[1]
+        )
+        grouped = running.order_by().values_list("task_id", "started_at").annotate(Count("id"))
+        for task_id, started_at, n in grouped:
+            tally = tallies[bucket(started_at), task_id]
+            tally.counts[Status.RUNNING] = tally.counts.get(Status.RUNNING, 0) + n
+    return {key: tally for key, tally in tallies.items() if tally}
 
 
 def task_summaries(
@@ -192,20 +298,13 @@ def task_summaries(
 ) -> dict[int, TaskSummary]:
     """Per task id, the history of attempts that started in [since, until). Tasks without any
     row in the window are absent; use TaskSummary(task_id) for them. `with_p95=False` leaves
-    p95_duration empty and spares its per-task ranked reads."""
-    window = _window(since, until)
-    groups = (
-        Execution.objects.filter(window, task_id__in=_task_ids())
-        .order_by()
-        .values("task_id", "status")
-        .annotate(**_GROUP_AGGREGATES)
-    )
-    sums = {key[0]: group_sum for key, group_sum in _group_sums(groups, "task_id").items()}
-    timed = {task_id: group_sum.d_n for task_id, group_sum in sums.items()} if with_p95 else {}
-    p95 = p95_durations(window, timed)
+    p95_duration empty and spares reading the duration histograms."""
+    tallies = _tallies(since, until or timezone.now(), lambda _: 0, with_bins=with_p95)
     return {
-        task_id: TaskSummary(task_id, **group_sum.fields(), p95_duration=p95.get(task_id))
-        for task_id, group_sum in sums.items()
+        task_id: TaskSummary(
+            task_id, **tally.fields(), p95_duration=tally.p95() if with_p95 else None
+        )
+        for (_, task_id), tally in tallies.items()
     }
 
 
@@ -214,34 +313,6 @@ def _task_ids() -> list[int]:
     covering (task, started_at, ...) index, read index-only; a bare started_at range would
     fetch each row from the table instead."""
     return list(Task.objects.order_by().values_list("id", flat=True))
-
-
-def p95_durations(window: Q, timed: dict[int, int]) -> dict[int, float]:
-    """Nearest-rank 95th percentile of finished attempts' durations per task, given how many
-    such attempts (with a duration) each task has in the window.
-
-    The k-th smallest of n, k = ceil(0.95 n), is the (n - k + 1)-th largest, so each task's
-    query reads its window range on the covering index and asks for ORDER BY duration DESC
-    LIMIT 1 OFFSET n - k: the database keeps a heap of the top 5 % instead of sorting every
-    row, and no row reaches Python. MySQL runs all tasks as one UNION ALL statement; SQLite
-    (no LIMIT inside compound statements) one query per task."""
-    timed_rows = Execution.objects.filter(window, _FINISHED, duration__isnull=False).exclude(
-        status=Status.CANCELLED
-    )
-    ranked = cast(  # no NULL duration: filtered out above
-        "QuerySet[Execution, tuple[int, float]]",
-        timed_rows.order_by("-duration").values_list("task_id", "duration"),
-    )
-    # The shared part is built once: per task only the task filter and the slice are added
-    # (building the whole filter per task was most of the endpoint's Python time).
-    queries = []
-    for task_id, n in timed.items():
-        if n:
-            offset = n - (95 * n + 99) // 100  # integer ceil: no float rounding at the edge
-            queries.append(ranked.filter(task_id=task_id)[offset : offset + 1])
-    if len(queries) > 1 and connection.features.supports_slicing_ordering_in_compound:
-        return dict(queries[0].union(*queries[1:], all=True))
-    return dict(row for query in queries for row in query)
 
 
 def last_executions(status: str | None = None) -> dict[int, Execution]:
@@ -257,31 +328,6 @@ def last_executions(status: str | None = None) -> dict[int, Execution]:
     ids = Task.objects.annotate(last_id=Subquery(latest)).filter(last_id__isnull=False)
     rows = Execution.objects.filter(id__in=ids.values("last_id")).order_by()
     return {row.task_id: row for row in rows}
-
-
-def _bucket(edges: list[dt.datetime], lo: int, hi: int) -> Expression:
-    """The index i with edges[i] <= started_at < edges[i + 1], for rows already filtered to
-    [edges[lo], edges[hi]): a binary search as nested CASEs, log2(buckets) comparisons a row."""
-    if hi - lo == 1:
-        return Value(lo)
-    mid = (lo + hi) // 2
-    return Case(
-        When(started_at__lt=edges[mid], then=_bucket(edges, lo, mid)),
-        default=_bucket(edges, mid, hi),
-        output_field=IntegerField(),
-    )
-
-
-def _bucketed(edges: list[dt.datetime], *group_by: str) -> QuerySet[Execution, dict[str, Any]]:
-    buckets = len(edges) - 1
-    return (
-        Execution.objects.filter(
-            started_at__gte=edges[0], started_at__lt=edges[-1], task_id__in=_task_ids()
-        )
-        .order_by()
-        .annotate(bucket=_bucket(edges, 0, buckets))
-        .values("bucket", *group_by)
-    )
 
 
 def hour_edges(hours: int, now: dt.datetime | None = None) -> list[dt.datetime]:
@@ -300,13 +346,20 @@ def day_edges(days: int, now: dt.datetime | None = None) -> list[dt.datetime]:
     return [dt.datetime.combine(day, dt.time(), tzinfo=zone) for day in dates]
 
 
+def _edge_bucket(edges: list[dt.datetime]) -> Callable[[dt.datetime], int]:
+    """The index i with edges[i] <= moment < edges[i + 1]."""
+    return lambda moment: bisect.bisect_right(edges, moment) - 1
+
+
 def runs_per_hour(hours: int = 24, now: dt.datetime | None = None) -> list[HourOutcomes]:
     """Every local hour of the last `hours` (the current one included, oldest first), with the
     number of attempts and skips that started in it by status; empty hours are zeros."""
     edges = hour_edges(hours, now)
-    counts: dict[int, dict[str, int]] = {}
-    for row in _bucketed(edges, "status").annotate(n=Count("id")):
-        counts.setdefault(row["bucket"], {})[row["status"]] = row["n"]
+    tallies = _tallies(edges[0], edges[-1], _edge_bucket(edges), use_days=False)
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for (bucket, _), tally in tallies.items():
+        for status, n in tally.counts.items():
+            counts[bucket][status] = counts[bucket].get(status, 0) + n
     return [
         HourOutcomes(hour=timezone.localtime(edges[i]), **counts.get(i, {}))
         for i in range(len(edges) - 1)
@@ -317,9 +370,41 @@ def daily_trends(days: int = 30, now: dt.datetime | None = None) -> list[DailyTr
     """Per task and local date of the last `days` (today included), oldest first; only the
     (task, date) pairs that have rows."""
     edges = day_edges(days, now)
-    groups = _bucketed(edges, "task_id", "status").annotate(**_GROUP_AGGREGATES)
+    tallies = _tallies(edges[0], edges[-1], _edge_bucket(edges))
     trends = [
-        DailyTrend(task_id, **group_sum.fields(), date=edges[bucket].date())
-        for (bucket, task_id), group_sum in _group_sums(groups, "bucket", "task_id").items()
+        DailyTrend(task_id, **tally.fields(), date=edges[bucket].date())
+        for (bucket, task_id), tally in tallies.items()
     ]
     return sorted(trends, key=lambda t: (t.date, t.task_id))
+
+
+def add_up(trends: list[DailyTrend]) -> dict[int, TaskSummary]:
+    """Per task, daily rows added up into one TaskSummary (without p95: percentiles do not
+    add up). The dashboard's 30-day column is its 30 daily rows added up."""
+    by_task: dict[int, list[DailyTrend]] = defaultdict(list)
+    for trend in trends:
+        by_task[trend.task_id].append(trend)
+    return {task_id: _add_up(task_id, rows) for task_id, rows in by_task.items()}
+
+
+def _add_up(task_id: int, rows: list[DailyTrend]) -> TaskSummary:
+    counts = {name: sum(getattr(r, name) for r in rows) for name in ("runs", *OUTCOMES)}
+    return TaskSummary(
+        task_id=task_id,
+        **counts,
+        avg_duration=_weighted(rows, "avg_duration"),
+        max_duration=max(
+            (r.max_duration for r in rows if r.max_duration is not None), default=None
+        ),
+        avg_peak_rss_bytes=_weighted(rows, "avg_peak_rss_bytes"),
+        max_peak_rss_bytes=max(
+            (r.max_peak_rss_bytes for r in rows if r.max_peak_rss_bytes is not None), default=None
+        ),
+    )
+
+
+def _weighted(rows: list[DailyTrend], field: str) -> float | None:
+    """The mean over all finished attempts, from each day's mean weighted by its attempts."""
+    pairs = [(getattr(r, field), r.finished) for r in rows if getattr(r, field) is not None]
+    total = sum(weight for _, weight in pairs)
+    return sum(value * weight for value, weight in pairs) / total if total else None

@@ -29,6 +29,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from cronjobs.models import Execution, Lease, Task
+from cronjobs.reporting import rollups
 from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
@@ -238,10 +239,10 @@ class Invocation:
         return stop
 
     def save(self, row: Execution) -> None:
-        """Write the row, or spool it when the database cannot be reached."""
+        """Write the row and its rollups, or spool it when the database cannot be reached."""
         try:
             ensure_usable_connection()
-            row.save()
+            rollups.save(row)
         except DatabaseError as exc:
             log.error("database unreachable, spooling %s: %s", self.spec.name, exc)
             spool.append(self.spec.name, row)

@@ -19,6 +19,7 @@ from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
 from cronjobs.models import Execution, Task
+from cronjobs.reporting import rollups
 from cronjobs.supervisor import alerts, logs
 from cronjobs.supervisor.registry import registry
 from cronjobs.supervisor.sync import sync_task
@@ -128,9 +129,11 @@ def _write(record: dict[str, Any]) -> Execution:
     for field in DATETIMES:
         if values[field]:
             values[field] = parse_datetime(values[field])
-    row, _ = Execution.objects.update_or_create(
-        run_id=values.pop("run_id"),
-        attempt=values.pop("attempt"),
-        defaults={**values, "task": task},
-    )
+    # A row recorded before the outage (its attempt started, then the database went) is
+    # finished over; rollups.save takes out what a row replayed before had added already.
+    row = Execution.objects.filter(run_id=values["run_id"], attempt=values["attempt"]).first()
+    row = row or Execution()
+    for field, value in {**values, "task": task}.items():
+        setattr(row, field, value)
+    rollups.save(row)
     return row

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
-from cronjobs.reporting import rollups
 from cronjobs.supervisor import alerts, lease, logs, pings, runner
 
 
@@ -172,9 +171,6 @@ def sweep() -> SweepReport:
         abandoned = lease.reap_expired()
         report: SweepReport = {"abandoned_runs": abandoned, "caught_up": catch_up(), **check_late()}
         check_success_rates()
-        # Recompute the dashboard's closed days here when their cache entries expire, so no
-        # page view has to (on a million rows that costs the better part of a second).
-        rollups.daily(30)
     except Exception as exc:
         pinger.fail(f"watchdog on {settings.CRONJOBS_HOST} failed: {type(exc).__name__}: {exc}")
         raise

@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from cronjobs.models import Alert, CircuitState, Execution, Task
-from cronjobs.reporting import rollups, stats
+from cronjobs.reporting import stats
 from cronjobs.reporting.health import MONTH_DAYS, TaskHealth, task_health
 from cronjobs.views import charts
 
@@ -91,7 +91,7 @@ def rendered_content() -> SafeString:
 def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     tasks = list(Task.objects.filter(retired_at__isnull=True))
-    trends = rollups.daily(TREND_DAYS, now)
+    trends = stats.daily_trends(TREND_DAYS, now)
     health = sorted(task_health(tasks, now, trends).values(), key=_health_order)
     names = {task.pk: task.name for task in tasks}
     days = _days(now)
