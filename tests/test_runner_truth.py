@@ -98,7 +98,10 @@ def peak_rss_while(work, pid: int) -> int:
     thread.start()
     proc = psutil.Process(pid)
     while not done.is_set():
-        peak = max(peak, proc.memory_info().rss)
+        try:
+            peak = max(peak, proc.memory_info().rss)
+        except psutil.NoSuchProcess:  # reaped by `work` a moment before `done` was set
+            break
         time.sleep(0.02)
     thread.join()
     return peak
