@@ -93,14 +93,24 @@ def day_start(moment: dt.datetime | dt.date) -> dt.datetime:
 
 def save(row: Execution) -> None:
     """Write an attempt or skip and its rollup change in one transaction (see the module
-    docstring). The stored row is locked first, so a concurrent abandon or replay of the same
-    row waits for this one and then sees it."""
+    docstring). The usual case, a runner finishing its running attempt, is a compare-and-set
+    (UPDATE ... WHERE status = 'running'); otherwise the stored row is locked and read first,
+    so a concurrent abandon or replay of the same row waits for this one and then sees it."""
     with transaction.atomic():
+        if row.pk is not None and row.status != Status.RUNNING and _finish_running(row):
+            add(row)
+            return
         stored = None
         if row.pk is not None:
             stored = Execution.objects.select_for_update().filter(pk=row.pk).first()
         row.save()
         replace(stored, row)
+
+
+def _finish_running(row: Execution) -> bool:
+    fields = [f for f in Execution._meta.concrete_fields if not f.primary_key]
+    values = {f.attname: getattr(row, f.attname) for f in fields}
+    return bool(Execution.objects.filter(pk=row.pk, status=Status.RUNNING).update(**values))
 
 
 def replace(stored: Execution | None, row: Execution) -> None:
