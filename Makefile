@@ -9,7 +9,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
-	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling clean
+	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -92,6 +92,10 @@ bench-import: setup-dev
 # Stop latency and the watchdog with 500 catch_up tasks (issue 14; SQLite in a temp dir).
 bench-scheduling: setup-dev
 	$(BIN)/python bench/scheduling.py
+
+# What the per-hour and per-day rollups add to finalising an attempt (MariaDB).
+bench-rollups: setup-dev
+	$(BIN)/python bench/rollup_upsert.py
 
 # The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
 # while it is stale).
