@@ -5,11 +5,8 @@ run first, then confirm; `manage.py import_legacy_metrics` for big files)."""
 
 from __future__ import annotations
 
-import re
-
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Q
 from django.template.defaultfilters import truncatechars
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -17,17 +14,15 @@ from import_export.admin import ImportMixin
 from import_export.formats import base_formats
 from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 
+from cronjobs.admin import search
 from cronjobs.admin.changelist import LookaheadPaginator, page_number
 from cronjobs.admin.display import ControlRoomMedia, execution_url, run_url, seconds
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import ExecutionResource
 from cronjobs.legacy.resource import LegacyMetricsResource
-from cronjobs.models import Execution, Task
+from cronjobs.models import Execution
 from cronjobs.supervisor.registry import format_size
 from cronjobs.templatetags.cronjobs_admin import badge
-
-RUN_ID_RE = re.compile(r"^[0-9a-f]{6,32}$")
-TEXT_MATCHES = 1000
 
 
 class HistoryChangeList(ChangeList):
@@ -67,11 +62,9 @@ class ExecutionAdmin(ImportMixin, StreamingExportMixin, admin.ModelAdmin):
         "task",
         ("started_at", DateRangeQuickSelectListFilterBuilder(title="started")),
     )
+    # Shows the search box; get_search_results decides what a term finds.
     search_fields = ("run_id", "task__name", "host", "error")
-    search_help_text = (
-        "A run id (or its first 6+ characters), a task name, or a host or error text "
-        f"(the newest {TEXT_MATCHES:,} matches)."
-    )
+    search_help_text = search.help_text()  # names the rule of this process's database
     date_hierarchy = "started_at"
     list_select_related = ()  # HistoryChangeList prefetches the tasks
     # Fifty rows of twelve columns render in ~20 ms; a hundred took a busy web host's CPU.
@@ -137,24 +130,8 @@ class ExecutionAdmin(ImportMixin, StreamingExportMixin, admin.ModelAdmin):
         return False  # `manage.py prune_history` removes old rows
 
     def get_search_results(self, request, queryset, search_term):
-        """A run id (or a prefix of 6+ hex digits) searches the indexed run_id alone, and a
-        task name is matched in the small task table first. Other text is LIKE '%term%' on
-        host and error, which no index serves: the newest TEXT_MATCHES matches are found in
-        one backward walk of the primary key (sequential; 2 s for a miss over a million rows),
-        where the page's ORDER BY started_at would fetch every row at random (30 s)."""
-        term = search_term.strip().lower()
-        if not term:
-            return queryset, False
-        if RUN_ID_RE.match(term):
-            # istartswith is LIKE 'term%', which MySQL serves from the run_id index; the
-            # case-sensitive startswith is LIKE BINARY, which it cannot. Run ids are lower-case.
-            return queryset.filter(run_id__istartswith=term), False
-        task_ids = list(Task.objects.filter(name__icontains=term).values_list("pk", flat=True))
-        if task_ids:
-            return queryset.filter(task_id__in=task_ids), False
-        matches = queryset.filter(Q(host__icontains=term) | Q(error__icontains=term))
-        newest = matches.order_by("-pk").values_list("pk", flat=True)[:TEXT_MATCHES]
-        return queryset.filter(pk__in=list(newest)), False
+        """What a term means, and how each kind is found: cronjobs/admin/search.py."""
+        return search.matching(queryset, search_term), False
 
     @admin.display(description="after the run")
     def upstream_run(self, obj: Execution):
