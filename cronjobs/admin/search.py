@@ -24,6 +24,10 @@ size of history, but reads every attempt that has the word (some 10 us each: sec
 newest attempts, and reading SCAN_ROWS of those costs about 0.1 s; the index is asked only
 when they hold fewer.
 
+On SQLite the run id and host probes read their whole index (0.15 s a million rows): SQLite
+serves LIKE 'term%' from an index only under PRAGMA case_sensitive_like or on a NOCASE
+column, and Django's columns are neither. MySQL looks the prefix up.
+
 Why one kind and not all at once: an OR across kinds can use none of the indexes (a FULLTEXT
 index takes no part in an index merge), so it would read the whole table. The probes that
 decide the kind are index lookups.
