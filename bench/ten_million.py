@@ -425,18 +425,18 @@ def write_times(log: Path) -> dict[str, list[float]]:
 
 def rounds_days(url: str, rows: int) -> list[tuple[int, int]]:
     """(rows meant, --days) per round: the age, in whole days, of the row that many rows into
-    the history (seeded rows go in id order by time)."""
+    the history by start time (read along the started_at index; ids have gaps, LOAD DATA
+    reserves them in blocks)."""
     conn = connect(url)
-    first_id = query(conn, "SELECT MIN(id) FROM cronjobs_execution")[0][0]
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     plan, upto = [], 0
     for share in PRUNE_ROUNDS:
         upto += int(rows * share)
-        (started,) = query(
+        ((started,),) = query(
             conn,
-            "SELECT started_at FROM cronjobs_execution WHERE id >= %s ORDER BY id LIMIT 1",
-            (first_id + upto,),
-        )[0]
+            "SELECT started_at FROM cronjobs_execution ORDER BY started_at LIMIT 1 OFFSET %s",
+            (upto,),
+        )
         plan.append((int(rows * share), max(1, round((now - started) / dt.timedelta(days=1)))))
     conn.close()
     return plan
