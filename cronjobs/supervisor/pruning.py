@@ -1,8 +1,8 @@
 """Keeping the history bounded: `prune_history` (command and daily task) deletes old rows from
 the tables and applies the log retention (cronjobs.supervisor.logs.retain) to LOG_DIR.
 
-Rollups and the Prometheus tallies are never deleted here: the 30-day figures and the counters
-are read from them, so they survive the raw rows they were added up from."""
+Rollups (cronjobs.models.Rollup) and the Prometheus tallies (OutcomeTally) are never deleted
+here: they outlive the raw rows they were added up from."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 import argparse
+import math
 import time
 from typing import Any
 
@@ -84,8 +85,8 @@ class _Reporter:
         self.printed = now
         rate = deleted / max(now - self.since, 1e-6)
         self.stdout.write(
-            f"{table}: {deleted:,} deleted, {walked:.0%} of the old key range walked, "
-            f"{rate:,.0f} rows/s"
+            f"{table}: {deleted:,} deleted, {math.floor(walked * 100)}% of the old key range "
+            f"walked, {rate:,.0f} rows/s"
         )
         if walked >= 1.0:
             self.since = now  # the next table's rate starts here
