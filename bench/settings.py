@@ -1,6 +1,7 @@
-"""Settings for bench/runjob_overhead.py: the project's, plus the no-op job, registered both as
-a runjob task and as a django-crontab CRONJOBS entry. django_crontab goes first so its own
-`crontab run <hash>` command is the one `manage.py crontab` finds."""
+"""Settings for bench/runjob_overhead.py and the runners of bench/ten_million.py: the project's,
+plus the no-op jobs, registered both as runjob tasks and as a django-crontab CRONJOBS entry.
+django_crontab goes first so its own `crontab run <hash>` command is the one `manage.py crontab`
+finds."""
 
 import os
 
@@ -14,3 +15,5 @@ INSTALLED_APPS = [
     "bench.noopapp",
 ]
 CRONJOBS = [("* * * * *", "bench.noopapp.jobs.noop")]
+# bench/ten_million.py: a file that bench/noopapp/writelog.py appends each runner write's time to.
+BENCH_WRITE_LOG = os.environ.get("BENCH_WRITE_LOG", "")

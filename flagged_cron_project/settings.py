@@ -241,6 +241,8 @@ CRONJOBS_DASHBOARD_CACHE_SECONDS = envint("CRONJOBS_DASHBOARD_CACHE_SECONDS", 15
 CRONJOBS_LEGACY_PREFIX = os.environ.get("CRONJOBS_LEGACY_PREFIX", "flagged_products_").strip()
 # Daily log files older than this are deleted by prune_history; older than a day, gzipped.
 CRONJOBS_LOG_RETENTION_DAYS = envint("CRONJOBS_LOG_RETENTION_DAYS", 30, minimum=1)
+# prune_history sleeps this long between its batches of deletes, so runners get the table.
+CRONJOBS_PRUNE_PAUSE_MS = envint("CRONJOBS_PRUNE_PAUSE_MS", 100, minimum=0)
 
 # Alerts (docs/configuration.md, "Alerts and email").
 ALERT_EMAILS = envlist("ALERT_EMAILS")
