@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from cronjobs.models import Alert, Execution, OutcomeTally, Rollup
+from cronjobs.reporting import counters
 from cronjobs.supervisor import pruning
 from cronjobs.supervisor.pruning import prune
 from tests.helpers import ago, make_alert, make_execution, make_task
@@ -96,12 +97,23 @@ def test_running_rows_stay_however_old(pauses):
 
 def test_rollups_and_tallies_are_left_alone(history, pauses):
     """The 30-day figures and the Prometheus counters are read from these, not from history."""
-    OutcomeTally.objects.create(task=history, status="succeeded", count=12)
     rollups = sorted(Rollup.objects.values_list("span", "start", "succeeded", "failed"))
     assert len(rollups) > 2  # the history's attempts were added to their hours and days
+    before = counters.counts()
     assert prune(days=90, batch_size=5, pause=0)["executions"] > 0
     assert sorted(Rollup.objects.values_list("span", "start", "succeeded", "failed")) == rollups
-    assert OutcomeTally.objects.get().count == 12
+    assert OutcomeTally.objects.exists() and counters.counts() == before
+
+
+def test_the_prometheus_counters_keep_what_a_short_prune_deletes(pauses):
+    """Rows are deleted only once the counters' tally has counted them: a one-day window
+    keeps the last two days (counters.FREEZE) rather than make the counters go back."""
+    task = make_task()
+    for days in (0.5, 1.5, 3):
+        make_execution(task, "succeeded", ago(days=days))
+    before = counters.counts()
+    assert prune(days=1, batch_size=5, pause=0)["executions"] == 1  # the 3-day-old one
+    assert counters.counts() == before == {(task.pk, "succeeded"): 3}
 
 
 def test_nothing_to_prune_deletes_nothing_and_never_pauses(pauses):

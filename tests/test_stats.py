@@ -110,9 +110,9 @@ def test_summaries_take_the_same_few_queries_for_any_number_of_tasks():
         return len(ctx.captured_queries)
 
     few = queries(3)
-    # the task ids, two history pieces (the partial first hour and this one), the rollups,
-    # the running attempts
-    assert few == 5
+    # the task ids, two history pieces (the partial first hour and this one), three runs of
+    # rollups (hours, whole days, hours) with their histograms, the running attempts
+    assert few == 1 + 2 + 3 * 2 + 1
     assert queries(30) == few
 
 

@@ -57,7 +57,7 @@ COUNTED = (
 )
 # Durations and memory describe attempts that ran to an outcome (as in reporting.stats).
 TIMED = tuple(s for s in COUNTED if s not in (Status.CANCELLED, Status.SKIPPED))
-_SUMS = ("duration_sum", "duration_count", "memory_sum", "memory_count")
+SUMS = ("duration_sum", "duration_count", "memory_sum", "memory_count")
 
 
 def bin_of(duration: float) -> int:
@@ -312,7 +312,7 @@ def _fold(rollup: Rollup, group: dict[str, Any]) -> None:
 
 def _merge(total: Rollup, part: Rollup) -> None:
     """Add an hour's rollup to its day's."""
-    for name in (*COUNTED, *_SUMS):
+    for name in (*COUNTED, *SUMS):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.duration_min = _pick(min, total.duration_min, part.duration_min)
     total.duration_max = _pick(max, total.duration_max, part.duration_max)

@@ -28,11 +28,13 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db import connection
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from cronjobs.models import Execution, Rollup, Task
@@ -112,16 +114,21 @@ class DailyTrend(TaskSummary):
     date: dt.date = dataclasses.field(kw_only=True)
 
 
+# Rollup rows are added up by the database, per task (and per hour or day where a caller's
+# buckets need it): a month of a hundred tasks is a hundred rows to Python, not thousands.
 _ROLLUP_FIGURES = (
     *rollups.COUNTED,
-    "duration_sum",
-    "duration_count",
+    *rollups.SUMS,
     "duration_min",
     "duration_max",
-    "memory_sum",
-    "memory_count",
     "memory_max",
 )
+_ROLLUP_TOTALS = {
+    **{f"t_{name}": Sum(name) for name in (*rollups.COUNTED, *rollups.SUMS)},
+    "t_duration_min": Min("duration_min"),
+    "t_duration_max": Max("duration_max"),
+    "t_memory_max": Max("memory_max"),
+}
 Number = TypeVar("Number", int, float)
 
 
@@ -151,22 +158,28 @@ class _Tally:
                 index = int(group["bin"])
                 self.bins[index] = self.bins.get(index, 0) + group["d_n"]
 
-    def add_rollup(self, row: dict[str, Any]) -> None:
+    def add_rollups(self, row: dict[str, Any]) -> None:
+        """Rollup rows added up by the database (_ROLLUP_TOTALS)."""
         for status in rollups.COUNTED:
-            if row[status]:
-                self.counts[status] = self.counts.get(status, 0) + row[status]
+            if row[f"t_{status}"]:
+                self.counts[status] = self.counts.get(status, 0) + row[f"t_{status}"]
         self._add_figures(
-            row["duration_sum"], row["duration_count"], row["duration_min"], row["duration_max"]
+            row["t_duration_sum"],
+            row["t_duration_count"],
+            row["t_duration_min"],
+            row["t_duration_max"],
         )
-        self.m_sum += row["memory_sum"]
-        self.m_n += row["memory_count"]
-        self.m_max = _max(self.m_max, row["memory_max"])
-        for key, n in row.get("histogram", {}).items():
+        self.m_sum += row["t_memory_sum"] or 0
+        self.m_n += row["t_memory_count"] or 0
+        self.m_max = _max(self.m_max, row["t_memory_max"])
+
+    def add_histogram(self, histogram: dict[str, int]) -> None:
+        for key, n in histogram.items():
             self.bins[int(key)] = self.bins.get(int(key), 0) + n
 
-    def _add_figures(self, d_sum: float | None, d_n: int, d_min: Any, d_max: Any) -> None:
+    def _add_figures(self, d_sum: float | None, d_n: int | None, d_min: Any, d_max: Any) -> None:
         self.d_sum += d_sum or 0.0
-        self.d_n += d_n
+        self.d_n += d_n or 0
         self.d_min = _min(self.d_min, d_min)
         self.d_max = _max(self.d_max, d_max)
 
@@ -218,17 +231,20 @@ class _Plan:
     closed: tuple[dt.datetime, dt.datetime] | None = None  # whole hours before the open one
     days: tuple[dt.datetime, dt.datetime] | None = None  # whole local days within `closed`
 
-    def rollup_filter(self) -> Q:
-        assert self.closed is not None
+    def rollup_parts(self) -> list[tuple[str, dt.datetime, dt.datetime]]:
+        """(span, first start, end) of each run of rollup rows to read."""
+        if self.closed is None:
+            return []
         first, last = self.closed
         if self.days is None:
-            return Q(span=Rollup.Span.HOUR, start__gte=first, start__lt=last)
+            return [(Rollup.Span.HOUR, first, last)]
         day_first, day_last = self.days
-        return (
-            Q(span=Rollup.Span.DAY, start__gte=day_first, start__lt=day_last)
-            | Q(span=Rollup.Span.HOUR, start__gte=first, start__lt=day_first)
-            | Q(span=Rollup.Span.HOUR, start__gte=day_last, start__lt=last)
-        )
+        parts = [
+            (Rollup.Span.HOUR, first, day_first),
+            (Rollup.Span.DAY, day_first, day_last),
+            (Rollup.Span.HOUR, day_last, last),
+        ]
+        return [(span, lo, hi) for span, lo, hi in parts if lo < hi]
 
 
 def _plan(since: dt.datetime, until: dt.datetime, use_days: bool) -> _Plan:
@@ -261,12 +277,14 @@ def _tallies(
     bucket: Callable[[dt.datetime], int],
     use_days: bool = True,
     with_bins: bool = False,
+    per_task: bool = True,
 ) -> dict[tuple[int, int], _Tally]:
     """Per (bucket, task id), the attempts and skips that started in [since, until).
     `bucket(moment)` names the bucket of a moment; buckets must be whole local hours (whole
     local days when `use_days`). A fixed number of queries, whatever the tasks and the window:
     the rollup rows, the running attempts of the closed hours, and per history piece (at
-    most two) its groups and, `with_bins`, its durations."""
+    most two) its groups and, `with_bins`, its durations. `per_task=False` leaves the rollups'
+    task ids out (key 0) for callers that add all tasks up."""
     plan = _plan(since, until, use_days)
     tallies: dict[tuple[int, int], _Tally] = defaultdict(_Tally)
     task_ids = _task_ids() if plan.raw else []
@@ -278,10 +296,22 @@ def _tallies(
         groups = rows.order_by().values("task_id", "status", *(["bin"] if with_bins else []))
         for group in groups.annotate(**rollups.GROUP_AGGREGATES):
             tallies[key, group["task_id"]].add_group(group)
+    for span, lo, hi in plan.rollup_parts():
+        part = Rollup.objects.filter(span=span, start__gte=lo, start__lt=hi).order_by()
+        # Group by start only where the part spans several of the caller's buckets.
+        keyed = bucket(lo) != bucket(hi - dt.timedelta(seconds=1))
+        if keyed and per_task:  # one row per (task, start) already: nothing to add up
+            for row in _fetch(part, "task_id", "start", *_ROLLUP_FIGURES):
+                tallies[bucket(row["start"]), row["task_id"]].add_rollups(row)
+        else:
+            by = ["task_id"] if per_task else []
+            for row in part.values(*by, *(["start"] if keyed else [])).annotate(**_ROLLUP_TOTALS):
+                key = bucket(row["start"]) if keyed else bucket(lo)
+                tallies[key, row.get("task_id", 0)].add_rollups(row)
+        if with_bins:
+            for row in _fetch(part, "task_id", "start", "histogram"):
+                tallies[bucket(row["start"]), row["task_id"]].add_histogram(row["histogram"])
     if plan.closed is not None:
-        figures = (*_ROLLUP_FIGURES, "histogram") if with_bins else _ROLLUP_FIGURES
-        for row in Rollup.objects.filter(plan.rollup_filter()).values("task_id", "start", *figures):
-            tallies[bucket(row["start"]), row["task_id"]].add_rollup(row)
         # A handful of rows (a task runs once at a time): the status index finds them.
         running = Execution.objects.running().filter(
             started_at__gte=plan.closed[0], started_at__lt=plan.closed[1]
@@ -291,6 +321,24 @@ def _tallies(
             tally = tallies[bucket(started_at), task_id]
             tally.counts[Status.RUNNING] = tally.counts.get(Status.RUNNING, 0) + n
     return {key: tally for key, tally in tallies.items() if tally}
+
+
+def _fetch(rows: QuerySet[Rollup], *columns: str) -> Iterator[dict[str, Any]]:
+    """Rollup rows as dicts named as _ROLLUP_TOTALS names them, read through the cursor:
+    Django's work per row (a converter a column) was most of the cost of a month's figures,
+    thousands of rows. `start` comes back as an aware UTC datetime, `histogram` decoded."""
+    sql, params = rows.values_list(*columns).query.sql_with_params()
+    names = [name if name in ("task_id", "start", "histogram") else f"t_{name}" for name in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for values in cursor.fetchall():
+            row = dict(zip(names, values, strict=True))
+            start = row["start"]
+            start = start if isinstance(start, dt.datetime) else dt.datetime.fromisoformat(start)
+            row["start"] = start.replace(tzinfo=dt.UTC)
+            if "histogram" in row:
+                row["histogram"] = json.loads(row["histogram"])
+            yield row
 
 
 def task_summaries(
@@ -355,7 +403,7 @@ def runs_per_hour(hours: int = 24, now: dt.datetime | None = None) -> list[HourO
     """Every local hour of the last `hours` (the current one included, oldest first), with the
     number of attempts and skips that started in it by status; empty hours are zeros."""
     edges = hour_edges(hours, now)
-    tallies = _tallies(edges[0], edges[-1], _edge_bucket(edges), use_days=False)
+    tallies = _tallies(edges[0], edges[-1], _edge_bucket(edges), use_days=False, per_task=False)
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     for (bucket, _), tally in tallies.items():
         for status, n in tally.counts.items():
