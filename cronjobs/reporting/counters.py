@@ -2,7 +2,8 @@
 index range per scrape instead of a count of the whole history.
 
 Executions that started before a moving mark (now - FREEZE) are added once to OutcomeTally and
-the mark moves forward; the counter is that tally plus a live count of the rows since the mark.
+the mark moves forward; the counter is that tally plus the figures since the mark, read like
+every window (reporting.stats: the rollups, and the history for the current hour).
 A row's status is final long before FREEZE passes (timeouts are minutes, dead runs are
 abandoned when their lease expires), so the frozen part never needs recounting, and deleting old
 history (prune_history) leaves the tally, and so the counters, untouched. Several scrapers may
@@ -18,6 +19,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from cronjobs.models import Execution, OutcomeTally, TallyMark, Task
+from cronjobs.reporting import stats
 
 FREEZE = dt.timedelta(days=2)
 _BEGINNING = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -25,10 +27,16 @@ _BEGINNING = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 def counts(now: dt.datetime | None = None) -> dict[tuple[int, str], int]:
     """(task id, status) -> attempts and skips ever recorded, running ones included."""
-    mark = advance(now or timezone.now())
+    now = now or timezone.now()
+    mark = advance(now)
     totals = {(row.task_id, row.status): row.count for row in OutcomeTally.objects.all()}
-    for key, n in _count_between(mark, None).items():
-        totals[key] = totals.get(key, 0) + n
+    # The two days since the mark from the rollups (stats), not by counting their rows; the
+    # window runs past now so a row another host's clock started ahead of ours counts too.
+    since_mark = stats.task_summaries(mark, now + dt.timedelta(days=1), with_p95=False)
+    for task_id, summary in since_mark.items():
+        for status in stats.OUTCOMES:
+            if n := getattr(summary, status):
+                totals[task_id, status] = totals.get((task_id, status), 0) + n
     return totals
 
 

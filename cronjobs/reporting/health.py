@@ -95,8 +95,10 @@ def task_health(
     last = last if last is not None else stats.last_executions()
     day = stats.task_summaries(now - dt.timedelta(hours=24), now, with_p95=with_month)
     month = {}
-    if with_month:
-        month = stats.add_up(trends if trends is not None else stats.daily_trends(MONTH_DAYS, now))
+    if with_month and trends is not None:
+        month = stats.add_up(trends)
+    elif with_month:  # added up by the database from the day rollups: a hundred rows, not 3,000
+        month = stats.task_summaries(stats.day_edges(MONTH_DAYS, now)[0], now, with_p95=False)
     # One query for every task's circuit, so Task.circuit_state reads no row per task.
     prefetch_related_objects(tasks, "circuitstate")
     alerts = dict(
