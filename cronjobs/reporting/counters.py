@@ -63,13 +63,13 @@ def _mark() -> dt.datetime:
         return TallyMark.objects.get(pk=1).upto
 
 
-def _count_between(start: dt.datetime, end: dt.datetime | None) -> dict[tuple[int, str], int]:
+def _count_between(start: dt.datetime, end: dt.datetime) -> dict[tuple[int, str], int]:
     """Rows started in [start, end): one range per task on the covering index."""
     rows = Execution.objects.filter(
-        started_at__gte=start, task_id__in=list(Task.objects.values_list("id", flat=True))
+        started_at__gte=start,
+        started_at__lt=end,
+        task_id__in=list(Task.objects.values_list("id", flat=True)),
     )
-    if end is not None:
-        rows = rows.filter(started_at__lt=end)
     grouped = rows.order_by().values_list("task_id", "status").annotate(n=Count("id"))
     return {(task_id, status): n for task_id, status, n in grouped}
 

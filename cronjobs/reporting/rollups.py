@@ -3,9 +3,10 @@ each attempt is finalised, read by every window query in reporting.stats.
 
 Writing. An attempt or skip reaches a final status once (the runner finishes it, a skip is
 written final, the watchdog abandons it, a spool replay writes it). That write and the rollup
-change go in one transaction: `save(row)` locks the stored row, saves the new one and calls
-`replace(stored, new)`, which takes the stored row's contribution out (if it was final already:
-a replayed spool line, a finish landing after an abandon) and puts the new one in. The change
+change go in one transaction: `save(row)` finishes a running row by compare-and-set, or else
+locks the stored row, saves the new one and calls `replace(stored, new)`, which takes the
+stored row's contribution out (if it was final already: a replayed spool line, a finish
+landing after an abandon) and puts the new one in. The change
 itself is one multi-row upsert into the hour row and the day row (`add`): every figure is added
 by the database under the row's lock (`n = n + 1`, a histogram bin `+ 1`), so two hosts
 finishing attempts of one task at once never lose one to a read-modify-write race.
