@@ -1,6 +1,6 @@
 """Next runs and schedules in words, in TIME_ZONE, across Pacific/Auckland's clock changes."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -170,3 +170,20 @@ def test_runs_seen_from_inside_the_second_pass():
         assert stamps([previous_run("0 * * * *")]) == ["2026-04-05T02:00+12:00"]
         assert stamps([previous_run("30 2 * * *")]) == ["2026-04-05T02:30+13:00"]
         assert stamps([next_run("30 2 * * *")]) == ["2026-04-06T02:30+12:00"]
+
+
+def test_next_run_is_the_same_for_every_moment_of_a_minute_and_moves_at_its_end():
+    """next_run is computed once a minute per expression (a page lists a hundred tasks); the
+    cached answer must be what every moment of that minute would get."""
+    for second in (0, 1, 30, 59.999):
+        moment = nz(2026, 6, 9, 12, 29) + timedelta(seconds=second)
+        assert next_run("*/30 * * * *", moment) == nz(2026, 6, 9, 12, 30)
+    assert next_run("*/30 * * * *", nz(2026, 6, 9, 12, 30)) == nz(2026, 6, 9, 13, 0)
+    assert next_run("* * * * *", nz(2026, 6, 9, 12, 30, 59)) == nz(2026, 6, 9, 12, 31)
+
+
+def test_next_run_follows_a_change_of_time_zone(settings):
+    moment = datetime(2026, 6, 9, 0, 10, tzinfo=ZoneInfo("UTC"))  # 12:10 NZST
+    assert stamps([next_run("5 7 * * *", moment)]) == ["2026-06-10T07:05+12:00"]
+    settings.TIME_ZONE = "Europe/London"
+    assert stamps([next_run("5 7 * * *", moment)]) == ["2026-06-09T07:05+01:00"]

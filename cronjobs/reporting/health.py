@@ -85,15 +85,16 @@ def task_health(
     trends: list[stats.DailyTrend] | None = None,
     with_month: bool = True,
     last: dict[int, Execution] | None = None,
+    with_p95: bool = False,
 ) -> dict[int, TaskHealth]:
     """Health of each task, by task id. `trends` are stats.daily_trends(MONTH_DAYS) and `last` is
     stats.last_executions() if the caller has them already. `with_month=False` leaves the
-    30-day summary and the 24-hour p95 empty for callers that do not show them (the status
-    word reads only the last day's success rate), sparing a month of history and a ranked read
-    per task."""
+    30-day summary empty for callers that do not show it (the status word reads only the last
+    day's success rate). The 24-hour p95 is read (a day of duration histograms) only
+    `with_p95`: the dashboard shows it, the task list does not."""
     now = now or timezone.now()
     last = last if last is not None else stats.last_executions()
-    day = stats.task_summaries(now - dt.timedelta(hours=24), now, with_p95=with_month)
+    day = stats.task_summaries(now - dt.timedelta(hours=24), now, with_p95=with_p95)
     month = {}
     if with_month and trends is not None:
         month = stats.add_up(trends)

@@ -92,7 +92,7 @@ def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     tasks = list(Task.objects.filter(retired_at__isnull=True))
     trends = stats.daily_trends(TREND_DAYS, now)
-    health = sorted(task_health(tasks, now, trends).values(), key=_health_order)
+    health = sorted(task_health(tasks, now, trends, with_p95=True).values(), key=_health_order)
     names = {task.pk: task.name for task in tasks}
     days = _days(now)
     return {
