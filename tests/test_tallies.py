@@ -7,6 +7,8 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from cronjobs.models import Execution, OutcomeTally, TallyMark
 from cronjobs.reporting import counters
@@ -75,3 +77,16 @@ def test_a_scraper_that_loses_the_race_does_not_add_twice(monkeypatch):
     monkeypatch.setattr(counters, "_mark", lambda: next(reads))
     assert counters.advance(NOW + dt.timedelta(hours=1)) == NOW - counters.FREEZE
     assert OutcomeTally.objects.get().count == 1
+
+
+@pytest.mark.django_db
+def test_the_mark_moves_once_an_hour_so_most_scrapes_write_nothing():
+    task = make_task("nightly")
+    make_execution(task, "succeeded", NOW - dt.timedelta(days=3))
+    counts_at(NOW + dt.timedelta(minutes=10))
+    assert TallyMark.objects.get().upto == NOW - counters.FREEZE  # the start of that hour
+    with CaptureQueriesContext(connection) as ctx:
+        assert counts_at(NOW + dt.timedelta(minutes=50)) == {(task.id, "succeeded"): 1}
+    assert not [q for q in ctx.captured_queries if q["sql"].startswith(("UPDATE", "INSERT"))]
+    counts_at(NOW + dt.timedelta(minutes=70))
+    assert TallyMark.objects.get().upto == NOW - counters.FREEZE + dt.timedelta(hours=1)

@@ -1,9 +1,10 @@
 """All-time attempt counts by task and status, for Prometheus counters, at the cost of a small
 index range per scrape instead of a count of the whole history.
 
-Executions that started before a moving mark (now - FREEZE) are added once to OutcomeTally and
-the mark moves forward; the counter is that tally plus the figures since the mark, read like
-every window (reporting.stats: the rollups, and the history for the current hour).
+Executions that started before a moving mark (the start of the hour FREEZE ago) are added once
+to OutcomeTally and the mark moves forward; the counter is that tally plus the figures since the
+mark, read like every window (reporting.stats: the rollups, and the history for the current
+hour).
 A row's status is final long before FREEZE passes (timeouts are minutes, dead runs are
 abandoned when their lease expires), so the frozen part never needs recounting, and deleting old
 history (prune_history) leaves the tally, and so the counters, untouched. Several scrapers may
@@ -19,7 +20,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from cronjobs.models import Execution, OutcomeTally, TallyMark, Task
-from cronjobs.reporting import stats
+from cronjobs.reporting import rollups, stats
 
 FREEZE = dt.timedelta(days=2)
 _BEGINNING = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -41,10 +42,11 @@ def counts(now: dt.datetime | None = None) -> dict[tuple[int, str], int]:
 
 
 def advance(now: dt.datetime) -> dt.datetime:
-    """Move the mark to now - FREEZE if it is behind, tallying what it passes; returns the
-    mark in force."""
+    """Move the mark to the start of the hour FREEZE ago if it is behind, tallying what it
+    passes; returns the mark in force. On the hour, so a scrape writes nothing but once an
+    hour, and the figures since the mark start with whole hours (rollups, not rows)."""
     mark = _mark()
-    target = now - FREEZE
+    target = rollups.hour_start(now - FREEZE)
     if mark >= target:
         return mark
     with transaction.atomic():

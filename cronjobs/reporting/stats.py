@@ -375,7 +375,8 @@ def last_executions(status: str | None = None) -> dict[int, Execution]:
     latest = attempts.order_by("-started_at").values("id")[:1]
     ids = Task.objects.annotate(last_id=Subquery(latest)).filter(last_id__isnull=False)
     rows = Execution.objects.filter(id__in=ids.values("last_id")).order_by()
-    return {row.task_id: row for row in rows}
+    # The output tail and traceback are the only large columns, and no caller shows them.
+    return {row.task_id: row for row in rows.defer("output", "traceback")}
 
 
 def hour_edges(hours: int, now: dt.datetime | None = None) -> list[dt.datetime]:
