@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.template.defaultfilters import truncatechars
 
 from cronjobs import actions
+from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import ControlRoomMedia
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import AlertResource
@@ -14,7 +15,7 @@ from cronjobs.templatetags.cronjobs_admin import badge
 
 
 @admin.register(Alert)
-class AlertAdmin(StreamingExportMixin, admin.ModelAdmin):
+class AlertAdmin(FastInputsMixin, StreamingExportMixin, admin.ModelAdmin):
     list_display = (
         "last_seen",
         "task",

@@ -15,7 +15,7 @@ from import_export.formats import base_formats
 from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 
 from cronjobs.admin import search
-from cronjobs.admin.changelist import LookaheadPaginator, page_number
+from cronjobs.admin.changelist import FastInputsMixin, LookaheadPaginator, page_number
 from cronjobs.admin.display import ControlRoomMedia, execution_url, run_url, seconds
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import ExecutionResource
@@ -40,7 +40,7 @@ class HistoryChangeList(ChangeList):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(ImportMixin, StreamingExportMixin, admin.ModelAdmin):
+class ExecutionAdmin(FastInputsMixin, ImportMixin, StreamingExportMixin, admin.ModelAdmin):
     list_display = (
         "started_at",
         "task",

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from cronjobs import actions
+from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import ControlRoomMedia, execution_url, percent, run_url, when
 from cronjobs.models import Alert, Execution, Task
 from cronjobs.reporting.health import TaskHealth, task_health
@@ -69,7 +70,7 @@ class TaskChangeList(ChangeList):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "enabled",
