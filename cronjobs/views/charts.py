@@ -1,7 +1,7 @@
 """The dashboard's charts as inline SVG, written out here as plain strings: nothing to download
 in the browser, no CDN, no script. A hundred tasks make three hundred small charts a
-refresh, so each is a few dozen elements joined in a fraction of a millisecond (pygal took
-about 12 ms a chart: 2.8 s of a cold dashboard). Input is aggregates from
+refresh, so each is a few dozen elements joined in about 0.1 ms (pygal took 5-12 ms a chart,
+most of a cold dashboard's 2.8 s; docs/benchmarks.md). Input is aggregates from
 cronjobs.reporting.stats, never execution rows.
 
 Styling is presentation attributes on the elements, never a <style> sheet, so nothing here can
