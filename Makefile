@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups \
-	bench-ten-million clean
+	bench-ten-million bench-dashboard clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -102,6 +102,10 @@ bench-rollups: setup-dev
 # MariaDB (flagged_cron_bench10m, seeded once by LOAD DATA, kept; the prune runs on a copy).
 bench-ten-million: setup-dev
 	$(BIN)/python bench/ten_million.py $(BENCH_ARGS)
+
+# The dashboard's content and charts with 100 tasks and 30 days of history (SQLite in a temp dir).
+bench-dashboard: setup-dev
+	$(BIN)/python bench/dashboard.py $(BENCH_ARGS)
 
 # The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
 # while it is stale).

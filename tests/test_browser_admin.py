@@ -97,7 +97,7 @@ def test_dashboard_shows_rendered_charts(page, operator):
         assert multiples.count() >= 5, chart  # one small chart per seeded task
         box = multiples.first.bounding_box()
         assert box and box["width"] > 300 and box["height"] > 150, chart
-    assert page.locator("#fc-chart-runs svg .bar, #fc-chart-runs svg rect.rect").count() > 0
+    assert page.locator("#fc-chart-runs svg .fc-bars rect").count() > 0
     assert "critical" in page.inner_text("#fc-health")  # the seeded open circuit
     assert_chart_labels_readable(page)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
@@ -111,13 +111,30 @@ def test_dashboard_shows_rendered_charts(page, operator):
     page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
     page.locator("#fc-chart-runs").screenshot(path=str(ARTIFACTS / "dashboard-phone-runs.png"))
 
+    page.emulate_media(color_scheme="dark")  # the admin's dark theme follows the system's
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.reload()
+    page.wait_for_selector("#fc-health")
+    colours = page.evaluate(DARK_COLOURS)
+    assert colours["text"] == colours["body"] == "rgb(238, 238, 238)"  # labels in the theme's text
+    assert colours["line"] == "rgb(129, 212, 250)"  # the trend line in its link colour
+    page.locator("#fc-chart-success").screenshot(path=str(ARTIFACTS / "dashboard-dark.png"))
+
+
+# What the chart text and the trend line are painted with, beside the page's text colour.
+DARK_COLOURS = """() => ({
+  body: getComputedStyle(document.body).color,
+  text: getComputedStyle(document.querySelector("#fc-chart-success figure svg text")).fill,
+  line: getComputedStyle(document.querySelector("#fc-chart-success .fc-line")).stroke,
+})"""
+
 
 # Every chart's text, and the x-axis labels that overlap their neighbour, as drawn.
 CHART_TEXT = """() => {
   const found = {texts: [], overlaps: []};
   for (const svg of document.querySelectorAll("#fc-dashboard-root svg")) {
     for (const t of svg.querySelectorAll("text")) found.texts.push(t.textContent);
-    const labels = [...svg.querySelectorAll(".axis.x .guides text")]
+    const labels = [...svg.querySelectorAll(".fc-x text")]
       .filter((t) => t.textContent.trim() && t.getBoundingClientRect().width > 0)
       .map((t) => [t.textContent, t.getBoundingClientRect()])
       .sort((a, b) => a[1].left - b[1].left);

@@ -12,8 +12,10 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from cronjobs.models import CircuitState, Execution, Task
+from cronjobs.views import charts
 from tests.helpers import ago, make_alert, make_execution, make_task, make_user
 
 pytestmark = pytest.mark.django_db
@@ -165,14 +167,81 @@ def test_only_rows_on_display_are_read(admin_client, history):
     assert Execution.objects.count() > 50
 
 
-def test_trends_are_small_multiples_sharing_one_scoped_style_sheet(admin_client, history):
-    page = admin_client.get(URL).content.decode()
+def figure(page: str, chart: str, task: str) -> str:
+    """The SVG drawn for `task` in one of the small-multiple sections."""
+    pattern = rf'<figure class="fc-chart" data-task="{re.escape(task)}">(<svg.*?</svg>)'
+    match = re.search(pattern, section(page, chart), re.S)
+    assert match, (chart, task)
+    return match.group(1)
+
+
+def texts(svg: str, group: str) -> list[str]:
+    """The texts of one labelled group of a chart (fc-x, fc-y, fc-legend), in order."""
+    match = re.search(rf'<g class="{group}"[^>]*>(.*?)</g>', svg, re.S)
+    assert match, group
+    return re.findall(r"<text[^>]*>([^<]*)</text>", match.group(1))
+
+
+def test_trends_are_small_multiples_of_plain_svg_that_cannot_restyle_the_page(
+    admin_client, history
+):
+    page = admin_client.get(URL, {"partial": "1"}).content.decode()
     success = section(page, "fc-chart-success")
     charts = re.findall(r'<figure class="fc-chart" data-task="([^"]+)">', success)
     assert charts == ["ai_insights", "store_stats"]  # one per task with runs, by name
+    assert success.count("<svg") == 2
     assert "Success rate per day (%), last 7 days, one chart per task" in success
-    assert success.count("<style") == 1  # the first multiple carries the shared sheet
-    sheet = re.search(r"<style[^>]*>(.*?)</style>", success, re.S).group(1)
-    selectors = [s.strip() for rule in re.findall(r"([^{}]*)\{", sheet) for s in rule.split(",")]
-    assert all(s.startswith(".fc-multiples-grid svg") for s in selectors)  # never page-wide
-    assert "<script" not in section(page, "fc-chart-runs") + success  # pygal's unused config
+    # Presentation attributes only: no style sheet reaches the admin around the charts.
+    assert "<style" not in page and "<script" not in page
+    named = 'role="img" aria-label="store_stats: success rate per day in %, last 7 days"'
+    assert named in success
+    days = texts(figure(page, "fc-chart-success", "store_stats"), "fc-x")
+    assert days == ["14 Nov", "16 Nov", "18 Nov", "20 Nov"]  # four dates across the window
+
+
+def test_percentages_keep_a_0_to_100_axis_and_other_units_get_round_ticks(admin_client, history):
+    page = admin_client.get(URL, {"partial": "1"}).content.decode()
+    # store_stats: 100 % every day, 3.0 s and 64 MiB each run.
+    success = figure(page, "fc-chart-success", "store_stats")
+    assert texts(success, "fc-y") == ["0", "25", "50", "75", "100"] and ">%</text>" in success
+    duration = figure(page, "fc-chart-duration", "store_stats")
+    assert texts(duration, "fc-y") == ["0", "1", "2", "3"] and ">s</text>" in duration
+    memory = figure(page, "fc-chart-memory", "store_stats")
+    assert texts(memory, "fc-y") == ["0", "20", "40", "60", "80"] and ">MiB</text>" in memory
+
+
+def test_a_day_without_runs_is_a_gap_in_the_line_not_a_zero(admin_client, frozen):
+    Task.objects.all().delete()
+    task = make_task("nightly")
+    for days in (6, 5, 3, 1, 0):  # nothing on the 16th and the 18th
+        make_execution(task, "succeeded", ago(days=days, hours=1), duration=2.0)
+    svg = figure(admin_client.get(URL).content.decode(), "fc-chart-duration", "nightly")
+    line = re.search(r'<path class="fc-line" d="([^"]+)"', svg).group(1)
+    assert [len(run.split("L")) for run in re.findall(r"M[^M]+", line)] == [2, 2]
+    assert svg.count("<circle") == 1  # the 17th, alone between two gaps
+    zero = float(re.search(r'<path d="M54,([\d.]+)H394"', svg).group(1))  # the x axis
+    ys = [float(y) for y in re.findall(r",([\d.]+)", line) + re.findall(r'cy="([\d.]+)"', svg)]
+    assert len(ys) == 5 and max(ys) < zero  # 2.0 s each day with runs, none drawn at 0
+
+
+def test_task_names_are_escaped_in_the_charts(admin_client, frozen):
+    Task.objects.all().delete()
+    name = """<script>alert("x")</script> & 'co'"""
+    make_execution(make_task(name), "succeeded", ago(hours=1))
+    page = admin_client.get(URL, {"partial": "1"}).content.decode()
+    assert "<script" not in page
+    escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;co&#x27;"
+    svg = figure(page, "fc-chart-success", escaped)  # data-task, escaped by the template
+    assert f'aria-label="{escaped}: success rate' in svg and f">{escaped}</text>" in svg
+
+
+def test_runs_per_hour_stacks_outcomes_with_legend_hours_and_time_zone(admin_client, history):
+    runs = section(admin_client.get(URL, {"partial": "1"}).content.decode(), "fc-chart-runs")
+    assert texts(runs, "fc-legend") == ["succeeded", "failed", "timed out", "skipped"]
+    hours = texts(runs, "fc-x")
+    assert len(hours) == 8 and all(int(h[:2]) % 3 == 0 and h.endswith(":00") for h in hours)
+    assert f"local hour ({timezone.get_current_timezone_name()})" in runs
+    assert texts(runs, "fc-y") == ["0", "1", "2"]  # whole runs; at most two in an hour
+    failed_at = timezone.localtime(NOW - dt.timedelta(hours=2)).strftime("%H:00")
+    assert f"<title>{failed_at} failed: 1</title>" in runs
+    assert f'fill="{charts.OUTCOME_COLOURS["timed_out"]}"' in runs
