@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from cronjobs import actions, tokens
 from cronjobs.models import Alert, CircuitState, Task
 from cronjobs.supervisor import alerts, logs
-from cronjobs.supervisor.registry import TaskSpec, build_spec
+from cronjobs.supervisor.registry import build_spec
+from cronjobs.tasksettings import TaskSpec
 from tests.helpers import make_task, make_user
 
 pytestmark = pytest.mark.django_db

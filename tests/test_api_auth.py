@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from cronjobs.models import Lease, Task
-from cronjobs.supervisor.registry import TaskSpec, build_spec
+from cronjobs.supervisor.registry import build_spec
+from cronjobs.tasksettings import TaskSpec
 from tests.api_fixtures import CALLERS, READ_PERMS, WRITE_PERMS, client_for, post_with_csrf
 from tests.helpers import ago, make_task
 

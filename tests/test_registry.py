@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cronjobs.supervisor.registry import ConfigError, Registry, build_spec, parse_size
+from cronjobs.supervisor.registry import ConfigError, Registry, build_spec
+from cronjobs.tasksettings import parse_size
 
 
 @pytest.mark.parametrize(

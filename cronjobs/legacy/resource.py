@@ -16,7 +16,7 @@ from import_export import fields, resources, widgets
 from cronjobs.legacy import modern_name
 from cronjobs.models import Execution, Task
 from cronjobs.reporting import rollups
-from cronjobs.supervisor.registry import NAME_RE
+from cronjobs.tasksettings import NAME_RE
 
 LEGACY_HOST = "legacy"
 

@@ -36,7 +36,8 @@ from django_crontab.app_settings import Settings
 from django_crontab.crontab import Crontab
 
 from cronjobs.schedules import system_time_zone
-from cronjobs.supervisor.registry import TaskSpec, registry
+from cronjobs.supervisor.registry import registry
+from cronjobs.tasksettings import TaskSpec
 
 CRON_PACKAGE_HINT = "install Debian's cron package (apt-get install cron)"
 CRON_PIDFILES = ("/run/crond.pid", "/var/run/crond.pid")

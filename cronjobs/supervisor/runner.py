@@ -34,8 +34,9 @@ from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
 from cronjobs.supervisor.process import AttemptResult, Limits, run_attempt
-from cronjobs.supervisor.registry import JobContext, TaskSpec, registry
+from cronjobs.supervisor.registry import JobContext, registry
 from cronjobs.supervisor.sync import sync_task
+from cronjobs.tasksettings import TaskSpec
 
 log = logging.getLogger(__name__)
 

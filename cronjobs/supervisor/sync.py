@@ -9,38 +9,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from cronjobs.models import Task
-from cronjobs.supervisor.registry import TaskSpec, registry
-
-# Task fields owned by the declaration; `enabled` belongs to operators and is set only once.
-SPEC_FIELDS = (
-    "kind",
-    "source",
-    "schedule",
-    "description",
-    "timeout",
-    "max_attempts",
-    "retry_delay",
-    "memory_limit",
-    "circuit_breaker",
-    "log_level",
-    "alert_on_failure",
-    "priority",
-    "alert_after",
-    "success_target",
-    "success_window",
-    "ping_url",
-    "catch_up",
-)
+from cronjobs.supervisor.registry import registry
+from cronjobs.tasksettings import STORED, Stored, TaskSpec
 
 
 def spec_values(spec: TaskSpec) -> dict[str, Any]:
-    values = {field: getattr(spec, field) for field in SPEC_FIELDS}
-    values["target"] = spec.target_text
-    values["slow_after"] = spec.effective_slow_after
-    values["memory_warn"] = spec.effective_memory_warn
-    values["after"] = ",".join(spec.after)
-    values["hosts"] = ",".join(spec.hosts)
-    values["retired_at"] = None
+    """The Task row's values the declaration owns: identity, and every setting stored always
+    (`enabled` is stored on creation only: operators own it afterwards)."""
+    values = {s.name: s.stored_value(spec) for s in STORED if s.stored is Stored.ALWAYS}
+    values.update(kind=spec.kind, source=spec.source, target=spec.target_text, retired_at=None)
     return values
 
 
@@ -54,7 +31,7 @@ def _sync(spec: TaskSpec) -> tuple[Task, str]:
     task = Task.objects.filter(name=spec.name).first()
     if task is None:
         task, created = Task.objects.get_or_create(
-            name=spec.name, defaults={**values, "enabled": spec.enabled}
+            name=spec.name, defaults={**values, **_initial_values(spec)}
         )
         if created:
             return task, "created"
@@ -65,6 +42,10 @@ def _sync(spec: TaskSpec) -> tuple[Task, str]:
         setattr(task, field, values[field])
     task.save(update_fields=[*changed, "updated_at"])
     return task, "updated"
+
+
+def _initial_values(spec: TaskSpec) -> dict[str, Any]:
+    return {s.name: s.stored_value(spec) for s in STORED if s.stored is Stored.ON_CREATE}
 
 
 def sync_all() -> dict[str, list[str]]:
