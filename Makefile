@@ -109,9 +109,14 @@ bench-dashboard: setup-dev
 
 # The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
 # while it is stale).
-.PHONY: diagram
+.PHONY: diagram docs
 diagram:
 	bin/architecture-diagram --write docs/architecture.md
+
+# The generated parts of docs/: the import diagram and the task settings table
+# (cronjobs/tasksettings.py); tests/test_docs.py and test_architecture.py fail while stale.
+docs: diagram setup
+	$(BIN)/python bin/settings-table --write docs/configuration.md
 
 clean:
 	rm -rf $(VENV) staticfiles logs db.sqlite3

@@ -40,7 +40,7 @@ class Task(models.Model):
     description = models.TextField(blank=True)
     timeout = models.PositiveIntegerField(help_text="Seconds")
     max_attempts = models.PositiveSmallIntegerField(default=3)
-    retry_delay = models.PositiveIntegerField(default=60, help_text="Seconds")
+    retry_delay = models.FloatField(default=60, help_text="Seconds")
     memory_limit = models.BigIntegerField(null=True, blank=True, help_text="Bytes, whole tree")
     circuit_breaker = models.BooleanField(default=True)
     log_level = models.CharField(max_length=10, default="INFO")

@@ -8,6 +8,7 @@ cronjobs.actions, which checks the permission and writes the audit entry.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib import admin, messages
@@ -24,7 +25,11 @@ from cronjobs.models import Alert, Execution, Task
 from cronjobs.reporting.health import TaskHealth, task_health
 from cronjobs.supervisor import notify
 from cronjobs.supervisor.registry import format_size
+from cronjobs.tasksettings import STORED, Group
 from cronjobs.templatetags.cronjobs_admin import badge
+
+if TYPE_CHECKING:  # a TypedDict of django-stubs only
+    from django.contrib.admin.options import _FieldOpts
 
 RECENT_EXECUTIONS = 20
 SNOOZE_CHOICES = (
@@ -56,6 +61,27 @@ def snooze_end(choice: str, until: str, now: datetime | None = None) -> datetime
             raise ValueError("give the date and time to snooze until")
         return actions.parse_moment(until)
     raise ValueError("pick how long to snooze")
+
+
+# What the task page shows beside each section's settings (cronjobs.tasksettings declares the
+# settings and their sections): identity first, figures after the settings.
+SECTION_FIELDS: dict[Group, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    Group.TASK: (("name",), ("kind", "target", "source")),
+    Group.SCHEDULE: ((), ("schedule_in_words", "next_run")),
+    Group.CHAINS: ((), ("downstream", "last_ran_on")),
+    Group.LIMITS: ((), ()),
+    Group.ALERTS: ((), ("snoozed_until",)),
+}
+
+
+def task_fieldsets() -> tuple[tuple[str | None, _FieldOpts], ...]:
+    """The task page's sections: every stored setting in its declared section, then State."""
+    sections: list[tuple[str | None, _FieldOpts]] = []
+    for group, (before, after) in SECTION_FIELDS.items():
+        shown = tuple(s.display_field for s in STORED if s.group == group)
+        sections.append((str(group) or None, {"fields": (*before, *shown, *after)}))
+    sections.append(("State", {"fields": ("circuit", "retired_at", "created_at", "updated_at")}))
+    return tuple(sections)
 
 
 class TaskChangeList(ChangeList):
@@ -91,43 +117,7 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
     actions = ("enable", "disable", "run_now", "stop", "reset_circuit", "snooze", "unsnooze")
     action_form = SnoozeActionForm
     change_form_template = "admin/cronjobs/task/change_form.html"
-    fieldsets = (
-        (None, {"fields": ("name", "enabled", "description", "kind", "target", "source")}),
-        ("Schedule", {"fields": ("schedule", "schedule_in_words", "next_run", "priority")}),
-        (
-            "Chains and hosts",
-            {"fields": ("upstream", "downstream", "catch_up", "where_it_runs", "last_ran_on")},
-        ),
-        (
-            "Limits",
-            {
-                "fields": (
-                    "timeout",
-                    "max_attempts",
-                    "retry_delay",
-                    "memory_limit_text",
-                    "memory_warn_text",
-                    "slow_after",
-                    "circuit_breaker",
-                    "alert_on_failure",
-                    "log_level",
-                )
-            },
-        ),
-        (
-            "Alert policy",
-            {
-                "fields": (
-                    "alert_after",
-                    "success_target",
-                    "success_window",
-                    "ping_url_text",
-                    "snoozed_until",
-                )
-            },
-        ),
-        ("State", {"fields": ("circuit", "retired_at", "created_at", "updated_at")}),
-    )
+    fieldsets = task_fieldsets()
     Media = ControlRoomMedia
 
     def get_changelist(self, request, **kwargs):

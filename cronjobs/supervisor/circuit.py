@@ -143,8 +143,8 @@ def _transition(current: CircuitState, to: str, **fields: object) -> bool:
 def _trial_is_stale(task: Task, current: CircuitState, now: datetime) -> bool:
     """A trial whose supervisor died would hold the circuit half-open forever; give it the
     longest time a run can take, then let another invocation be the trial."""
-    longest = task.max_attempts * (task.timeout + settings.CRONJOBS_KILL_GRACE)
-    longest += (task.max_attempts - 1) * task.retry_delay + settings.CRONJOBS_LEASE_TTL
+    attempts = task.max_attempts * (task.timeout + settings.CRONJOBS_KILL_GRACE)
+    longest = attempts + (task.max_attempts - 1) * task.retry_delay + settings.CRONJOBS_LEASE_TTL
     return now > current.changed_at + timedelta(seconds=longest)
 
 

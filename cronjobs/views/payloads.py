@@ -15,6 +15,7 @@ from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Lease, Task
 from cronjobs.reporting import health, stats
 from cronjobs.supervisor.runner import tree_memory
+from cronjobs.tasksettings import STORED
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -71,41 +72,30 @@ def execution_dict(row: Execution | None) -> dict[str, Any] | None:
 def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
     next_run = schedules.next_run(task.schedule, snap.now) if not task.is_retired else None
     success = snap.last_success.get(task.id)
+    health = snap.healths[task.id]
     return {
         "name": task.name,
         "kind": task.kind,
-        "description": task.description,
-        "schedule": task.schedule,
+        **settings_dict(task),
         "schedule_text": schedules.describe(task.schedule),
         "next_run": iso(next_run),
-        "enabled": task.enabled,
         "retired": task.is_retired,
-        "priority": task.priority,
-        "timeout": task.timeout,
-        "max_attempts": task.max_attempts,
-        "retry_delay": task.retry_delay,
-        "memory_limit_bytes": task.memory_limit,
-        "slow_after": task.slow_after,
-        "memory_warn_bytes": task.memory_warn,
-        "circuit_breaker": task.circuit_breaker,
-        "alert_on_failure": task.alert_on_failure,
-        "log_level": task.log_level,
         "circuit_state": task.circuit_state,
-        "health": snap.health(task),
-        "success_rate_24h": _round(snap.healths[task.id].day.success_rate, 4),
-        "open_alerts": snap.healths[task.id].open_alerts,
+        "health": health.status,
+        "success_rate_24h": _round(health.day.success_rate, 4),
+        "open_alerts": health.open_alerts,
         "running": any(row.task_id == task.id for row in snap.running),
         "last_status": snap.last[task.id].status if task.id in snap.last else None,
         "last_run": execution_dict(snap.last.get(task.id)),
         "last_success_at": iso(success.finished_at or success.started_at) if success else None,
-        "alert_after": task.alert_after,
-        "success_target": task.success_target,
-        "success_window": task.success_window,
         "snoozed_until": iso(task.snoozed_until) if task.is_snoozed(snap.now) else None,
-        "after": task.upstream_names,
-        "hosts": task.host_names,
-        "catch_up": task.catch_up,
     }
+
+
+def settings_dict(task: Task) -> dict[str, Any]:
+    """The task's stored settings under their API names (cronjobs.tasksettings); a setting
+    declared with no API name (a ping URL: its secret) is left out."""
+    return {s.api_name: s.row_value(task) for s in STORED if s.api_name is not None}
 
 
 def tasks_payload(name: str | None = None) -> dict[str, Any]:
