@@ -84,6 +84,16 @@ def test_reporting_imports_only_models_and_schedules():
     assert not found
 
 
+def test_task_settings_import_only_schedules():
+    """The admin and the API read the declarations without pulling in models or the engine."""
+    found = [
+        module
+        for module in imported_modules(APP / "tasksettings.py")
+        if module.startswith("cronjobs.") and not reaches(module, "cronjobs.schedules")
+    ]
+    assert not found
+
+
 def test_only_the_web_layer_urls_and_templatetags_import_views_or_admin():
     allowed_dirs = [APP / "views", APP / "admin", APP / "templatetags"]
     allowed_files = [ROOT / "flagged_cron_project" / "urls.py"]
