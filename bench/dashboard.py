@@ -9,7 +9,7 @@ per chart, and what it weighs.
 A fresh SQLite database in a temporary directory (or the MariaDB one given, emptied first)
 gets `--tasks` bench tasks and `--rows` executions spread over the last `--days` days
 (bench/seed_executions.py's rows: every task runs every day), then its rollups
-(cronjobs.reporting.rollups.rebuild). Figures, in process after Django's start-up, each the
+(cronjobs.history.rebuild). Figures, in process after Django's start-up, each the
 median of `--repeat` after one warm-up:
 
 - content: `build_context()` and the content template, i.e. the dashboard's work when the
@@ -51,8 +51,8 @@ def seed(tasks: int, rows: int, days: int) -> None:
 
     from bench.seed_executions import insert_rows, make_tasks
     from bench.seed_executions import rows as execution_rows
+    from cronjobs import history
     from cronjobs.models import Task
-    from cronjobs.reporting import rollups
 
     call_command("migrate", verbosity=0)
     # migrate's synctasks retires every task no code declares: a second run on MariaDB would
@@ -65,7 +65,7 @@ def seed(tasks: int, rows: int, days: int) -> None:
     with transaction.atomic():  # SQLite would otherwise commit (and sync) every row
         insert_rows(execution_rows(rows, make_tasks(tasks), days, random.Random(7)))
     inserted = time.monotonic()
-    rollups.rebuild()
+    history.rebuild()
     print(
         f"seeded {rows:,} executions of {tasks} tasks in {inserted - began:.1f} s, "
         f"rollups in {time.monotonic() - inserted:.1f} s"

@@ -6,11 +6,11 @@
 
 Writes `--attempts` attempts of one task the way the runner does (insert the running row,
 then finalise it), once with a plain `row.save()` for the finalise and once through
-`rollups.save(row)` (lock the stored row, save, upsert the hour and day rows, one
-transaction), alternating in blocks so both see the same database state, and prints the
-median and 99th percentile of each and the difference. The database is created if missing
-and its executions and rollups emptied first; each statement is autocommitted, as in a
-runjob process.
+`history.save(row)` (cronjobs/history.py: the compare-and-set finish and the upsert of the
+hour and day rows, one transaction), alternating in blocks so both see the same database
+state, and prints the median and 99th percentile of each and the difference. The database is
+created if missing and its executions and rollups emptied first; each statement is
+autocommitted, as in a runjob process.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ URL = "mysql://root:@127.0.0.1:3306/flagged_cron_bench_upsert"
 def finalise_times(count: int, through_rollups: bool) -> list[float]:
     from django.utils import timezone
 
+    from cronjobs import history
     from cronjobs.models import Execution, Task
-    from cronjobs.reporting import rollups
 
     task = Task.objects.get(name="bench_upsert")
     times = []
@@ -44,7 +44,7 @@ def finalise_times(count: int, through_rollups: bool) -> list[float]:
         row.peak_rss_bytes = 30 * 2**20
         began = time.perf_counter()
         if through_rollups:
-            rollups.save(row)
+            history.save(row)
         else:
             row.save()
         times.append(time.perf_counter() - began)
@@ -82,7 +82,7 @@ def main() -> None:
         plain += finalise_times(block, through_rollups=False)
         rolled += finalise_times(block, through_rollups=True)
     print(f"{connection.vendor}, {args.attempts:,} attempts of each kind")
-    for name, times in (("plain row.save()", plain), ("rollups.save(row)", rolled)):
+    for name, times in (("plain row.save()", plain), ("history.save(row)", rolled)):
         p99 = statistics.quantiles(times, n=100)[98]
         print(
             f"  {name:20} median {statistics.median(times) * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"

@@ -8,10 +8,11 @@ tasks and 400 days in MariaDB, then `prune_history` under load from four `runjob
         [--url mysql://root:@127.0.0.1:3306/flagged_cron_bench10m]
 
 1. Seed (bench/seed_executions.py, LOAD DATA) unless the database holds --rows already or
-   --skip-seed; then `cronjobs.reporting.rollups.rebuild()`, when that function exists, after a
-   seed or while the rollup table is empty. When the newest row is over an hour old (a database
-   seeded days ago), rows for the gap are added at the seeded rate, so 24-hour windows hold what
-   a live system's would; the rollups of the gap are rebuilt.
+   --skip-seed; then `cronjobs.history.rebuild()` (`cronjobs.reporting.rollups.rebuild()` at
+   older commits), when that function exists, after a seed or while the rollup table is empty.
+   When the newest row is over an hour old (a database seeded days ago), rows for the gap are
+   added at the seeded rate, so 24-hour windows hold what a live system's would; the rollups
+   of the gap are rebuilt.
 2. Pages: server time through Django's test Client in this process, as a superuser or with a
    read-only token; the median of --repeat requests after one warm-up, and for the task list
    and dashboard also with the cache emptied before each request; SQL queries per request.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import logging
 import math
 import os
@@ -43,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -135,16 +138,27 @@ def prepare(args: argparse.Namespace) -> int:
 
 
 def rebuild_rollups(since: dt.datetime | None) -> None:
-    from cronjobs.reporting import rollups
-
-    rebuild = getattr(rollups, "rebuild", None)
+    rebuild = _rebuild_function()
     if rebuild is None:
-        print("rollups: skipped, cronjobs.reporting.rollups.rebuild() does not exist yet")
+        print("rollups: skipped, cronjobs.history.rebuild() does not exist yet")
         return
     began = time.monotonic()
     written = rebuild(since=since)
     what = f"since {since:%Y-%m-%d %H:%M}" if since else "all"
     print(f"rollups: rebuild ({what}) wrote {written:,} in {time.monotonic() - began:.1f} s")
+
+
+def _rebuild_function() -> Callable[..., int] | None:
+    """The rollups' rebuild: in cronjobs.history, or in cronjobs.reporting.rollups at commits
+    before it moved there; none before the rollups (this bench is run at older commits too)."""
+    for module in ("cronjobs.history", "cronjobs.reporting.rollups"):
+        try:
+            rebuild = getattr(importlib.import_module(module), "rebuild", None)
+        except ImportError:
+            continue
+        if rebuild is not None:
+            return rebuild
+    return None
 
 
 def top_up(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ Transitions that need care across hosts (lease, circuit, alerts) live in cronjob
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -392,9 +392,10 @@ class ApiToken(models.Model):
 class Rollup(models.Model):
     """One task's attempts and skips that started in one local hour (span `hour`) or one local
     day (span `day`), added up as each is finalised: the window figures of the dashboard, the API
-    and Prometheus read these instead of the history (cronjobs/reporting/rollups.py). `start` is
-    the UTC instant the local hour or day begins in settings.TIME_ZONE. Pruning old executions
-    leaves rollups alone; `manage.py rebuild_rollups` recomputes them from what history is left.
+    and Prometheus read these instead of the history (cronjobs/reporting/rollups.py), and
+    cronjobs/history.py writes them. `start` is the UTC instant the local hour or day begins in
+    settings.TIME_ZONE. Pruning old executions leaves rollups alone; `manage.py rebuild_rollups`
+    recomputes them from what history is left.
 
     Running attempts are not in here (they are counted from the history); durations and memory
     cover the attempts that ran to an outcome, as in reporting.stats. `histogram` counts
@@ -435,9 +436,9 @@ class Rollup(models.Model):
 
 class OutcomeTally(models.Model):
     """All-time attempt counts by task and status for Prometheus counters, carried forward by
-    cronjobs/reporting/counters.py so a scrape never counts the whole history and pruning old
-    executions never makes a counter go backwards. Rows started before TallyMark.upto are in
-    here."""
+    cronjobs/history.py so a scrape (cronjobs/reporting/counters.py) never counts the whole
+    history and pruning old executions never makes a counter go backwards. Rows started before
+    TallyMark.upto are in here."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=16, choices=Execution.Status.choices)
@@ -455,7 +456,15 @@ class OutcomeTally(models.Model):
 class TallyMark(models.Model):
     """The one row saying how far OutcomeTally has counted (executions started before `upto`)."""
 
+    BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)  # before any history: nothing tallied yet
+
     upto = models.DateTimeField()
 
     def __str__(self) -> str:
         return f"tallied up to {self.upto}"
+
+    @classmethod
+    def current(cls) -> datetime:
+        """How far the tally has counted; BEGINNING before it first moved."""
+        upto = cls.objects.filter(pk=1).values_list("upto", flat=True).first()
+        return upto or cls.BEGINNING

@@ -20,9 +20,8 @@ from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from cronjobs import schedules
+from cronjobs import history, schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
-from cronjobs.reporting import rollups
 from cronjobs.supervisor import alerts
 
 HOST = "demo-history"
@@ -74,7 +73,7 @@ def seed(
         _forget_previous_seed()
         Execution.objects.bulk_create(plan.rows, batch_size=BATCH)
         written = _open_circuit(plan)
-    rollups.rebuild()  # bulk_create and the delete bypassed them; a demo history is small
+    history.rebuild()  # bulk_create and the delete bypassed them; a demo history is small
     return {"executions": len(plan.rows), "tasks": len(tasks), "alerts": written}
 
 

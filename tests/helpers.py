@@ -21,8 +21,8 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.utils import timezone
 
+from cronjobs import history
 from cronjobs.models import Alert, Execution, Task
-from cronjobs.reporting import rollups
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +94,7 @@ def make_execution(
     elif status != Execution.Status.RUNNING:
         fields = {"finished_at": started_at + timedelta(seconds=1), "duration": 1.0, **fields}
     row = Execution(task=task, status=status, started_at=started_at, **fields)
-    rollups.save(row)
+    history.save(row)
     return row
 
 

@@ -1,10 +1,12 @@
 """docs/architecture.md against the code: every module of cronjobs/ is named there, imports run
-the way it says, and its diagram (bin/architecture-diagram) is current."""
+the way it says, reporting/ only reads, and its diagram (bin/architecture-diagram) is current."""
 
 from __future__ import annotations
 
+import ast
 import importlib.machinery
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +69,7 @@ def test_every_module_of_cronjobs_is_named_in_the_architecture_doc():
 
 def test_engine_reporting_and_models_never_import_the_web_layer_or_actions():
     files = [*modules_under("cronjobs", "supervisor"), *modules_under("cronjobs", "reporting")]
-    files.append(APP / "models.py")
+    files += [APP / "models.py", APP / "history.py"]
     forbidden = ("cronjobs.views", "cronjobs.admin", "cronjobs.actions")
     assert not offences(files, forbidden)
 
@@ -94,6 +96,18 @@ def test_task_settings_import_only_schedules():
     assert not found
 
 
+def test_the_history_write_path_imports_only_models_and_the_rollups_shape():
+    """The engine, the history import and /metrics all write through it: it needs nothing of
+    theirs, only the tables and the rollups' bins and local hours (reporting/rollups.py)."""
+    allowed = ("cronjobs.models", "cronjobs.reporting.rollups")
+    found = sorted(
+        module
+        for module in imported_modules(APP / "history.py")
+        if module.startswith("cronjobs.") and not any(reaches(module, ok) for ok in allowed)
+    )
+    assert not found
+
+
 def test_only_the_web_layer_urls_and_templatetags_import_views_or_admin():
     allowed_dirs = [APP / "views", APP / "admin", APP / "templatetags"]
     allowed_files = [ROOT / "flagged_cron_project" / "urls.py"]
@@ -109,7 +123,80 @@ def test_only_the_web_layer_urls_and_templatetags_import_views_or_admin():
     assert not offences(files, ("cronjobs.views", "cronjobs.admin"))
 
 
-# (c) the diagram -----------------------------------------------------------------------------
+# (c) reporting/ only reads ------------------------------------------------------------------
+
+ORM_WRITES = {
+    "save",
+    "update",
+    "create",
+    "bulk_create",
+    "bulk_update",
+    "delete",
+    "get_or_create",
+    "update_or_create",
+    "select_for_update",
+}
+SQL_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE)\b")
+DICT_MAKERS = {"dict", "asdict"}
+
+
+def writes_in(source: str) -> list[str]:
+    """Where a module's source writes: a call of an ORM method that writes (or locks a row to
+    write it), or SQL that does, even in a comment. `d.update(...)` on a name the module
+    assigns a dict (a literal, `dict(...)`, `dataclasses.asdict(...)`) is not a write."""
+    tree = ast.parse(source)
+    dicts = {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value and _makes_dict(node.value)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    found = [
+        (node.lineno, f".{node.func.attr}(")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ORM_WRITES
+        and not (isinstance(node.func.value, ast.Name) and node.func.value.id in dicts)
+    ]
+    for match in SQL_WRITES.finditer(source):
+        found.append((source.count("\n", 0, match.start()) + 1, match.group()))
+    return [f"line {line}: {what}" for line, what in sorted(found)]
+
+
+def _makes_dict(value: ast.expr) -> bool:
+    if isinstance(value, ast.Dict | ast.DictComp):
+        return True
+    func = value.func if isinstance(value, ast.Call) else None
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return name in DICT_MAKERS
+
+
+def test_no_module_of_reporting_writes():
+    """reporting/ reads the history; cronjobs/history.py is where it is written."""
+    found = {
+        relative(path): writes
+        for path in modules_under("cronjobs", "reporting")
+        if (writes := writes_in(path.read_text(encoding="utf-8")))
+    }
+    assert not found
+
+
+def test_the_write_check_tells_a_query_write_from_a_dict_update():
+    source = (
+        "import dataclasses\n"
+        "def figures(row):\n"
+        "    data = dataclasses.asdict(row)\n"
+        "    data.update(rate=1)\n"
+        "    Rollup.objects.filter(pk=1).update(n=2)\n"
+        "    row.save()\n"
+        "    cursor.execute('DELETE FROM cronjobs_rollup')\n"
+    )
+    assert writes_in(source) == ["line 5: .update(", "line 6: .save(", "line 7: DELETE"]
+
+
+# (d) the diagram -----------------------------------------------------------------------------
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:

@@ -107,7 +107,7 @@ def test_rollups_and_tallies_are_left_alone(history, pauses):
 
 def test_the_prometheus_counters_keep_what_a_short_prune_deletes(pauses):
     """Rows are deleted only once the counters' tally has counted them: a one-day window
-    keeps the last two days (counters.FREEZE) rather than make the counters go back."""
+    keeps the last two days (cronjobs.history.FREEZE) rather than make the counters go back."""
     task = make_task()
     for days in (0.5, 1.5, 3):
         make_execution(task, "succeeded", ago(days=days))

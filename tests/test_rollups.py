@@ -1,5 +1,6 @@
-"""cronjobs.reporting.rollups: the per-hour and per-day rows kept as attempts are finalised, their
-rebuild from the history, and the window figures stats reads from them."""
+"""The per-hour and per-day rollups: the rows cronjobs.history keeps as attempts are finalised,
+their rebuild from the history, and the window figures stats reads from them (through the
+shape in cronjobs.reporting.rollups)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from cronjobs import history
 from cronjobs.models import Execution, Lease, Rollup
 from cronjobs.reporting import rollups, stats
 from cronjobs.supervisor import lease, spool
@@ -141,7 +143,7 @@ def test_a_rebuild_gives_the_rows_the_runs_wrote():
         make_execution(first, "running", NOW - dt.timedelta(hours=2))
         written = table()
         Rollup.objects.all().delete()
-        assert rollups.rebuild() == len(written)
+        assert history.rebuild() == len(written)
     rebuilt = table()
     assert rebuilt.keys() == written.keys()
     for key, figures in written.items():
@@ -158,7 +160,7 @@ def test_a_finish_landing_after_the_abandon_replaces_it():
     assert lease.abandon_run(gone) == 1
     assert Rollup.objects.get(span="hour").abandoned == 1
     row.status, row.duration = "succeeded", 180.0
-    rollups.save(row)
+    history.save(row)
     hour = Rollup.objects.get(span="hour")
     assert (hour.abandoned, hour.succeeded, hour.duration_count) == (0, 1, 1)
     assert hour.duration_sum == pytest.approx(180.0)
@@ -191,7 +193,7 @@ def test_pruning_history_keeps_the_30_day_figures():
         before = stats.task_summaries(NOW - dt.timedelta(days=30))[task.pk]
         assert prune(days=10)["executions"] == 2
         after = stats.task_summaries(NOW - dt.timedelta(days=30))[task.pk]
-        assert rollups.rebuild() > 0  # a rebuild starts at the oldest execution left
+        assert history.rebuild() > 0  # a rebuild starts at the oldest execution left
         rebuilt = stats.task_summaries(NOW - dt.timedelta(days=30))[task.pk]
     assert before.succeeded == after.succeeded == rebuilt.succeeded == 2
 

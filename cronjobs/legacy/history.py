@@ -11,7 +11,7 @@ the same the admin's Import button uses; this module only reads big files fast:
    chunk, and the database leaves out rows whose (run_id, attempt) is already there (INSERT
    IGNORE; run_id is a hash of the row): a re-import adds nothing, and an import stopped
    half-way is finished by running it again;
-4. the rollups of the days the rows fall on are rebuilt (reporting.rollups.rebuild).
+4. the rollups of the days the rows fall on are rebuilt (cronjobs.history.rebuild).
 
 CSV and TSV are read line by line (the csv module); XLSX goes through tablib and openpyxl,
 which hold the whole workbook in memory.
@@ -36,9 +36,9 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.db.models.constants import OnConflict
 
+from cronjobs import history
 from cronjobs.legacy.resource import LegacyMetricsResource, RowError, ensure_tasks
 from cronjobs.models import Execution, Task
-from cronjobs.reporting import rollups
 
 CHUNK = 5000
 MAX_ERRORS = 20
@@ -196,7 +196,7 @@ def import_file(
             chunk = []
     _write(chunk, task_ids, report)
     if report.added and report.first is not None:
-        rollups.rebuild(since=report.first)
+        history.rebuild(since=report.first)
     return report
 
 

@@ -13,9 +13,9 @@ from typing import Any
 from django.utils import timezone
 from import_export import fields, resources, widgets
 
+from cronjobs import history
 from cronjobs.legacy import modern_name
 from cronjobs.models import Execution, Task
-from cronjobs.reporting import rollups
 from cronjobs.tasksettings import NAME_RE
 
 LEGACY_HOST = "legacy"
@@ -171,7 +171,7 @@ class LegacyMetricsResource(resources.ModelResource):  # type: ignore[misc]
         """The imported rows bypassed the rollups: rebuild the days they fall on."""
         first = getattr(self, "first_started", None)
         if first is not None and not kwargs.get("dry_run") and not result.has_errors():
-            rollups.rebuild(since=first)
+            history.rebuild(since=first)
 
 
 def _blank(value: Any) -> Any:

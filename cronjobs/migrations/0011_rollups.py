@@ -6,12 +6,12 @@ from django.db import migrations, models
 
 def fill(apps, schema_editor):
     """Roll up the history already recorded, so upgraded installations keep their figures.
-    This calls today's code (cronjobs.reporting.rollups) rather than historical models: it
+    This calls today's code (cronjobs.history) rather than historical models: it
     reads only columns this migration's state has, and must be revisited if a later migration
     changes the Rollup table."""
-    from cronjobs.reporting import rollups
+    from cronjobs import history
 
-    rollups.rebuild()
+    history.rebuild()
 
 
 class Migration(migrations.Migration):

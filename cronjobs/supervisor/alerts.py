@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -26,10 +27,15 @@ from django.utils import timezone
 
 from cronjobs.models import Alert, Execution, Task
 from cronjobs.supervisor import notify
+from cronjobs.tasksettings import TaskSpec
+
+if TYPE_CHECKING:  # the runner imports this module
+    from cronjobs.supervisor.runner import Outcome
 
 log = logging.getLogger(__name__)
 Kind = Alert.Kind
 State = Alert.State
+Status = Execution.Status
 
 SEVERITY: dict[str, Alert.Severity] = {
     Kind.FAILED: Alert.Severity.CRITICAL,
@@ -127,6 +133,44 @@ def resolve_kinds(task: Task, kinds: list[str], why: str = "recovered") -> int:
     """Resolve the task's unresolved alerts of these kinds (a recovery)."""
     alerts = list(Alert.objects.unresolved().filter(task=task, kind__in=kinds))
     return sum(_resolve(alert, why) for alert in alerts)
+
+
+def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
+    """The policy after a run: raise `failed` once `alert_after` runs in a row failed (not
+    for a stopped run, nor with `alert_on_failure` off), `slow` and `memory`; resolve them
+    after a good run; check the success rate."""
+    rows = [row for row in outcome.executions if row.status != Status.SKIPPED]
+    succeeded = outcome.status == Status.SUCCEEDED
+    last = rows[-1]
+    if succeeded:
+        resolve_kinds(task, [Kind.FAILED, Kind.LATE], "a run succeeded")
+    elif spec.alert_on_failure and outcome.status != Status.CANCELLED:
+        in_a_row = task.failed_runs_in_a_row(spec.alert_after) if spec.alert_after > 1 else 1
+        if in_a_row >= spec.alert_after:
+            runs = f" ({in_a_row} runs in a row)" if spec.alert_after > 1 else ""
+            raise_alert(
+                task,
+                Kind.FAILED,
+                f"run {outcome.run_id[:8]}: {len(rows)} attempt(s) failed{runs}; "
+                f"last {last.status}: {last.error or 'no detail'}",
+                execution=last,
+            )
+    slow = max((row.duration or 0 for row in rows), default=0)
+    if slow > spec.effective_slow_after:
+        raise_alert(
+            task,
+            Kind.SLOW,
+            f"an attempt took {slow:.1f} s (slow after {spec.effective_slow_after:g} s)",
+        )
+    elif succeeded:
+        resolve_kinds(task, [Kind.SLOW], "a run finished in time")
+    check_success_rate(task)
+    warn = spec.effective_memory_warn
+    peak = max((row.peak_rss_bytes or 0 for row in rows), default=0)
+    if warn and peak > warn:
+        raise_alert(task, Kind.MEMORY, f"peak memory {peak} bytes over {warn} bytes")
+    elif warn and succeeded:
+        resolve_kinds(task, [Kind.MEMORY], "memory back under the warning level")
 
 
 def resolve(alert: Alert, by: str = "") -> None:

@@ -25,14 +25,13 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
-from django.utils import timezone
 
-from cronjobs.models import Execution, Lease, Task
-from cronjobs.reporting import rollups
+from cronjobs import history
+from cronjobs.models import Lease, Task
 from cronjobs.supervisor.db import ensure_usable_connection
 
 log = logging.getLogger(__name__)
@@ -181,20 +180,8 @@ def abandon_run(lease: Lease) -> int:
     """Mark the `running` rows of a run whose holder stopped renewing as `abandoned`."""
     from cronjobs.supervisor import alerts
 
-    now = timezone.now()
     why = f"supervisor on {lease.host} (pid {lease.pid}) stopped renewing its lease"
-    rows = Execution.objects.running().filter(run_id=lease.run_id)
-    count = 0
-    for row in rows:
-        row.status, row.finished_at, row.error = Execution.Status.ABANDONED, now, why
-        row.duration = (now - row.started_at).total_seconds()
-        with transaction.atomic():  # the compare-and-set and its rollup change, or neither
-            abandoned = Execution.objects.filter(pk=row.pk, status=Execution.Status.RUNNING).update(
-                status=row.status, finished_at=now, duration=row.duration, error=why
-            )
-            if abandoned:
-                rollups.add(row)
-        count += abandoned
+    count = history.abandon(lease.run_id, why)
     if count:
         alerts.raise_alert(lease.task, alerts.Kind.ABANDONED, f"run {lease.run_id[:8]}: {why}")
     return count

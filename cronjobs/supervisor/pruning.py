@@ -3,7 +3,7 @@ the tables and applies the log retention (cronjobs.supervisor.logs.retain) to LO
 
 Rollups (cronjobs.models.Rollup) and the Prometheus tallies (OutcomeTally) are never deleted
 here: they outlive the raw rows they were added up from. Executions go only once the tally
-has counted them (`counters.advance`)."""
+has counted them (`cronjobs.history.advance_tally`)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db.models import Max, Min, Model, QuerySet
 from django.utils import timezone
 
+from cronjobs import history
 from cronjobs.models import Alert, Execution
-from cronjobs.reporting import counters
 from cronjobs.supervisor import logs
 
 # Called after each batch with the table's name, the rows deleted from it so far and the share
@@ -47,9 +47,9 @@ def prune(
     now = timezone.now()
     # The Prometheus counters count rows before their tally mark from the tally, and the rest
     # live: move the mark first, and never delete a row it has not passed, or the counters
-    # would drop what goes (a --days shorter than counters.FREEZE keeps that much more).
+    # would drop what goes (a --days shorter than history.FREEZE keeps that much more).
     cutoff = now - timedelta(days=days)
-    old_runs = Execution.objects.filter(started_at__lt=min(cutoff, counters.advance(now)))
+    old_runs = Execution.objects.filter(started_at__lt=min(cutoff, history.advance_tally(now)))
     old_alerts = Alert.objects.filter(resolved_at__lt=cutoff, state=Alert.State.RESOLVED)
     walk = _Walk(batch_size, pause, progress)
     return {

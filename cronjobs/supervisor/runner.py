@@ -28,8 +28,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from cronjobs import history
 from cronjobs.models import Execution, Lease, Task
-from cronjobs.reporting import rollups
 from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
@@ -243,7 +243,7 @@ class Invocation:
         """Write the row and its rollups, or spool it when the database cannot be reached."""
         try:
             ensure_usable_connection()
-            rollups.save(row)
+            history.save(row)
         except DatabaseError as exc:
             log.error("database unreachable, spooling %s: %s", self.spec.name, exc)
             spool.append(self.spec.name, row)
@@ -254,7 +254,7 @@ class Invocation:
         assert self.task is not None  # run() synced it before any attempt
         try:
             ensure_usable_connection()
-            raise_run_alerts(self.task, self.spec, outcome)
+            alerts.raise_run_alerts(self.task, self.spec, outcome)
         except DatabaseError as exc:
             log.error("alerts not updated for %s: %s", self.spec.name, exc)
 
@@ -352,42 +352,6 @@ def metrics_record(task: str, row: Execution) -> dict[str, Any]:
         "trigger": row.trigger,
         "started_at": row.started_at.isoformat(),
     }
-
-
-def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
-    kinds = alerts.Kind
-    rows = [row for row in outcome.executions if row.status != Status.SKIPPED]
-    succeeded = outcome.status == Status.SUCCEEDED
-    last = rows[-1]
-    if succeeded:
-        alerts.resolve_kinds(task, [kinds.FAILED, kinds.LATE], "a run succeeded")
-    elif spec.alert_on_failure and outcome.status != Status.CANCELLED:
-        in_a_row = task.failed_runs_in_a_row(spec.alert_after) if spec.alert_after > 1 else 1
-        if in_a_row >= spec.alert_after:
-            runs = f" ({in_a_row} runs in a row)" if spec.alert_after > 1 else ""
-            alerts.raise_alert(
-                task,
-                kinds.FAILED,
-                f"run {outcome.run_id[:8]}: {len(rows)} attempt(s) failed{runs}; "
-                f"last {last.status}: {last.error or 'no detail'}",
-                execution=last,
-            )
-    slow = max((row.duration or 0 for row in rows), default=0)
-    if slow > spec.effective_slow_after:
-        alerts.raise_alert(
-            task,
-            kinds.SLOW,
-            f"an attempt took {slow:.1f} s (slow after {spec.effective_slow_after:g} s)",
-        )
-    elif succeeded:
-        alerts.resolve_kinds(task, [kinds.SLOW], "a run finished in time")
-    alerts.check_success_rate(task)
-    warn = spec.effective_memory_warn
-    peak = max((row.peak_rss_bytes or 0 for row in rows), default=0)
-    if warn and peak > warn:
-        alerts.raise_alert(task, kinds.MEMORY, f"peak memory {peak} bytes over {warn} bytes")
-    elif warn and succeeded:
-        alerts.resolve_kinds(task, [kinds.MEMORY], "memory back under the warning level")
 
 
 SKIP_HOST = "host"  # not a row's skip_reason: a pinned task on another host records nothing

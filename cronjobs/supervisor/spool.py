@@ -18,8 +18,8 @@ from typing import Any
 from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 
+from cronjobs import history
 from cronjobs.models import Execution, Task
-from cronjobs.reporting import rollups
 from cronjobs.supervisor import alerts, logs
 from cronjobs.supervisor.registry import registry
 from cronjobs.supervisor.sync import sync_task
@@ -130,10 +130,10 @@ def _write(record: dict[str, Any]) -> Execution:
         if values[field]:
             values[field] = parse_datetime(values[field])
     # A row recorded before the outage (its attempt started, then the database went) is
-    # finished over; rollups.save takes out what a row replayed before had added already.
+    # finished over; history.save takes out what a row replayed before had added already.
     row = Execution.objects.filter(run_id=values["run_id"], attempt=values["attempt"]).first()
     row = row or Execution()
     for field, value in {**values, "task": task}.items():
         setattr(row, field, value)
-    rollups.save(row)
+    history.save(row)
     return row

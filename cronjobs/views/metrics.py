@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cronjobs import actions
+from cronjobs import actions, history
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import counters, stats
 from cronjobs.views import api
@@ -109,7 +109,9 @@ class DatabaseCollector(Collector):
         counter = CounterMetricFamily(
             PREFIX + "attempts", "Attempts and skips ever recorded", labels=["task", "status"]
         )
-        counts = counters.counts()
+        now = timezone.now()
+        history.advance_tally(now)  # the mark moves on the hour: most scrapes write nothing
+        counts = counters.counts(now)
         for task_id, task in tasks.items():
             for status in COUNTED:
                 n = counts.get((task_id, status), 0)

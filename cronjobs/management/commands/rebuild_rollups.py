@@ -5,8 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from cronjobs import history
 from cronjobs.management.commands._arguments import EXIT_USAGE
-from cronjobs.reporting import rollups
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         since = _date(options["since"]) if options["since"] else None
         started = time.monotonic()
-        written = rollups.rebuild(since)
+        written = history.rebuild(since)
         where = f"since {since}" if since else "for the whole history"
         self.stdout.write(
             f"rebuilt {written} rollup row(s) {where} in {time.monotonic() - started:.1f} s"
