@@ -39,7 +39,7 @@ def test_summary_counts_rate_and_duration_figures():
     assert (summary.runs, summary.succeeded, summary.failed) == (22, 15, 5)
     assert (summary.timed_out, summary.skipped, summary.running) == (1, 1, 1)
     assert summary.failures == 6
-    assert summary.success_rate == pytest.approx(15 / 21)  # the running one is not judged yet
+    assert summary.success_rate == pytest.approx(100 * 15 / 21)  # the running one is not judged yet
     assert summary.max_duration == 60.0
     assert summary.avg_duration == pytest.approx((210 + 60) / 21)
     # rank ceil(0.95 * 21) = 20 of 1..20, 60; read from the histogram, within 4 %
@@ -81,7 +81,7 @@ def test_window_is_half_open_and_tasks_without_rows_are_absent():
     summaries = stats.task_summaries(NOW - dt.timedelta(hours=24), NOW)
 
     assert summaries[task.id].runs == 1
-    assert summaries[task.id].success_rate == 1.0
+    assert summaries[task.id].success_rate == 100.0
     assert idle.id not in summaries
     assert stats.TaskSummary(idle.id).success_rate is None
 
@@ -189,7 +189,7 @@ def test_daily_trends_use_local_dates():
 
     by_date = {t.date: t for t in trends}
     assert set(by_date) == {dt.date(2026, 11, 19), dt.date(2026, 11, 20)}
-    assert by_date[dt.date(2026, 11, 20)].success_rate == 1.0
+    assert by_date[dt.date(2026, 11, 20)].success_rate == 100.0
     assert by_date[dt.date(2026, 11, 19)].failures == 1
     assert by_date[dt.date(2026, 11, 19)].max_duration == 2.0
 
