@@ -3,16 +3,17 @@ tokens and the Prometheus tallies (docs/architecture.md, "The data model").
 
 The questions every room asks of these rows are answered here, once: is this alert unresolved
 (`Alert.objects.unresolved()`), what is this task's circuit (`Task.circuit_state`), which
-attempts finished or failed (`Execution.objects.finished()`, `.failures()`, `.running()`).
+attempts finished (`Execution.FINISHED`: the ones a success rate counts), ended
+(`Execution.objects.ended()`), failed or still run (`.failures()`, `.running()`).
 Transitions that need care across hosts (lease, circuit, alerts) live in cronjobs/supervisor/."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Max, Q
+from django.db.models import Max
 from django.utils import timezone
 
 
@@ -111,20 +112,6 @@ class Task(models.Model):
     def is_snoozed(self, now: datetime | None = None) -> bool:
         return self.snoozed_until is not None and self.snoozed_until > (now or timezone.now())
 
-    def success_rate(self, now: datetime | None = None) -> tuple[float | None, int]:
-        """Percent of the attempts finished within `success_window` that succeeded, and how
-        many finished (the `success_target` policy); None when none finished."""
-        since = (now or timezone.now()) - timedelta(seconds=self.success_window)
-        counts = (
-            self.executions.finished()
-            .filter(started_at__gte=since)
-            .aggregate(
-                finished=Count("id"), ok=Count("id", filter=Q(status=Execution.Status.SUCCEEDED))
-            )
-        )
-        finished = counts["finished"]
-        return (100.0 * counts["ok"] / finished if finished else None), finished
-
     def failed_runs_in_a_row(self, limit: int) -> int:
         """How many of the latest runs failed since the last success, counting up to `limit`
         (the `alert_after` policy). Skipped and running rows are not runs that failed."""
@@ -142,16 +129,10 @@ class ExecutionQuerySet(models.QuerySet["Execution"]):
     def running(self) -> ExecutionQuerySet:
         return self.filter(status=Execution.Status.RUNNING)
 
-    def finished(self) -> ExecutionQuerySet:
-        """Attempts that ran to an outcome: neither still running, nor a skipped invocation,
-        nor stopped by an operator (a stop says nothing about the job's health)."""
-        return self.exclude(
-            status__in=(
-                Execution.Status.RUNNING,
-                Execution.Status.SKIPPED,
-                Execution.Status.CANCELLED,
-            )
-        )
+    def ended(self) -> ExecutionQuerySet:
+        """Attempts no longer running, stopped ones included: the last attempt a page shows
+        for a task. Not `FINISHED`, which leaves a stop out of every rate and average."""
+        return self.filter(status__in=Execution.ENDED)
 
     def failures(self) -> ExecutionQuerySet:
         return self.filter(status__in=Execution.FAILURES)
@@ -186,6 +167,12 @@ class Execution(models.Model):
         CATCH_UP = "catch_up"
 
     FAILURES = (Status.FAILED, Status.TIMED_OUT, Status.MEMORY_EXCEEDED, Status.ABANDONED)
+    # A finished attempt ran to an outcome: what a success rate counts (reporting.stats
+    # success_rate) and what durations and memory figures describe. Not a running attempt, not
+    # a skipped invocation, not one an operator stopped (a stop says nothing of the job's health).
+    FINISHED = (Status.SUCCEEDED, *FAILURES)
+    # An ended attempt is one no longer running, stopped ones included (`objects.ended()`).
+    ENDED = (*FINISHED, Status.CANCELLED)
 
     run_id = models.CharField(max_length=32, db_index=True)
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="executions")

@@ -36,7 +36,7 @@ def test_figures_match_the_executions():
 
     assert (row["runs"], row["succeeded"], row["failed"]) == (21, 18, 2)
     assert (row["memory_exceeded"], row["failures"], row["skipped"]) == (1, 3, 1)
-    assert row["success_rate"] == round(18 / 21, 4)
+    assert row["success_rate"] == round(100 * 18 / 21, 2)
     assert row["p95_duration"] == pytest.approx(20.0, rel=0.04)  # from the histogram
     assert row["max_duration"] == 40.0
     assert row["avg_duration"] == round((210 + 40) / 21, 3)
@@ -54,7 +54,7 @@ def test_hours_bounds_the_window():
 
     assert metrics_for(api, "nightly", "?hours=1")["runs"] == 1  # exactly 1 h ago: included
     day = metrics_for(api, "nightly")
-    assert (day["runs"], day["success_rate"]) == (2, 0.5)
+    assert (day["runs"], day["success_rate"]) == (2, 50.0)
     month = metrics_for(api, "nightly", "?hours=720")
     assert (month["runs"], month["timed_out"]) == (4, 1)
 
@@ -71,7 +71,7 @@ def test_window_and_totals_are_reported():
     assert body["until"] == "2026-11-20T12:00:00+00:00"
     assert body["since"] == "2026-11-20T06:00:00+00:00"
     assert body["totals"]["runs"] == 2
-    assert body["totals"]["success_rate"] == 0.5
+    assert body["totals"]["success_rate"] == 50.0
 
 
 @pytest.mark.django_db

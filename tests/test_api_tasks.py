@@ -62,7 +62,7 @@ def test_task_list_shows_last_run_success_and_circuit():
     assert data["last_success_at"] == timezone.localtime(ok.finished_at).isoformat()
     assert data["circuit_state"] == "open"
     assert data["health"] == "critical"
-    assert data["success_rate_24h"] == 0.5
+    assert data["success_rate_24h"] == 50.0
 
 
 @pytest.mark.django_db

@@ -68,7 +68,7 @@ def test_outcome_counts_over_the_last_day():
         value(metrics, "flagged_cron_attempts_24h", task="nightly", status=s) for s in statuses
     ]
     assert counts == [3, 0, 1, 1, 0]
-    assert value(metrics, "flagged_cron_success_ratio_24h", task="nightly") == 0.75
+    assert value(metrics, "flagged_cron_success_percent_24h", task="nightly") == 75.0
     p95 = value(metrics, "flagged_cron_duration_p95_seconds_24h", task="nightly")
     assert p95 == pytest.approx(60.0, rel=0.04)  # from the duration histogram
     # the counter is all-time: yesterday's failure is in it

@@ -105,7 +105,7 @@ def test_performance_view_matches_thirty_day_stats(history):
         assert row["total_executions"] == summary.finished
         assert row["successful_executions"] == summary.succeeded
         assert row["failed_executions"] == summary.failures
-        assert float(row["success_rate"]) == round(100 * summary.success_rate, 2)
+        assert float(row["success_rate"]) == round(summary.success_rate, 2)
         assert float(row["avg_execution_time"]) == pytest.approx(summary.avg_duration, abs=1e-3)
         assert float(row["max_execution_time"]) == summary.max_duration
         assert row["max_memory_used"] == summary.max_peak_rss_bytes

@@ -10,10 +10,15 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from cronjobs.reporting import stats
+from cronjobs.supervisor import alerts
+from cronjobs.views import dashboard
+from tests.api_fixtures import client_for
 from tests.helpers import make_execution, make_task
+from tests.test_prometheus import scrape, value
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -39,7 +44,7 @@ def test_summary_counts_rate_and_duration_figures():
     assert (summary.runs, summary.succeeded, summary.failed) == (22, 15, 5)
     assert (summary.timed_out, summary.skipped, summary.running) == (1, 1, 1)
     assert summary.failures == 6
-    assert summary.success_rate == pytest.approx(15 / 21)  # the running one is not judged yet
+    assert summary.success_rate == pytest.approx(100 * 15 / 21)  # the running one is not judged yet
     assert summary.max_duration == 60.0
     assert summary.avg_duration == pytest.approx((210 + 60) / 21)
     # rank ceil(0.95 * 21) = 20 of 1..20, 60; read from the histogram, within 4 %
@@ -81,7 +86,7 @@ def test_window_is_half_open_and_tasks_without_rows_are_absent():
     summaries = stats.task_summaries(NOW - dt.timedelta(hours=24), NOW)
 
     assert summaries[task.id].runs == 1
-    assert summaries[task.id].success_rate == 1.0
+    assert summaries[task.id].success_rate == 100.0
     assert idle.id not in summaries
     assert stats.TaskSummary(idle.id).success_rate is None
 
@@ -189,7 +194,7 @@ def test_daily_trends_use_local_dates():
 
     by_date = {t.date: t for t in trends}
     assert set(by_date) == {dt.date(2026, 11, 19), dt.date(2026, 11, 20)}
-    assert by_date[dt.date(2026, 11, 20)].success_rate == 1.0
+    assert by_date[dt.date(2026, 11, 20)].success_rate == 100.0
     assert by_date[dt.date(2026, 11, 19)].failures == 1
     assert by_date[dt.date(2026, 11, 19)].max_duration == 2.0
 
@@ -221,3 +226,51 @@ def test_a_month_of_histograms_for_one_task_is_never_cut_short():
         summary = stats.task_summaries(NOW - dt.timedelta(hours=40))[task.id]
     assert summary.runs == 30
     assert summary.p95_duration == pytest.approx(sorted(durations)[28], rel=0.04)
+
+
+@pytest.mark.django_db
+def test_the_last_attempt_shown_is_the_latest_ended_one_a_stop_included():
+    task = make_task()
+    make_execution(task, "succeeded", NOW - dt.timedelta(hours=2))
+    stopped = make_execution(task, "cancelled", NOW - dt.timedelta(hours=1), stopped_by="ops")
+    make_execution(task, "running", NOW - dt.timedelta(minutes=5))
+
+    assert stats.last_executions()[task.id].id == stopped.id
+
+
+def _mixed_history(task) -> None:
+    """7 succeeded and 3 failed over the ten hours before NOW (the rollups' hours), and a stop,
+    a skip and a running attempt that no success rate counts: 70 %."""
+    statuses = ["succeeded"] * 7 + ["failed", "timed_out", "abandoned"] + ["cancelled", "skipped"]
+    for hours, status in enumerate(statuses, start=1):
+        started = NOW - dt.timedelta(hours=hours, minutes=10)
+        make_execution(task, status, started, skip_reason="overlap" if status == "skipped" else "")
+    make_execution(task, "running", NOW - dt.timedelta(minutes=5))
+
+
+@pytest.mark.django_db
+def test_one_history_has_one_success_rate_in_the_alert_api_metrics_dashboard_and_task_list(
+    admin_client, settings
+):
+    settings.TIME_ZONE = "UTC"  # the ten hours are one local day, the dashboard's day row
+    task = make_task("mixed", success_target=99.0)
+    _mixed_history(task)
+    api = client_for("read_write")
+    with time_machine.travel(NOW, tick=False):
+        alert_rate = alerts.check_success_rate(task)
+        api_task = {t["name"]: t for t in api.get("/api/tasks/").json()["tasks"]}["mixed"]
+        api_metrics = api.get("/api/metrics/?hours=24").json()
+        page = dashboard.build_context(NOW)
+        task_list = admin_client.get(reverse("admin:cronjobs_task_changelist")).content.decode()
+    metrics = scrape()
+    health = next(h for h in page["health"] if h.task == task)
+
+    assert alert_rate == 70.0
+    assert task.alerts.get(kind="success_rate").message.startswith("70.0 % of 10 attempts")
+    assert api_task["success_rate_24h"] == 70.0
+    assert [row["success_rate"] for row in api_metrics["tasks"] if row["task"] == "mixed"] == [70.0]
+    assert api_metrics["totals"]["success_rate"] == 70.0  # no other task ran
+    assert value(metrics, "flagged_cron_success_percent_24h", task="mixed") == 70.0
+    assert (health.day.success_rate, health.month.success_rate) == (70.0, 70.0)
+    assert page["day_totals"][0].success_rate == 70.0
+    assert "70% of 10" in task_list

@@ -9,7 +9,8 @@ from cronjobs.models import Execution
 
 
 def percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.0%}"
+    """A success rate, already a percent (reporting.stats.success_rate), in whole percent."""
+    return "-" if rate is None else f"{rate:.0f}%"
 
 
 def when(moment) -> str:

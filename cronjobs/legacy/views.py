@@ -18,8 +18,8 @@ from cronjobs import legacy
 
 seed = importlib.import_module("cronjobs.migrations.0003_compatibility_views")
 JOB_MEMORY = "COALESCE(e.memory_added_bytes, e.peak_rss_bytes)"
-# A run an operator stopped says nothing of the job's health, as in Execution.objects.finished():
-# V2 had no such status, so its views leave cancelled attempts out.
+# The views' executions are finished attempts, as Execution.FINISHED: V2 had no stop, and a
+# cancelled attempt (an operator's stop) says nothing of the job's health.
 FINISHED = "e.attempt >= 1 AND e.status NOT IN ('running', 'cancelled')"
 local = seed.local
 

@@ -58,11 +58,12 @@ class TaskHealth:
 
     @property
     def warning_rate(self) -> float:
-        return self.task.success_target / 100
+        """A percent, as every success rate (stats.success_rate)."""
+        return self.task.success_target
 
     @property
     def critical_rate(self) -> float:
-        return max(0.0, 1 - CRITICAL_FACTOR * (1 - self.warning_rate))
+        return max(0.0, 100 - CRITICAL_FACTOR * (100 - self.warning_rate))
 
     @property
     def snoozed(self) -> bool:

@@ -43,8 +43,8 @@ COUNTED = (
     Status.CANCELLED,
     Status.SKIPPED,
 )
-# Durations and memory describe attempts that ran to an outcome (as in reporting.stats).
-TIMED = tuple(s for s in COUNTED if s not in (Status.CANCELLED, Status.SKIPPED))
+# Durations and memory describe finished attempts, those that ran to an outcome.
+TIMED = Execution.FINISHED
 SUMS = ("duration_sum", "duration_count", "memory_sum", "memory_count")
 
 

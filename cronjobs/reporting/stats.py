@@ -7,11 +7,15 @@ reads a few thousand rollup rows for a month of a hundred tasks, not the attempt
 Vocabulary, shared by every caller:
 
 * a *run* is an attempt row (attempt >= 1), whatever its status; skips are counted apart;
-* a *finished* attempt is a run that is no longer `running`;
-* durations and memory figures are over attempts that ran to an outcome (failures included: a
-  timed-out attempt that ran for ten minutes is exactly what an operator wants to see in the
-  maximum; a cancelled one is left out, its duration says when the stop came);
-* `success_rate` is succeeded / finished attempts, None when nothing finished;
+* a *finished* attempt ran to an outcome, `Execution.FINISHED`: succeeded or failed, not
+  running, skipped or cancelled (an operator's stop says nothing of the job's health);
+* durations and memory figures are over finished attempts (failures included: a timed-out
+  attempt that ran for ten minutes is exactly what an operator wants to see in the maximum; a
+  cancelled one is left out, its duration says when the stop came);
+* a *success rate* is `success_rate(succeeded, finished)`: a percent from 0 to 100, None when
+  nothing finished. The alert, the API, /metrics, the admin and the dashboard all show it;
+* each task's *last attempt* is its latest *ended* one (`Execution.objects.ended()`: no longer
+  running, a stop included, since a stop is what an operator wants to see last);
 * `p95_duration` is the nearest-rank 95th percentile, the smallest duration d such that at
   least 95 % of those attempts took d or less, read from the duration histogram: within 4 %,
   and exact when it is the window's smallest or largest duration.
@@ -30,7 +34,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -61,8 +65,11 @@ OUTCOMES: tuple[str, ...] = (
     Status.RUNNING,
 )
 
-_RUNS = Q(attempt__gte=1)
-_FINISHED = _RUNS & ~Q(status=Status.RUNNING)
+
+def success_rate(succeeded: int, finished: int) -> float | None:
+    """Percent (0 to 100) of the finished attempts that succeeded; None when none finished.
+    The one scale of every success rate: a target, an alert, a page and a gauge compare alike."""
+    return 100 * succeeded / finished if finished else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,15 +94,15 @@ class TaskSummary:
 
     @property
     def failures(self) -> int:
-        return self.failed + self.timed_out + self.memory_exceeded + self.abandoned
+        return sum(getattr(self, status) for status in Execution.FAILURES)
 
     @property
     def finished(self) -> int:
-        return self.succeeded + self.failures
+        return sum(getattr(self, status) for status in Execution.FINISHED)
 
     @property
     def success_rate(self) -> float | None:
-        return self.succeeded / self.finished if self.finished else None
+        return success_rate(self.succeeded, self.finished)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -170,7 +177,7 @@ class _Tally:
         """A (task, status[, bin]) group of history rows, aggregated by the database."""
         status = group["status"]
         self.counts[status] = self.counts.get(status, 0) + group["n"]
-        if status in rollups.TIMED:
+        if status in Execution.FINISHED:
             self._add_figures(group["d_sum"], group["d_n"], group["d_min"], group["d_max"])
             self.m_sum += group["m_sum"] or 0
             self.m_n += group["m_n"]
@@ -299,16 +306,20 @@ def _tallies(
     use_days: bool = True,
     with_bins: bool = False,
     per_task: bool = True,
+    task_ids: list[int] | None = None,
 ) -> dict[tuple[int, int], _Tally]:
     """Per (bucket, task id), the attempts and skips that started in [since, until).
     `bucket(moment)` names the bucket of a moment; buckets must be whole local hours (whole
     local days when `use_days`). A fixed number of queries, whatever the tasks and the window:
     the rollup rows, the running attempts of the closed hours, and per history piece (at
     most two) its groups and, `with_bins`, its durations. `per_task=False` leaves the rollups'
-    task ids out (key 0) for callers that add all tasks up."""
+    task ids out (key 0) for callers that add all tasks up. `task_ids` limits it to those
+    tasks (default: every task)."""
     plan = _plan(since, until, use_days)
     tallies: dict[tuple[int, int], _Tally] = defaultdict(_Tally)
-    task_ids = _task_ids() if plan.raw else []
+    only = Q() if task_ids is None else Q(task_id__in=task_ids)
+    if task_ids is None:
+        task_ids = _task_ids() if plan.raw else []
     for lo, hi in plan.raw:
         key = bucket(lo)
         rows = Execution.objects.filter(task_id__in=task_ids, started_at__gte=lo, started_at__lt=hi)
@@ -319,7 +330,7 @@ def _tallies(
             tallies[key, group["task_id"]].add_group(group)
     histograms = ["histogram"] if with_bins else []
     for span, lo, hi in plan.rollup_parts():
-        part = Rollup.objects.filter(span=span, start__gte=lo, start__lt=hi).order_by()
+        part = Rollup.objects.filter(only, span=span, start__gte=lo, start__lt=hi).order_by()
         # Group by start only where the part spans several of the caller's buckets.
         keyed = bucket(lo) != bucket(hi - dt.timedelta(seconds=1))
         if keyed and per_task:  # one row per (task, start) already: nothing to add up
@@ -342,7 +353,7 @@ def _tallies(
     if plan.closed is not None:
         # A handful of rows (a task runs once at a time): the status index finds them.
         running = Execution.objects.running().filter(
-            started_at__gte=plan.closed[0], started_at__lt=plan.closed[1]
+            only, started_at__gte=plan.closed[0], started_at__lt=plan.closed[1]
         )
         grouped = running.order_by().values_list("task_id", "started_at").annotate(Count("id"))
         for task_id, started_at, n in grouped:
@@ -370,12 +381,17 @@ def _fetch(rows: QuerySet[Rollup], *columns: str) -> Iterator[dict[str, Any]]:
 
 
 def task_summaries(
-    since: dt.datetime, until: dt.datetime | None = None, with_p95: bool = True
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    with_p95: bool = True,
+    task_ids: list[int] | None = None,
 ) -> dict[int, TaskSummary]:
     """Per task id, the history of attempts that started in [since, until). Tasks without any
     row in the window are absent; use TaskSummary(task_id) for them. `with_p95=False` leaves
-    p95_duration empty and spares reading the duration histograms."""
-    tallies = _tallies(since, until or timezone.now(), lambda _: 0, with_bins=with_p95)
+    p95_duration empty and spares reading the duration histograms; `task_ids` reads only
+    those tasks (the `success_rate` alert asks about one)."""
+    until = until or timezone.now()
+    tallies = _tallies(since, until, lambda _: 0, with_bins=with_p95, task_ids=task_ids)
     return {
         task_id: TaskSummary(
             task_id, **tally.fields(), p95_duration=tally.p95() if with_p95 else None
@@ -392,10 +408,10 @@ def _task_ids() -> list[int]:
 
 
 def last_executions(status: str | None = None) -> dict[int, Execution]:
-    """The latest finished attempt of every task (or the latest with `status`), in one query.
+    """The latest ended attempt of every task (or the latest with `status`), in one query.
     The correlated subquery walks the (task, started_at) index backwards and stops at the first
     match, so it costs a few index reads per task however long the history is."""
-    attempts = Execution.objects.filter(_FINISHED, task_id=OuterRef("pk"))
+    attempts = Execution.objects.ended().filter(task_id=OuterRef("pk"))
     if status:
         attempts = attempts.filter(status=status)
     # ORDER BY started_at alone: adding "-id" as a tie-break makes MariaDB walk the global
@@ -456,15 +472,18 @@ def daily_trends(days: int = 30, now: dt.datetime | None = None) -> list[DailyTr
 
 
 def add_up(trends: list[DailyTrend]) -> dict[int, TaskSummary]:
-    """Per task, daily rows added up into one TaskSummary (without p95: percentiles do not
-    add up). The dashboard's 30-day column is its 30 daily rows added up."""
+    """Per task, daily rows added up into one TaskSummary. The dashboard's 30-day column is
+    its 30 daily rows added up."""
     by_task: dict[int, list[DailyTrend]] = defaultdict(list)
     for trend in trends:
         by_task[trend.task_id].append(trend)
-    return {task_id: _add_up(task_id, rows) for task_id, rows in by_task.items()}
+    return {task_id: combined(rows, task_id) for task_id, rows in by_task.items()}
 
 
-def _add_up(task_id: int, rows: list[DailyTrend]) -> TaskSummary:
+def combined(rows: Sequence[TaskSummary], task_id: int = 0) -> TaskSummary:
+    """Summaries added up into one (task id 0: several tasks together), so a total's success
+    rate and averages are the figures' own, not re-derived. Without p95: percentiles do not
+    add up."""
     counts = {name: sum(getattr(r, name) for r in rows) for name in ("runs", *OUTCOMES)}
     return TaskSummary(
         task_id=task_id,
@@ -480,8 +499,8 @@ def _add_up(task_id: int, rows: list[DailyTrend]) -> TaskSummary:
     )
 
 
-def _weighted(rows: list[DailyTrend], field: str) -> float | None:
-    """The mean over all finished attempts, from each day's mean weighted by its attempts."""
+def _weighted(rows: Sequence[TaskSummary], field: str) -> float | None:
+    """The mean over all finished attempts, from each row's mean weighted by its finished ones."""
     pairs = [(getattr(r, field), r.finished) for r in rows if getattr(r, field) is not None]
     total = sum(weight for _, weight in pairs)
     return sum(value * weight for value, weight in pairs) / total if total else None

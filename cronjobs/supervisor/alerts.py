@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cronjobs.models import Alert, Execution, Task
+from cronjobs.reporting import stats
 from cronjobs.supervisor import notify
 from cronjobs.tasksettings import TaskSpec
 
@@ -94,9 +95,14 @@ def _bump(task: Task, kind: str, message: str, now: datetime) -> Alert | None:
 def check_success_rate(task: Task, now: datetime | None = None) -> float | None:
     """Raise `success_rate` while the task's rate over its window is under its target; resolve
     it once the rate is back (after each run, and on each watchdog sweep as failures age out
-    of the window). Fewer than RATE_MIN_ATTEMPTS finished attempts say nothing about a rate:
-    one failure of a daily task is the `failed` alert's news. Returns the rate."""
-    rate, finished = task.success_rate(now)
+    of the window). The rate is the one the pages show for the same window (reporting.stats),
+    a percent like the target. Fewer than RATE_MIN_ATTEMPTS finished attempts say nothing
+    about a rate: one failure of a daily task is the `failed` alert's news. Returns the rate."""
+    now = now or timezone.now()
+    since = now - timedelta(seconds=task.success_window)
+    summaries = stats.task_summaries(since, now, with_p95=False, task_ids=[task.pk])
+    summary = summaries.get(task.pk) or stats.TaskSummary(task.pk)
+    rate, finished = summary.success_rate, summary.finished
     if rate is not None and finished >= RATE_MIN_ATTEMPTS and rate < task.success_target:
         hours = f"{task.success_window / 3600:g} h"
         raise_alert(

@@ -9,9 +9,12 @@ from django.template.base import Parser, Token
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from cronjobs.admin import display
 from cronjobs.admin.changelist import calendar_date_hierarchy
 
 register = template.Library()
+# A success rate on the dashboard reads as it does on the task list.
+register.filter("percent", display.percent)
 
 
 @register.simple_tag
@@ -44,11 +47,6 @@ def page_url(cl: ChangeList, number: int) -> str:
 @register.filter
 def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
-
-
-@register.filter
-def percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.0%}"
 
 
 @register.filter

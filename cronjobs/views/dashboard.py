@@ -44,23 +44,6 @@ MIB = 1024 * 1024
 CACHE_KEY = "cronjobs:dashboard:content"
 
 
-@dataclasses.dataclass(frozen=True)
-class DayTotal:
-    """All tasks together on one local date."""
-
-    date: dt.date
-    runs: int
-    succeeded: int
-    failures: int
-    skipped: int
-    avg_duration: float | None
-
-    @property
-    def success_rate(self) -> float | None:
-        finished = self.succeeded + self.failures
-        return self.succeeded / finished if finished else None
-
-
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     """Staff only (wrapped in admin_view in urls.py) and the view permission on executions."""
     if not request.user.has_perm("cronjobs.view_execution"):
@@ -125,27 +108,15 @@ def _days(now: dt.datetime) -> list[dt.date]:
     return [today - dt.timedelta(days=k) for k in range(TREND_DAYS - 1, -1, -1)]
 
 
-def day_totals(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[DayTotal]:
-    """Per date, newest first, the per-task aggregates added up (a few dozen rows a day)."""
+def day_totals(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[stats.DailyTrend]:
+    """Per date, newest first, every task's daily row added up (stats.combined: task id 0)."""
     by_day: dict[dt.date, list[stats.DailyTrend]] = {}
     for trend in trends:
         by_day.setdefault(trend.date, []).append(trend)
-    totals = []
-    for day in reversed(days):
-        rows = by_day.get(day, [])
-        finished = sum(r.finished for r in rows)
-        weighted = sum((r.avg_duration or 0) * r.finished for r in rows)
-        totals.append(
-            DayTotal(
-                date=day,
-                runs=sum(r.runs for r in rows),
-                succeeded=sum(r.succeeded for r in rows),
-                failures=sum(r.failures for r in rows),
-                skipped=sum(r.skipped for r in rows),
-                avg_duration=weighted / finished if finished else None,
-            )
-        )
-    return totals
+    return [
+        stats.DailyTrend(**dataclasses.asdict(stats.combined(by_day.get(day, []))), date=day)
+        for day in reversed(days)
+    ]
 
 
 def _recent_failures(now: dt.datetime):
@@ -167,7 +138,7 @@ METRICS = {
     "success_rate": charts.Metric(
         "Success rate per day",
         "%",
-        lambda t: None if t.success_rate is None else 100 * t.success_rate,
+        lambda t: t.success_rate,
         range=(0, 100),  # 90 % must not look like a cliff
     ),
     "duration": charts.Metric("Average duration per day", "s", lambda t: t.avg_duration),

@@ -89,7 +89,11 @@ class DatabaseCollector(Collector):
             "Attempts and skips that started in the last 24 hours",
             ["task", "status"],
         )
-        rate = gauge("success_ratio_24h", "Succeeded / finished attempts, last 24 hours", ["task"])
+        rate = gauge(
+            "success_percent_24h",
+            "Percent of finished attempts that succeeded, last 24 hours",
+            ["task"],
+        )
         p95 = gauge(
             "duration_p95_seconds_24h", "95th percentile attempt duration, last 24 hours", ["task"]
         )

@@ -27,6 +27,11 @@ def _round(value: float | None, places: int = 3) -> float | None:
     return None if value is None else round(value, places)
 
 
+def _percent(rate: float | None) -> float | None:
+    """A success rate (stats.success_rate, 0 to 100) to two decimals, as the SQL views give it."""
+    return _round(rate, 2)
+
+
 class Snapshot:
     """Everything the task list and status need, loaded with a fixed number of queries."""
 
@@ -82,7 +87,7 @@ def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
         "retired": task.is_retired,
         "circuit_state": task.circuit_state,
         "health": health.status,
-        "success_rate_24h": _round(health.day.success_rate, 4),
+        "success_rate_24h": _percent(health.day.success_rate),
         "open_alerts": health.open_alerts,
         "running": any(row.task_id == task.id for row in snap.running),
         "last_status": snap.last[task.id].status if task.id in snap.last else None,
@@ -205,7 +210,7 @@ def summary_dict(name: str, summary: stats.TaskSummary) -> dict[str, Any]:
     del data["task_id"]
     for key in ("avg_duration", "p95_duration", "max_duration", "avg_peak_rss_bytes"):
         data[key] = _round(data[key])
-    data["success_rate"] = _round(data["success_rate"], 4)
+    data["success_rate"] = _percent(data["success_rate"])
     return {"task": name, **data}
 
 
@@ -216,23 +221,21 @@ def metrics_payload(hours: int) -> dict[str, Any]:
     since = until - dt.timedelta(hours=hours)
     summaries = stats.task_summaries(since, until)
     tasks = Task.objects.order_by("priority", "name")
-    rows = [
-        summary_dict(t.name, summaries.get(t.id) or stats.TaskSummary(t.id))
+    shown = {
+        t.name: summaries.get(t.id) or stats.TaskSummary(t.id)
         for t in tasks
         if t.id in summaries or not t.is_retired
-    ]
+    }
     return {
         "hours": hours,
         "since": iso(since),
         "until": iso(until),
-        "totals": _totals(rows),
-        "tasks": rows,
+        "totals": _totals(stats.combined(list(shown.values()))),
+        "tasks": [summary_dict(name, summary) for name, summary in shown.items()],
     }
 
 
-def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _totals(total: stats.TaskSummary) -> dict[str, Any]:
     keys = ("runs", "succeeded", "failures", "skipped", "running")
-    totals: dict[str, Any] = {key: sum(row[key] for row in rows) for key in keys}
-    finished = totals["succeeded"] + totals["failures"]
-    totals["success_rate"] = _round(totals["succeeded"] / finished, 4) if finished else None
-    return totals
+    totals: dict[str, Any] = {key: getattr(total, key) for key in keys}
+    return {**totals, "success_rate": _percent(total.success_rate)}
