@@ -25,7 +25,9 @@ class IsoTimesResource(resources.ModelResource):
     """Every time column, whatever its name, is written in ISO 8601 with the UTC offset."""
 
     @classmethod
-    def widget_kwargs_for_field(cls, field_name: str, django_field: Field[Any, Any]) -> dict[str, Any]:
+    def widget_kwargs_for_field(
+        cls, field_name: str, django_field: Field[Any, Any]
+    ) -> dict[str, Any]:
         kwargs = super().widget_kwargs_for_field(field_name, django_field)
         if isinstance(django_field, DateTimeField):
             kwargs["format"] = ISO

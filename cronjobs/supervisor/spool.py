@@ -113,11 +113,8 @@ def _write(record: dict[str, Any]) -> Execution:
             raise KeyError(f"task {record['task']!r} is neither in the database nor declared")
         task = sync_task(spec)
     # A column the record lacks (spooled by an older version) keeps its default.
-    values = {
-        name: Execution._meta.get_field(name).to_python(record[name])
-        for name in COLUMNS
-        if name in record
-    }
+    fields = {field.name: field for field in Execution._meta.concrete_fields}
+    values = {name: fields[name].to_python(record[name]) for name in COLUMNS if name in record}
     # A row recorded before the outage (its attempt started, then the database went) is
     # finished over; rollups.save takes out what a row replayed before had added already.
     row = Execution.objects.filter(run_id=values["run_id"], attempt=values["attempt"]).first()
