@@ -259,10 +259,10 @@ class Execution(models.Model):
     @classmethod
     def columns(cls, leaving_out: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """Every column of an attempt, in declaration order: the one list the spool, the
-        export, the metrics log line and the API's execution body take theirs from, so a column
-        added to the model reaches all four (tests/test_columns.py). A reader names what it
-        leaves out and why (`{"output": "up to 64 KiB a row"}`); a name that is not a column
-        is a mistake, caught when the reader's module is imported."""
+        export, the metrics log line and the API's execution body take theirs from, so a
+        column added to the model reaches all four (tests/test_execution_columns.py). A reader
+        names what it leaves out and why (`{"output": "up to 64 KiB a row"}`); a name that is
+        not a column is a mistake, caught when the reader's module is imported."""
         leaving_out = leaving_out or {}
         names = tuple(field.name for field in cls._meta.concrete_fields)
         if unknown := sorted(set(leaving_out) - set(names)):
