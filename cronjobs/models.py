@@ -9,7 +9,9 @@ Transitions that need care across hosts (lease, circuit, alerts) live in cronjob
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -174,11 +176,13 @@ class Execution(models.Model):
     # An ended attempt is one no longer running, stopped ones included (`objects.ended()`).
     ENDED = (*FINISHED, Status.CANCELLED)
 
+    # The order of these columns is the order of the export's columns, the API's execution
+    # body and the metrics log line (see `columns`); moving one needs no migration.
     run_id = models.CharField(max_length=32, db_index=True)
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="executions")
     attempt = models.PositiveSmallIntegerField(default=1)
-    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
     skip_reason = models.CharField(max_length=16, choices=SkipReason.choices, blank=True)
     host = models.CharField(max_length=255, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
@@ -188,14 +192,14 @@ class Execution(models.Model):
     exit_code = models.IntegerField(null=True, blank=True)
     signal = models.IntegerField(null=True, blank=True)
     peak_rss_bytes = models.BigIntegerField(null=True, blank=True)
+    # Function tasks: the peak over the worker's RSS when the job started (the forked
+    # interpreter's pages are not the job's). Null for command tasks, whose peak is their own.
+    memory_added_bytes = models.BigIntegerField(null=True, blank=True)
     cpu_user = models.FloatField(null=True, blank=True, help_text="Seconds")
     cpu_system = models.FloatField(null=True, blank=True, help_text="Seconds")
     output = models.TextField(blank=True, help_text="Tail of stdout and stderr")
     error = models.TextField(blank=True, help_text="One-line summary of what went wrong")
     traceback = models.TextField(blank=True)
-    # Function tasks: the peak over the worker's RSS when the job started (the forked
-    # interpreter's pages are not the job's). Null for command tasks, whose peak is their own.
-    memory_added_bytes = models.BigIntegerField(null=True, blank=True)
     # Trigger `after`: the run of the upstream task whose success started this one.
     upstream_run_id = models.CharField(max_length=32, blank=True, default="")
     stopped_by = models.CharField(max_length=150, blank=True, default="")
@@ -238,6 +242,28 @@ class Execution(models.Model):
         if self.memory_added_bytes is not None:
             return self.memory_added_bytes
         return self.peak_rss_bytes
+
+    @classmethod
+    def columns(cls, leaving_out: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """Every column of an attempt, in declaration order: the one list the spool, the
+        export, the metrics log line and the API's execution body take theirs from, so a
+        column added to the model reaches all four (tests/test_execution_columns.py). A reader
+        names what it leaves out and why (`{"output": "up to 64 KiB a row"}`); a name that is
+        not a column is a mistake, caught when the reader's module is imported."""
+        leaving_out = leaving_out or {}
+        names = tuple(field.name for field in cls._meta.concrete_fields)
+        if unknown := sorted(set(leaving_out) - set(names)):
+            raise ValueError(f"not columns of Execution: {', '.join(unknown)}")
+        return tuple(name for name in names if name not in leaving_out)
+
+    def readings(self, names: Iterable[str]) -> Iterator[tuple[str, Any]]:
+        """(name, value) for each column in `names`, with `job_memory_bytes` right after
+        `memory_added_bytes`: the metrics line and the API show the job's own figure beside
+        the two it comes from."""
+        for name in names:
+            yield name, getattr(self, name)
+            if name == "memory_added_bytes":
+                yield "job_memory_bytes", self.job_memory_bytes
 
 
 class Lease(models.Model):

@@ -150,3 +150,104 @@ def test_replay_of_30_spooled_attempts_from_3_tasks_raises_one_outage_alert(sett
     from django.core import mail
 
     assert [m.subject for m in mail.outbox] == ["[flagged-cron] OPEN: outage alert for watchdog"]
+
+
+def test_a_stopped_attempt_replayed_from_the_spool_keeps_who_stopped_it(
+    make_spec, manage, monkeypatch, settings
+):
+    settings.CRONJOBS_LEASE_BEAT = 1
+    cut_off = Outage()
+
+    def stop_then_lose_database(*args, **kwargs):
+        # A second process asks for the stop while the job runs; the supervisor sees it on
+        # its beat, kills the job, and then cannot record the cancelled attempt.
+        stop = manage("stopjob", "stoppable")
+        assert stop.returncode == 0, stop.stderr
+        result = process.run_attempt(*args, **kwargs)
+        cut_off.cut()
+        return result
+
+    monkeypatch.setattr(runner, "run_attempt", stop_then_lose_database)
+    try:
+        outcome = runner.run_task(make_spec("sleep_forever", name="stoppable", max_attempts=1))
+    finally:
+        cut_off.restore()
+    assert outcome.status == Status.CANCELLED
+    assert spool.replay() == 1
+    row = Execution.objects.get(run_id=outcome.run_id)
+    assert row.status == Status.CANCELLED
+    assert row.stopped_by == "manage.py stopjob"
+    assert row.error == "stopped by manage.py stopjob"
+
+
+CHAIN = """
+[tasks.board]
+command = ["sh", "-c", "echo board"]
+timeout = 10
+max_attempts = 1
+
+[tasks.digest]
+command = ["sh", "-c", "echo digest"]
+timeout = 10
+after = ["board"]
+"""
+
+
+@pytest.fixture
+def chain(tmp_path, settings):
+    """board, and digest declared after it, in the shared registry for this test."""
+    from cronjobs.supervisor.registry import registry
+
+    tasks = tmp_path / "tasks.toml"
+    tasks.write_text(CHAIN)
+    original = settings.CRONJOBS_TASKS_FILE
+    settings.CRONJOBS_TASKS_FILE = tasks
+    yield registry.load(force=True)
+    settings.CRONJOBS_TASKS_FILE = original
+    registry.load(force=True)
+
+
+def test_a_downstream_attempt_that_never_reached_the_database_keeps_its_upstream_run(
+    chain, monkeypatch
+):
+    from cronjobs.supervisor.lease import TaskLease
+
+    cut_off = Outage()
+    acquire = TaskLease.acquire
+
+    def acquire_then_lose_database_for_digest(lease):
+        taken = acquire(lease)
+        if lease.task.name == "digest":  # before its running row is written
+            cut_off.cut()
+        return taken
+
+    monkeypatch.setattr(TaskLease, "acquire", acquire_then_lose_database_for_digest)
+    try:
+        board, digest = runner.run_chain(chain.get("board"))
+    finally:
+        cut_off.restore()
+    assert digest.status == Status.SUCCEEDED
+    assert not Execution.objects.filter(run_id=digest.run_id).exists()
+    assert spool.replay() == 2  # its running row, then its finished one
+    row = Execution.objects.get(run_id=digest.run_id)
+    assert (row.status, row.trigger) == (Status.SUCCEEDED, "after")
+    assert row.upstream_run_id == board.run_id
+    assert "digest" in row.output
+
+
+def test_a_record_spooled_by_an_older_version_replays_with_the_columns_it_lacks_at_defaults():
+    from tests.helpers import make_task
+
+    make_task("older")
+    old = {"task": "older", "run_id": "0" * 32, "attempt": 1, "status": "succeeded"}
+    old |= {"started_at": "2026-11-02T09:00:00+00:00", "duration": 1.5}
+    spool.spool_path().parent.mkdir(parents=True, exist_ok=True)
+    spool.spool_path().write_text(json.dumps(old) + "\n")
+    assert spool.replay() == 1
+    row = Execution.objects.get(run_id="0" * 32)
+    assert (row.status, row.duration, row.stopped_by, row.upstream_run_id) == (
+        Status.SUCCEEDED,
+        1.5,
+        "",
+        "",
+    )

@@ -1,62 +1,56 @@
 """django-import-export resources: which columns an export of the history or the alerts has.
 (The import of Smart Cron V2 history has its resource in cronjobs/legacy/resource.py.)
 
-Times are exported in ISO 8601 with the UTC offset, so a spreadsheet in another zone, or a
-day on which daylight saving changes, cannot be misread. The output tail and traceback stay
-out of the export: they can be 64 KiB a row and belong on the execution's own page.
+An execution's columns are the model's (`Execution.columns`), so a column added to the model
+is exported too; only the output tail and traceback stay out: they can be 64 KiB a row and
+belong on the execution's own page. Times are exported in ISO 8601 with the UTC offset, so a
+spreadsheet in another zone, or a day on which daylight saving changes, cannot be misread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from django.db.models import Q
-from import_export import fields, resources, widgets
+from django.db.models import DateTimeField, Field, Q
+from import_export import fields, resources
 
 from cronjobs.models import Alert, Execution, Task
 
-ISO = widgets.DateTimeWidget(format="%Y-%m-%dT%H:%M:%S%z")
+ISO = "%Y-%m-%dT%H:%M:%S%z"
 KEYSET_CHUNK = 2000
 
 
-def _time(name: str) -> fields.Field:
-    return fields.Field(attribute=name, column_name=name, widget=ISO)
+class IsoTimesResource(resources.ModelResource):
+    """Every time column, whatever its name, is written in ISO 8601 with the UTC offset."""
+
+    @classmethod
+    def widget_kwargs_for_field(
+        cls, field_name: str, django_field: Field[Any, Any]
+    ) -> dict[str, Any]:
+        kwargs = super().widget_kwargs_for_field(field_name, django_field)
+        if isinstance(django_field, DateTimeField):
+            kwargs["format"] = ISO
+        return kwargs
 
 
-class ExecutionResource(resources.ModelResource):
+# Left out of the export, and deferred when its rows are read.
+EXPORT_LEFT_OUT = {
+    "output": "up to 64 KiB a row; the execution's own page shows it",
+    "traceback": "up to 64 KiB a row; the execution's own page shows it",
+}
+
+
+class ExecutionResource(IsoTimesResource):
     task = fields.Field(attribute="task__name", column_name="task")
-    started_at = _time("started_at")
-    finished_at = _time("finished_at")
 
     class Meta:
         model = Execution
-        fields = (
-            "id",
-            "run_id",
-            "task",
-            "attempt",
-            "trigger",
-            "status",
-            "skip_reason",
-            "host",
-            "pid",
-            "started_at",
-            "finished_at",
-            "duration",
-            "exit_code",
-            "signal",
-            "peak_rss_bytes",
-            "memory_added_bytes",
-            "cpu_user",
-            "cpu_system",
-            "error",
-            "upstream_run_id",
-            "stopped_by",
-        )
+        fields = Execution.columns(leaving_out=EXPORT_LEFT_OUT)
         export_order = fields
 
     def iter_queryset(self, queryset) -> Iterator[Execution]:
-        rows = queryset.select_related("task").defer("output", "traceback")
+        rows = queryset.select_related("task").defer(*EXPORT_LEFT_OUT)
         for chunk in _keyset_chunks(rows, lambda row: (row.started_at, row.id)):
             yield from chunk
 
@@ -92,16 +86,11 @@ def _keyset_chunks(rows, key) -> Iterator[list]:
         chunk = list(rows.filter(older, started_at__lte=started_at)[:KEYSET_CHUNK])
 
 
-class AlertResource(resources.ModelResource):
+class AlertResource(IsoTimesResource):
     task = fields.Field(attribute="task__name", column_name="task")
     acknowledged_by = fields.Field(
         attribute="acknowledged_by__username", column_name="acknowledged_by"
     )
-    first_seen = _time("first_seen")
-    last_seen = _time("last_seen")
-    notified_at = _time("notified_at")
-    acknowledged_at = _time("acknowledged_at")
-    resolved_at = _time("resolved_at")
 
     class Meta:
         model = Alert

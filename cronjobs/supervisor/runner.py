@@ -14,6 +14,7 @@ exit status is still the job's own.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import inspect
 import logging
 import os
@@ -335,23 +336,28 @@ class Invocation:
         logs.write_metrics(metrics_record(self.spec.name, row))
 
 
-def metrics_record(task: str, row: Execution) -> dict[str, Any]:
-    return {
-        "task": task,
-        "run_id": row.run_id,
-        "attempt": row.attempt,
-        "status": row.status,
-        "duration_s": row.duration,
-        "peak_rss_bytes": row.peak_rss_bytes,
-        "memory_added_bytes": row.memory_added_bytes,
-        "job_memory_bytes": row.job_memory_bytes,
-        "cpu_user_s": row.cpu_user,
-        "cpu_system_s": row.cpu_system,
-        "exit_code": row.exit_code,
-        "host": row.host,
-        "trigger": row.trigger,
-        "started_at": row.started_at.isoformat(),
+# The metrics line names a column in seconds with `_s`; every other key is the column's name.
+METRICS_KEYS = {"duration": "duration_s", "cpu_user": "cpu_user_s", "cpu_system": "cpu_system_s"}
+METRICS_COLUMNS = Execution.columns(
+    leaving_out={
+        "id": "one database's numbering; run_id and attempt name the attempt on every host",
+        "output": "up to 64 KiB; the daily log has every line of it",
+        "traceback": "up to 64 KiB; the error summary is in the line, the rest on its page",
     }
+)
+
+
+def metrics_record(task: str, row: Execution) -> dict[str, Any]:
+    """The attempt's line in cron-metrics-YYYY-MM-DD.log: its columns (the task by name,
+    times in ISO 8601) and the job's own memory figure."""
+    record: dict[str, Any] = {}
+    for name, value in row.readings(METRICS_COLUMNS):
+        if name == "task":
+            value = task
+        elif isinstance(value, dt.datetime):
+            value = value.isoformat()
+        record[METRICS_KEYS.get(name, name)] = value
+    return record
 
 
 SKIP_HOST = "host"  # not a row's skip_reason: a pinned task on another host records nothing

@@ -8,6 +8,7 @@ the file keeps appends and the replay-then-truncate from interleaving.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import json
 import logging
@@ -15,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError
-from django.utils.dateparse import parse_datetime
 
 from cronjobs import history
 from cronjobs.models import Execution, Task
@@ -26,28 +27,13 @@ from cronjobs.supervisor.sync import sync_task
 
 log = logging.getLogger(__name__)
 
-FIELDS = (
-    "run_id",
-    "attempt",
-    "trigger",
-    "status",
-    "skip_reason",
-    "host",
-    "pid",
-    "started_at",
-    "finished_at",
-    "duration",
-    "exit_code",
-    "signal",
-    "peak_rss_bytes",
-    "cpu_user",
-    "cpu_system",
-    "output",
-    "error",
-    "traceback",
-    "memory_added_bytes",
+# Every column, so a replayed attempt is the attempt that was spooled.
+COLUMNS = Execution.columns(
+    leaving_out={
+        "id": "the database numbers the row; the replay finds it by (run_id, attempt)",
+        "task": "spooled as the task's name, since the replay may have to mirror the task first",
+    }
 )
-DATETIMES = ("started_at", "finished_at")
 
 
 def spool_path() -> Path:
@@ -65,14 +51,15 @@ def _locked(mode: str) -> Iterator[Any]:
 
 
 def append(task_name: str, row: Execution) -> None:
-    record = {field: getattr(row, field) for field in FIELDS}
-    for field in DATETIMES:
-        if record[field] is not None:
-            record[field] = record[field].isoformat()
+    record = {name: _jsonable(getattr(row, name)) for name in COLUMNS}
     record["task"] = task_name
     with _locked("a") as fh:
         fh.write(json.dumps(record) + "\n")
     logs.write("WARNING", task_name, f"run={row.run_id[:8]} attempt {row.attempt} spooled")
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
 def pending() -> int:
@@ -94,7 +81,7 @@ def replay() -> int:
         for line in lines:
             try:
                 written.append(_write(json.loads(line)))
-            except (DatabaseError, ValueError, KeyError) as exc:
+            except (DatabaseError, ValidationError, ValueError, KeyError) as exc:
                 log.warning("spooled row not replayed yet: %s", exc)
                 kept.append(line)
         fh.seek(0)
@@ -125,10 +112,9 @@ def _write(record: dict[str, Any]) -> Execution:
         if spec is None:
             raise KeyError(f"task {record['task']!r} is neither in the database nor declared")
         task = sync_task(spec)
-    values: dict[str, Any] = {field: record.get(field) for field in FIELDS}
-    for field in DATETIMES:
-        if values[field]:
-            values[field] = parse_datetime(values[field])
+    # A column the record lacks (spooled by an older version) keeps its default.
+    fields = {field.name: field for field in Execution._meta.concrete_fields}
+    values = {name: fields[name].to_python(record[name]) for name in COLUMNS if name in record}
     # A row recorded before the outage (its attempt started, then the database went) is
     # finished over; history.save takes out what a row replayed before had added already.
     row = Execution.objects.filter(run_id=values["run_id"], attempt=values["attempt"]).first()

@@ -53,25 +53,34 @@ class Snapshot:
         return self.healths[task.id].status
 
 
+EXECUTION_COLUMNS = Execution.columns(
+    leaving_out={
+        "id": "one database's numbering; run_id and attempt name the attempt on every host",
+        "task": "the body sits inside its task, or beside the task's name",
+        "output": "up to 64 KiB; GET /api/logs/ has every line of it",
+        "traceback": "up to 64 KiB; the execution's page in the admin shows it",
+    }
+)
+# Columns that name something (a reason, a run, a person): null when there is none.
+NULL_WHEN_BLANK = ("skip_reason", "upstream_run_id", "stopped_by")
+
+
 def execution_dict(row: Execution | None) -> dict[str, Any] | None:
+    """An attempt's columns (times in TIME_ZONE, seconds to the millisecond) and the job's own
+    memory figure."""
     if row is None:
         return None
-    return {
-        "run_id": row.run_id,
-        "attempt": row.attempt,
-        "status": row.status,
-        "trigger": row.trigger,
-        "started_at": iso(row.started_at),
-        "finished_at": iso(row.finished_at),
-        "duration": _round(row.duration),
-        "exit_code": row.exit_code,
-        "peak_rss_bytes": row.peak_rss_bytes,
-        "memory_added_bytes": row.memory_added_bytes,
-        "job_memory_bytes": row.job_memory_bytes,
-        "error": row.error,
-        "upstream_run_id": row.upstream_run_id or None,
-        "stopped_by": row.stopped_by or None,
-    }
+    return {name: _api_value(name, value) for name, value in row.readings(EXECUTION_COLUMNS)}
+
+
+def _api_value(name: str, value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    if isinstance(value, float):
+        return _round(value)
+    if name in NULL_WHEN_BLANK:
+        return value or None
+    return value
 
 
 def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
