@@ -72,6 +72,12 @@ def save(row: Execution) -> None:
         replace(stored, row)
 
 
+def note_peak(row: Execution, peak: int) -> None:
+    """The peak memory of a running attempt so far, on its row, so the "Running now" panel
+    can show it from any host (a finished row is left as it ended)."""
+    Execution.objects.filter(pk=row.pk, status=Status.RUNNING).update(peak_rss_bytes=peak)
+
+
 def abandon(run_id: str, why: str) -> int:
     """Mark the `running` rows of a run whose supervisor died `abandoned` (error `why`), each
     with its rollup change; returns how many were still running."""

@@ -116,12 +116,12 @@ class Task(models.Model):
 
     def failed_runs_in_a_row(self, limit: int) -> int:
         """How many of the latest runs failed since the last success, counting up to `limit`
-        (the `alert_after` policy). Skipped and running rows are not runs that failed."""
-        status = Execution.Status
-        since = self.executions.filter(status=status.SUCCEEDED).aggregate(last=Max("started_at"))
-        failed = self.executions.exclude(
-            status__in=[status.SUCCEEDED, status.SKIPPED, status.RUNNING]
+        (the `alert_after` policy). A run failed when one of its attempts is a failure: a
+        stopped, skipped or running run says nothing about the job's health."""
+        since = self.executions.filter(status=Execution.Status.SUCCEEDED).aggregate(
+            last=Max("started_at")
         )
+        failed = self.executions.failures()
         if since["last"] is not None:
             failed = failed.filter(started_at__gt=since["last"])
         return len(failed.order_by().values_list("run_id", flat=True).distinct()[:limit])

@@ -15,7 +15,7 @@ from django.core import mail
 from cronjobs.models import Alert, Task
 from cronjobs.supervisor import alerts
 from cronjobs.supervisor.runner import run_task
-from tests.helpers import make_execution, make_task
+from tests.helpers import ago, make_execution, make_task
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -227,6 +227,14 @@ def test_a_success_restarts_the_alert_after_count(make_spec):
     assert not Alert.objects.filter(task__name="flaky_feed").exists()
     run_task(failing)
     assert Alert.objects.filter(task__name="flaky_feed", kind="failed").exists()
+
+
+def test_a_stopped_run_is_not_a_failed_run_in_a_row(task):
+    make_execution(task, "failed", ago(minutes=3))
+    make_execution(task, "cancelled", ago(minutes=2))
+    assert task.failed_runs_in_a_row(limit=3) == 1
+    make_execution(task, "timed_out", ago(minutes=1))
+    assert task.failed_runs_in_a_row(limit=3) == 2
 
 
 def _attempts(task: Task, at: datetime, ok: int, failed: int) -> None:

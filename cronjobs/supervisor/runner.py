@@ -233,9 +233,7 @@ class Invocation:
         if row.pk and peak and time.monotonic() - self.memory_written_at >= MEMORY_EVERY:
             self.memory_written_at = time.monotonic()
             try:
-                Execution.objects.filter(pk=row.pk, status=Status.RUNNING).update(
-                    peak_rss_bytes=peak
-                )
+                history.note_peak(row, peak)
             except DatabaseError as exc:
                 log.warning("memory of %s not written: %s", self.spec.name, exc)
         return stop
