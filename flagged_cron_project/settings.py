@@ -8,15 +8,21 @@ the settings themselves, and nothing depends on the login shell.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from cronjobs.schedules import system_time_zone
+
+# Django's generic classes take their model at run time as the type checker sees them
+# (`admin.ModelAdmin[Task]`), as django-stubs documents.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -168,8 +174,10 @@ def database_config(url: str) -> dj_database_url.DBConfig:
     # Tests create their own database; TEST_DB_SUFFIX keeps parallel test runs apart.
     suffix = os.environ.get("TEST_DB_SUFFIX", "")
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Per checkout too, so two clones' suites never share one file.
         tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-        test_name = str(tmp / f"test_flagged_cron{suffix}.sqlite3")
+        checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
+        test_name = str(tmp / f"test_flagged_cron_{checkout}{suffix}.sqlite3")
     else:
         test_name = f"test_{config['NAME']}{suffix}"
     config["TEST"] = {"NAME": test_name, "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.urls import reverse
 from django.utils import timezone
 
@@ -12,7 +14,7 @@ def percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.0%}"
 
 
-def when(moment) -> str:
+def when(moment: dt.datetime | None) -> str:
     """Short local time for narrow columns: '29 Nov 07:05'."""
     return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "-"
 
