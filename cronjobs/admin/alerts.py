@@ -18,7 +18,7 @@ from cronjobs.templatetags.cronjobs_admin import badge
 
 
 @admin.register(Alert)
-class AlertAdmin(FastInputsMixin, StreamingExportMixin, admin.ModelAdmin[Alert]):
+class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[Alert]):
     list_display = (
         "last_seen",
         "task",

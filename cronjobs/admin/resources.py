@@ -8,22 +8,25 @@ out of the export: they can be 64 KiB a row and belong on the execution's own pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from import_export import fields, resources, widgets
 
 from cronjobs.models import Alert, Execution, Task
 
 ISO = widgets.DateTimeWidget(format="%Y-%m-%dT%H:%M:%S%z")
 KEYSET_CHUNK = 2000
+_Row = TypeVar("_Row")
 
 
 def _time(name: str) -> fields.Field:
     return fields.Field(attribute=name, column_name=name, widget=ISO)
 
 
-class ExecutionResource(resources.ModelResource):
+class ExecutionResource(resources.ModelResource):  # type: ignore[misc]  # import_export has no types
     task = fields.Field(attribute="task__name", column_name="task")
     started_at = _time("started_at")
     finished_at = _time("finished_at")
@@ -55,12 +58,14 @@ class ExecutionResource(resources.ModelResource):
         )
         export_order = fields
 
-    def iter_queryset(self, queryset) -> Iterator[Execution]:
+    def iter_queryset(self, queryset: QuerySet[Execution]) -> Iterator[Execution]:
         rows = queryset.select_related("task").defer("output", "traceback")
         for chunk in _keyset_chunks(rows, lambda row: (row.started_at, row.id)):
             yield from chunk
 
-    def iter_values(self, queryset, paths: list[str]) -> Iterator[list]:
+    def iter_values(
+        self, queryset: QuerySet[Execution], paths: list[str]
+    ) -> Iterator[list[object]]:
         """The columns at `paths` (ORM lookups such as task__name) as lists, newest first:
         the streaming CSV export's fast path (cronjobs/admin/export.py). Task names come from a
         dict: with a JOIN to the task table MySQL starts from the tasks and sorts each chunk's
@@ -77,7 +82,9 @@ class ExecutionResource(resources.ModelResource):
                 yield values
 
 
-def _keyset_chunks(rows, key) -> Iterator[list]:
+def _keyset_chunks(
+    rows: QuerySet[Execution, _Row], key: Callable[[_Row], tuple[dt.datetime, int]]
+) -> Iterator[list[_Row]]:
     """Newest first, in keyset chunks: each chunk is an index range scan on started_at that
     starts where the last one stopped, so memory stays flat and no query runs into a huge
     OFFSET. (A plain iterator() would not help on MySQL: mysqlclient buffers the result.)"""
@@ -92,7 +99,7 @@ def _keyset_chunks(rows, key) -> Iterator[list]:
         chunk = list(rows.filter(older, started_at__lte=started_at)[:KEYSET_CHUNK])
 
 
-class AlertResource(resources.ModelResource):
+class AlertResource(resources.ModelResource):  # type: ignore[misc]  # import_export has no types
     task = fields.Field(attribute="task__name", column_name="task")
     acknowledged_by = fields.Field(
         attribute="acknowledged_by__username", column_name="acknowledged_by"
@@ -122,5 +129,8 @@ class AlertResource(resources.ModelResource):
         )
         export_order = fields
 
-    def iter_queryset(self, queryset) -> Iterator[Alert]:
-        return super().iter_queryset(queryset.select_related("task", "acknowledged_by"))
+    def iter_queryset(self, queryset: QuerySet[Alert]) -> Iterator[Alert]:
+        rows: Iterator[Alert] = super().iter_queryset(
+            queryset.select_related("task", "acknowledged_by")
+        )
+        return rows

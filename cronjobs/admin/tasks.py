@@ -75,7 +75,7 @@ class TaskChangeList(ChangeList):
 
 
 @admin.register(Task)
-class TaskAdmin(FastInputsMixin, admin.ModelAdmin[Task]):
+class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
     list_display = (
         "name",
         "enabled",
