@@ -328,7 +328,7 @@ def _name(actor: Actor) -> str:
     return actor.user.get_username() if actor.user.is_authenticated else str(actor)
 
 
-def _audit(actor: Actor, obj: models.Model, what: str) -> None:
+def _audit(actor: Actor, obj: Task | Alert, what: str) -> None:
     """An admin LogEntry (the admin's History page) and a daily-log line, whatever the door."""
     user = actor.user if actor.user.is_authenticated else _author_for(actor)
     message = what if actor.door == "admin" else f"{what} through the {actor.door} by {actor}"
@@ -340,7 +340,7 @@ def _audit(actor: Actor, obj: models.Model, what: str) -> None:
         action_flag=CHANGE,
         change_message=message,
     )
-    task = obj if isinstance(obj, Task) else obj.task  # type: ignore[attr-defined]
+    task = obj if isinstance(obj, Task) else obj.task
     door = {"admin": "the admin", "api": "the API", "command": "the command line"}[actor.door]
     logs.write("INFO", task.name, f"{what[0].lower()}{what[1:]} through {door} by {actor}")
 
