@@ -8,7 +8,6 @@ the settings themselves, and nothing depends on the login shell.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from pathlib import Path
@@ -174,10 +173,8 @@ def database_config(url: str) -> dj_database_url.DBConfig:
     # Tests create their own database; TEST_DB_SUFFIX keeps parallel test runs apart.
     suffix = os.environ.get("TEST_DB_SUFFIX", "")
     if config["ENGINE"] == "django.db.backends.sqlite3":
-        # Per checkout too, so two clones' suites never share one file.
         tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-        checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:8]
-        test_name = str(tmp / f"test_flagged_cron_{checkout}{suffix}.sqlite3")
+        test_name = str(tmp / f"test_flagged_cron{suffix}.sqlite3")
     else:
         test_name = f"test_{config['NAME']}{suffix}"
     config["TEST"] = {"NAME": test_name, "CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
