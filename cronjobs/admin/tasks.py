@@ -164,7 +164,7 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         return when(self._health(obj).next_run)
 
     @admin.display(description="last status")
-    def last_status(self, obj: Task) -> SafeString | str:
+    def last_status(self, obj: Task) -> SafeString:
         last = self._health(obj).last
         return badge(last.status if last else None)
 
@@ -186,7 +186,7 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         return f"{percent(month.success_rate)} of {month.finished}"
 
     @admin.display(description="circuit")
-    def circuit(self, obj: Task) -> SafeString | str:
+    def circuit(self, obj: Task) -> SafeString:
         return badge(self._health(obj).circuit)
 
     @admin.display(description="snoozed until")
