@@ -13,15 +13,17 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+import weakref
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.db import models
+from django.http import HttpRequest
 from django.utils import timezone
 
 from cronjobs.models import Alert, ApiToken, Execution, Task
@@ -80,22 +82,25 @@ def is_read(permission: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Actor:
-    """Who asks: a user (admin or API session), an API token, or a management command."""
+    """Who asks: a user (admin or API session), an API token, or a management command. A token
+    or a command acts as no user (Django's AnonymousUser)."""
 
     door: str  # "admin", "api" or "command"
-    user: Any = None
+    user: User | AnonymousUser = dataclasses.field(default_factory=AnonymousUser)
     token: ApiToken | None = None
     command: str = ""
+    # Set by the first write (`throttle`): an actor is made once per request, so the write
+    # rate limit counts a request once however many actions it does.
+    _throttled: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
 
     @classmethod
-    def from_request(cls, request: Any, door: str = "admin") -> Actor:
-        """One actor per request, so the write rate limit counts a request once however many
-        actions it does (an admin bulk action, a check before the action)."""
-        actor = getattr(request, "cronjobs_actor", None)
+    def from_request(cls, request: HttpRequest) -> Actor:
+        """The admin's actor for this request: the same one for every action the request does
+        (a bulk action, each row toggled on the task list). The API makes its actor once in
+        `authorize` and hands it to the view."""
+        actor = _admin_actors.get(request)
         if actor is None:
-            token = getattr(request, "api_token", None)
-            actor = cls("api", token=token) if token is not None else cls(door, user=request.user)
-            request.cronjobs_actor = actor
+            actor = _admin_actors[request] = cls("admin", user=request.user)
         return actor
 
     @classmethod
@@ -134,7 +139,7 @@ class Actor:
         """At most CRONJOBS_WRITE_RATE writes per CRONJOBS_WRITE_WINDOW seconds per user or
         token, counted once per request, shared by every web worker and host (the cache is the
         database). Raises Throttled with the seconds until the window ends."""
-        if self.command or getattr(self, "_throttled", False):
+        if self.command or self._throttled:
             return
         object.__setattr__(self, "_throttled", True)  # frozen: a private per-request mark
         window = settings.CRONJOBS_WRITE_WINDOW
@@ -156,7 +161,11 @@ class Actor:
             )
 
 
-def _require_user(user: Any, permission: str, whose: str = "") -> None:
+# The admin's actor of each request under way; an entry goes with its request.
+_admin_actors: weakref.WeakKeyDictionary[HttpRequest, Actor] = weakref.WeakKeyDictionary()
+
+
+def _require_user(user: User | AnonymousUser, permission: str, whose: str = "") -> None:
     """`whose` names the token acting for the user, for the message."""
     if not (user.is_authenticated and user.is_active and user.is_staff):
         raise Forbidden(f"{whose}staff access required")
@@ -234,8 +243,8 @@ def acknowledge(actor: Actor, alert: Alert) -> bool:
     actor.require(ALERT_PERMISSION)
     if alert.state != Alert.State.OPEN:
         return False
-    by = actor.user if actor.user is not None else getattr(actor.token, "created_by", None)
-    alerts.acknowledge(alert, by)
+    owner = actor.token.created_by if actor.token is not None else None
+    alerts.acknowledge(alert, actor.user if actor.user.is_authenticated else owner)
     _audit(actor, alert, "Acknowledged")
     return True
 
@@ -316,12 +325,12 @@ def _targets(task: Task | None) -> models.QuerySet[Task]:
 
 
 def _name(actor: Actor) -> str:
-    return str(actor.user.get_username()) if actor.user is not None else str(actor)
+    return actor.user.get_username() if actor.user.is_authenticated else str(actor)
 
 
-def _audit(actor: Actor, obj: models.Model, what: str) -> None:
+def _audit(actor: Actor, obj: Task | Alert, what: str) -> None:
     """An admin LogEntry (the admin's History page) and a daily-log line, whatever the door."""
-    user = actor.user if actor.user is not None else _author_for(actor)
+    user = actor.user if actor.user.is_authenticated else _author_for(actor)
     message = what if actor.door == "admin" else f"{what} through the {actor.door} by {actor}"
     LogEntry.objects.create(
         user_id=user.pk,
@@ -331,14 +340,14 @@ def _audit(actor: Actor, obj: models.Model, what: str) -> None:
         action_flag=CHANGE,
         change_message=message,
     )
-    task = obj if isinstance(obj, Task) else obj.task  # type: ignore[attr-defined]
+    task = obj if isinstance(obj, Task) else obj.task
     door = {"admin": "the admin", "api": "the API", "command": "the command line"}[actor.door]
     logs.write("INFO", task.name, f"{what[0].lower()}{what[1:]} through {door} by {actor}")
 
 
-def _author_for(actor: Actor) -> Any:
+def _author_for(actor: Actor) -> User:
     """A token's creator, or the inactive system account for commands and orphan tokens."""
-    if actor.token is not None and actor.token.created_by_id is not None:
+    if actor.token is not None and actor.token.created_by is not None:
         return actor.token.created_by
     user, _ = get_user_model().objects.get_or_create(
         username=SYSTEM_USERNAME, defaults={"is_active": False, "password": "!"}

@@ -14,10 +14,15 @@ import socket
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
 from cronjobs.schedules import system_time_zone
+
+# Django's generic classes take their model at run time as the type checker sees them
+# (`admin.ModelAdmin[Task]`), as django-stubs documents.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,7 @@ from django.http import HttpRequest
 from flagged_products import models
 
 
-# ModelAdmin is generic only in django-stubs: subscripting it here would fail at runtime.
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin[Model]):
     show_full_result_count = False
     list_per_page = 50
 

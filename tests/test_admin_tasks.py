@@ -109,6 +109,23 @@ def test_enabled_toggle_in_the_list_saves_and_is_logged_with_the_user(admin_clie
     assert entry.user == admin_user and entry.get_change_message() == "Disabled"
 
 
+def test_toggling_several_tasks_in_one_list_save_counts_as_one_write(admin_client, settings):
+    settings.CRONJOBS_WRITE_RATE = 1
+    tasks = [make_task(name) for name in ("one", "two", "three")]
+    formset = admin_client.get(LIST).context["cl"].formset
+    data = {
+        f"{formset.prefix}-TOTAL_FORMS": formset.total_form_count(),
+        f"{formset.prefix}-INITIAL_FORMS": formset.initial_form_count(),
+        "_save": "Save",
+    }
+    for i, form in enumerate(formset.forms):
+        data[f"{formset.prefix}-{i}-id"] = form.instance.pk  # no "enabled": every row off
+
+    assert admin_client.post(LIST, data, follow=True).status_code == 200
+
+    assert not Task.objects.filter(pk__in=[t.pk for t in tasks], enabled=True).exists()
+
+
 def test_enable_and_disable_actions_change_the_tasks_and_log_each(admin_client, admin_user):
     one, two = make_task("one"), make_task("two", enabled=False)
 

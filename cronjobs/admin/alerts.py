@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
+from django.utils.safestring import SafeString
 
 from cronjobs import actions
 from cronjobs.admin.changelist import FastInputsMixin
@@ -15,7 +18,7 @@ from cronjobs.templatetags.cronjobs_admin import badge
 
 
 @admin.register(Alert)
-class AlertAdmin(FastInputsMixin, StreamingExportMixin, admin.ModelAdmin):
+class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[Alert]):
     list_display = (
         "last_seen",
         "task",
@@ -50,22 +53,22 @@ class AlertAdmin(FastInputsMixin, StreamingExportMixin, admin.ModelAdmin):
     fields = readonly_fields
     Media = ControlRoomMedia
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # raised by the runner and the watchdog
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Alert | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Alert | None = None) -> bool:
         # The actions need the change permission; a single alert's page has nothing to edit.
         return obj is None and super().has_change_permission(request)
 
     @admin.display(description="severity", ordering="severity")
-    def severity_badge(self, obj: Alert):
+    def severity_badge(self, obj: Alert) -> SafeString:
         return badge(obj.severity)
 
     @admin.display(description="state", ordering="state")
-    def state_badge(self, obj: Alert):
+    def state_badge(self, obj: Alert) -> SafeString:
         return badge(obj.state)
 
     @admin.display(description="message")
@@ -73,13 +76,13 @@ class AlertAdmin(FastInputsMixin, StreamingExportMixin, admin.ModelAdmin):
         return truncatechars(obj.message, 100)
 
     @admin.action(description="Acknowledge the selected alerts", permissions=["change"])
-    def acknowledge(self, request, queryset) -> None:
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         actor = actions.Actor.from_request(request)
         done = sum(actions.acknowledge(actor, alert) for alert in queryset.select_related("task"))
         self.message_user(request, f"Acknowledged {done} alert(s).")
 
     @admin.action(description="Resolve the selected alerts", permissions=["change"])
-    def resolve(self, request, queryset) -> None:
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         actor = actions.Actor.from_request(request)
         done = sum(actions.resolve(actor, alert) for alert in queryset.select_related("task"))
         self.message_user(request, f"Resolved {done} alert(s).")

@@ -17,14 +17,17 @@ directly, with the markup the templates would write.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django import forms
 from django.contrib.admin import helpers
 from django.contrib.admin.templatetags.admin_list import date_hierarchy
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
-from django.forms.models import BaseModelFormSet
+from django.db.models import Model, QuerySet
+from django.forms.models import BaseModelFormSet, ModelForm
+from django.forms.renderers import BaseRenderer
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import escape, format_html
@@ -33,16 +36,19 @@ from django.utils.translation import gettext
 
 # Far beyond any real history (100 rows a page): a page past the last is "no such page".
 MAX_PAGE = 10**7
+_M = TypeVar("_M", bound=Model)
 
 
-class LookaheadPaginator(Paginator):
+class LookaheadPaginator(Paginator[_M]):
     """Counts only as far as the next page: `count` is the rows before this page plus those on
     it, plus one if any row follows, so the admin shows a link to the next page and nothing
     ever counts the whole table."""
 
-    object_list: QuerySet[Any]
+    object_list: QuerySet[_M]
 
-    def __init__(self, object_list, per_page: int, page_number: int = 1, **kwargs: Any):
+    def __init__(
+        self, object_list: QuerySet[_M], per_page: int, page_number: int = 1, **kwargs: Any
+    ) -> None:
         super().__init__(object_list, per_page, **kwargs)
         # Clamped: ?p=99999999999999999999 would overflow the database's OFFSET.
         self.page_number = min(max(page_number, 1), MAX_PAGE)
@@ -58,7 +64,7 @@ class LookaheadPaginator(Paginator):
         return self.count > self.page_number * self.per_page
 
 
-def page_number(request, default: int = 1) -> int:
+def page_number(request: HttpRequest, default: int = 1) -> int:
     """The changelist's page number from ?p=, as the admin reads it."""
     raw = request.GET.get("p", "")
     return min(int(raw), MAX_PAGE) if raw.isascii() and raw.isdigit() else default
@@ -81,7 +87,7 @@ class _CalendarQuerySet:
     index stops at the first match, where MIN/MAX over a search (LIKE '%term%') reads every
     matching row. The list of periods comes from calendar_periods."""
 
-    def __init__(self, queryset, field: str):
+    def __init__(self, queryset: QuerySet[Model], field: str) -> None:
         self.queryset = queryset.order_by()
         self.field = field
 
@@ -107,7 +113,7 @@ class _CalendarQuerySet:
 
 
 class _CalendarChangeList:
-    def __init__(self, cl):
+    def __init__(self, cl: ChangeList) -> None:
         self._cl = cl
         self.queryset = _CalendarQuerySet(cl.queryset, cl.date_hierarchy)
 
@@ -115,18 +121,24 @@ class _CalendarChangeList:
         return getattr(self._cl, name)
 
 
-def calendar_date_hierarchy(cl) -> dict[str, Any] | None:
+def calendar_date_hierarchy(cl: ChangeList) -> dict[str, Any] | None:
     """Django's date_hierarchy context, with periods from the calendar (see the module doc)."""
     # The wrapper answers every attribute date_hierarchy reads, as a ChangeList would.
     return date_hierarchy(_CalendarChangeList(cl))  # type: ignore[arg-type]
 
 
-class DirectInput:
+class DirectInput(forms.Widget):
     """An <input> widget rendered without the template engine, as Django's
     django/forms/widgets/input.html (and attrs.html) would render it."""
 
-    def render(self, name, value, attrs=None, renderer=None) -> SafeString:
-        widget = self.get_context(name, value, attrs)["widget"]  # type: ignore[attr-defined]
+    def render(
+        self,
+        name: str,
+        value: Any,
+        attrs: dict[str, Any] | None = None,
+        renderer: BaseRenderer | None = None,
+    ) -> SafeString:
+        widget = self.get_context(name, value, attrs)["widget"]
         html = [f'<input type="{escape(widget["type"])}" name="{escape(widget["name"])}"']
         if widget["value"] is not None:
             html.append(f' value="{escape(widget["value"])}"')
@@ -156,19 +168,19 @@ def _direct(widget: forms.Widget) -> forms.Widget:
     return widget
 
 
-class DirectInputFormSet(BaseModelFormSet):
+class DirectInputFormSet(BaseModelFormSet[Model, ModelForm[Model]]):
     """The list-editable formset, its checkboxes and hidden ids rendered directly."""
 
-    def add_fields(self, form, index) -> None:
+    def add_fields(self, form: ModelForm[Model], index: int | None) -> None:
         super().add_fields(form, index)
         for field in form.fields.values():
             field.widget = _direct(field.widget)
 
 
-class FastInputsMixin:
+class FastInputsMixin(Generic[_M]):
     """For a ModelAdmin: the action checkbox and the list-editable inputs rendered directly."""
 
-    def action_checkbox(self, obj) -> SafeString:
+    def action_checkbox(self, obj: _M) -> SafeString:
         # As ModelAdmin.action_checkbox (its header is drawn by name), with a direct checkbox.
         label = format_html(gettext("Select this object for an action - {}"), str(obj))
         checkbox = DirectCheckboxInput(
@@ -176,7 +188,10 @@ class FastInputsMixin:
         )
         return checkbox.render(helpers.ACTION_CHECKBOX_NAME, str(obj.pk))
 
-    def get_changelist_formset(self, request, **kwargs):
-        return super().get_changelist_formset(  # type: ignore[misc]
+    def get_changelist_formset(
+        self, request: HttpRequest, **kwargs: Any
+    ) -> type[BaseModelFormSet[_M, ModelForm[_M]]]:
+        # A mixin: the ModelAdmin after it in the admin's bases has the method.
+        return super().get_changelist_formset(  # type: ignore[misc,no-any-return]
             request, formset=DirectInputFormSet, **kwargs
         )

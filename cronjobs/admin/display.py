@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,7 +15,7 @@ def percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.0f}%"
 
 
-def when(moment) -> str:
+def when(moment: dt.datetime | None) -> str:
     """Short local time for narrow columns: '29 Nov 07:05'."""
     return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "-"
 

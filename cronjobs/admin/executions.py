@@ -5,11 +5,18 @@ run first, then confirm; `manage.py import_legacy_metrics` for big files)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from import_export.admin import ImportMixin
 from import_export.formats import base_formats
 from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
@@ -34,13 +41,20 @@ class HistoryChangeList(ChangeList):
     every execution of those tasks to sort them, 20 s on a million rows, where the page alone
     is a walk of the started_at index that stops after 51 rows."""
 
-    def get_queryset(self, request, exclude_parameters=None):
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Execution]:
         queryset = super().get_queryset(request, exclude_parameters)
         return queryset.defer("output", "traceback").prefetch_related("task")
 
 
 @admin.register(Execution)
-class ExecutionAdmin(FastInputsMixin, ImportMixin, StreamingExportMixin, admin.ModelAdmin):
+class ExecutionAdmin(
+    FastInputsMixin[Execution],
+    ImportMixin,  # type: ignore[misc]  # import_export has no types
+    StreamingExportMixin,
+    admin.ModelAdmin[Execution],
+):
     list_display = (
         "started_at",
         "task",
@@ -104,37 +118,48 @@ class ExecutionAdmin(FastInputsMixin, ImportMixin, StreamingExportMixin, admin.M
     )
     Media = ControlRoomMedia
 
-    def get_changelist(self, request, **kwargs):
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return HistoryChangeList
 
-    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+    def get_paginator(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Execution],
+        per_page: int,
+        orphans: int = 0,
+        allow_empty_first_page: bool = True,
+    ) -> Paginator[Execution]:
         return self.paginator(queryset, per_page, page_number=page_number(request))
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f for fs in self.fieldsets for f in fs[1]["fields"]]
+    def get_readonly_fields(self, request: HttpRequest, obj: Execution | None = None) -> list[str]:
+        return flatten_fieldsets(self.get_fieldsets(request, obj))
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_import_permission(self, request) -> bool:
+    def has_import_permission(self, request: HttpRequest) -> bool:
         """Importing writes history no runner recorded: superusers only."""
         return bool(request.user.is_active and request.user.is_superuser)
 
-    def get_import_resource_classes(self, request):
+    def get_import_resource_classes(
+        self, request: HttpRequest
+    ) -> list[type[LegacyMetricsResource]]:
         return [LegacyMetricsResource]
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Execution | None = None) -> bool:
         return False  # history is written by the runner only
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Execution | None = None) -> bool:
         return False  # `manage.py prune_history` removes old rows
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Execution], search_term: str
+    ) -> tuple[QuerySet[Execution], bool]:
         """What a term means, and how each kind is found: cronjobs/admin/search.py."""
         return search.matching(queryset, search_term), False
 
     @admin.display(description="after the run")
-    def upstream_run(self, obj: Execution):
+    def upstream_run(self, obj: Execution) -> SafeString | str:
         """Trigger `after`: the upstream run whose success started this one."""
         if not obj.upstream_run_id:
             return "-"
@@ -143,7 +168,7 @@ class ExecutionAdmin(FastInputsMixin, ImportMixin, StreamingExportMixin, admin.M
         )
 
     @admin.display(description="status", ordering="status")
-    def status_badge(self, obj: Execution):
+    def status_badge(self, obj: Execution) -> SafeString:
         label = f"skipped: {obj.skip_reason}" if obj.skip_reason else None
         return badge(obj.status, label)
 
@@ -166,26 +191,26 @@ class ExecutionAdmin(FastInputsMixin, ImportMixin, StreamingExportMixin, admin.M
         return truncatechars(obj.error, 80)
 
     @admin.display(description="run")
-    def run(self, obj: Execution):
+    def run(self, obj: Execution) -> SafeString:
         return format_html('<a href="{}">{}</a>', run_url(obj.run_id), obj.run_id[:8])
 
     @admin.display(description="task")
-    def task_link(self, obj: Execution):
+    def task_link(self, obj: Execution) -> SafeString:
         url = reverse("admin:cronjobs_task_change", args=[obj.task_id])
         return format_html('<a href="{}">{}</a>', url, obj.task.name)
 
     @admin.display(description="output (tail)")
-    def output_tail(self, obj: Execution):
+    def output_tail(self, obj: Execution) -> SafeString:
         return format_html('<pre class="fc-output">{}</pre>', obj.output or "(no output)")
 
     @admin.display(description="traceback")
-    def traceback_text(self, obj: Execution):
+    def traceback_text(self, obj: Execution) -> SafeString | str:
         return (
             format_html('<pre class="fc-output">{}</pre>', obj.traceback) if obj.traceback else "-"
         )
 
     @admin.display(description="attempts of this run")
-    def run_attempts(self, obj: Execution):
+    def run_attempts(self, obj: Execution) -> SafeString:
         attempts = Execution.objects.filter(run_id=obj.run_id).order_by("attempt")
         rows = format_html_join(
             "",

@@ -26,10 +26,12 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, StreamingHttpResponse
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
-from import_export import widgets
+from import_export import fields, resources, widgets
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
 from import_export.signals import post_export
@@ -41,7 +43,9 @@ ROWS_PER_WRITE = 500
 PLAIN_WIDGETS = (widgets.Widget, widgets.CharWidget, widgets.IntegerWidget)
 
 
-def delimited_lines(headers: list[str], rows: Iterable[list], delimiter: str) -> Iterator[str]:
+def delimited_lines(
+    headers: list[str], rows: Iterable[list[object]], delimiter: str
+) -> Iterator[str]:
     """The file in pieces of ROWS_PER_WRITE rows, header first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
@@ -55,7 +59,9 @@ def delimited_lines(headers: list[str], rows: Iterable[list], delimiter: str) ->
     yield buffer.getvalue()
 
 
-def export_rows(resource, queryset, selected: list[str] | None) -> Iterator[list]:
+def export_rows(
+    resource: resources.ModelResource, queryset: QuerySet[Model], selected: list[str] | None
+) -> Iterator[list[object]]:
     """Each row's values as the resource renders them (see the module doc)."""
     fields = resource.get_export_fields(selected)
     formatters = [_formatter(resource, field) for field in fields]
@@ -69,7 +75,9 @@ def export_rows(resource, queryset, selected: list[str] | None) -> Iterator[list
         yield [resource.export_field(field, obj) for field in fields]
 
 
-def _formatter(resource, field) -> Callable[[Any], Any] | None:
+def _formatter(
+    resource: resources.ModelResource, field: fields.Field
+) -> Callable[[Any], Any] | None:
     """How the field's widget would render a raw value, or None when only the widget knows."""
     name = resource.get_field_name(field)
     if not field.attribute or hasattr(resource, field.get_dehydrate_method(name)):
@@ -100,15 +108,19 @@ def _plain(value: Any) -> Any:
     return "" if value is None else value
 
 
-class StreamingExportMixin(ExportMixin):
+class StreamingExportMixin(ExportMixin):  # type: ignore[misc]  # import_export has no types
     """ExportMixin whose exports need the model's view permission and whose CSV and TSV stream.
     (With IMPORT_EXPORT_EXPORT_PERMISSION_CODE unset the library lets any staff user export.)"""
 
-    def has_export_permission(self, request) -> bool:
-        return self.has_view_permission(request)
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return bool(self.has_view_permission(request))
 
     def _do_file_export(
-        self, file_format, request, queryset, export_form=None
+        self,
+        file_format: base_formats.Format,
+        request: HttpRequest,
+        queryset: QuerySet[Model],
+        export_form: forms.Form | None = None,
     ) -> HttpResponse | StreamingHttpResponse:
         if not self.has_export_permission(request):
             raise PermissionDenied
@@ -119,7 +131,10 @@ class StreamingExportMixin(ExportMixin):
                     f"{file_format.get_title()} exports are limited to {IN_MEMORY_LIMIT:,} rows: "
                     "narrow the filters, or choose CSV, which has no limit."
                 )
-            return super()._do_file_export(file_format, request, queryset, export_form)
+            built: HttpResponse = super()._do_file_export(
+                file_format, request, queryset, export_form
+            )
+            return built
         resource_class = self.choose_export_resource_class(export_form, request)
         resource = resource_class(**self.get_export_resource_kwargs(request))
         selected = self.get_export_resource_fields_from_form(export_form)

@@ -9,26 +9,28 @@ spreadsheet in another zone, or a day on which daylight saving changes, cannot b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from django.db.models import DateTimeField, Field, Q
+from django.db.models import DateTimeField, Field, Q, QuerySet
 from import_export import fields, resources
 
 from cronjobs.models import Alert, Execution, Task
 
 ISO = "%Y-%m-%dT%H:%M:%S%z"
 KEYSET_CHUNK = 2000
+_Row = TypeVar("_Row")
 
 
-class IsoTimesResource(resources.ModelResource):
+class IsoTimesResource(resources.ModelResource):  # type: ignore[misc]  # import_export has no types
     """Every time column, whatever its name, is written in ISO 8601 with the UTC offset."""
 
     @classmethod
     def widget_kwargs_for_field(
         cls, field_name: str, django_field: Field[Any, Any]
     ) -> dict[str, Any]:
-        kwargs = super().widget_kwargs_for_field(field_name, django_field)
+        kwargs: dict[str, Any] = super().widget_kwargs_for_field(field_name, django_field)
         if isinstance(django_field, DateTimeField):
             kwargs["format"] = ISO
         return kwargs
@@ -49,12 +51,14 @@ class ExecutionResource(IsoTimesResource):
         fields = Execution.columns(leaving_out=EXPORT_LEFT_OUT)
         export_order = fields
 
-    def iter_queryset(self, queryset) -> Iterator[Execution]:
+    def iter_queryset(self, queryset: QuerySet[Execution]) -> Iterator[Execution]:
         rows = queryset.select_related("task").defer(*EXPORT_LEFT_OUT)
         for chunk in _keyset_chunks(rows, lambda row: (row.started_at, row.id)):
             yield from chunk
 
-    def iter_values(self, queryset, paths: list[str]) -> Iterator[list]:
+    def iter_values(
+        self, queryset: QuerySet[Execution], paths: list[str]
+    ) -> Iterator[list[object]]:
         """The columns at `paths` (ORM lookups such as task__name) as lists, newest first:
         the streaming CSV export's fast path (cronjobs/admin/export.py). Task names come from a
         dict: with a JOIN to the task table MySQL starts from the tasks and sorts each chunk's
@@ -71,7 +75,9 @@ class ExecutionResource(IsoTimesResource):
                 yield values
 
 
-def _keyset_chunks(rows, key) -> Iterator[list]:
+def _keyset_chunks(
+    rows: QuerySet[Execution, _Row], key: Callable[[_Row], tuple[dt.datetime, int]]
+) -> Iterator[list[_Row]]:
     """Newest first, in keyset chunks: each chunk is an index range scan on started_at that
     starts where the last one stopped, so memory stays flat and no query runs into a huge
     OFFSET. (A plain iterator() would not help on MySQL: mysqlclient buffers the result.)"""
@@ -111,5 +117,8 @@ class AlertResource(IsoTimesResource):
         )
         export_order = fields
 
-    def iter_queryset(self, queryset) -> Iterator[Alert]:
-        return super().iter_queryset(queryset.select_related("task", "acknowledged_by"))
+    def iter_queryset(self, queryset: QuerySet[Alert]) -> Iterator[Alert]:
+        rows: Iterator[Alert] = super().iter_queryset(
+            queryset.select_related("task", "acknowledged_by")
+        )
+        return rows

@@ -43,7 +43,9 @@ import re
 from collections.abc import Callable
 
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Lookup, Max, Q, QuerySet
+from django.db.models.sql.compiler import SQLCompiler
 
 from cronjobs.models import Execution, Task
 
@@ -144,13 +146,15 @@ FINDERS: dict[str, Callable[[QuerySet[Execution], str], QuerySet[Execution] | No
 }
 
 
-class FullTextMatch(Lookup):
+class FullTextMatch(Lookup[str]):
     """`MATCH (column) AGAINST (query IN BOOLEAN MODE)`, answered by a FULLTEXT index; a filter
     on its own: `queryset.filter(FullTextMatch(F("error"), "+disk* +full*"))`."""
 
     lookup_name = "fulltext_match"
 
-    def as_sql(self, compiler, connection):
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, tuple[str | int, ...]]:
         column, column_params = self.process_lhs(compiler, connection)
         query, query_params = self.process_rhs(compiler, connection)
         return f"MATCH ({column}) AGAINST ({query} IN BOOLEAN MODE)", (

@@ -8,15 +8,19 @@ cronjobs.actions, which checks the permission and writes the audit entry.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from cronjobs import actions
 from cronjobs.admin.changelist import FastInputsMixin
@@ -85,18 +89,18 @@ def task_fieldsets() -> tuple[tuple[str | None, _FieldOpts], ...]:
 
 
 class TaskChangeList(ChangeList):
-    def get_results(self, request) -> None:
+    def get_results(self, request: HttpRequest) -> None:
         """Attach each task's health to the rows of this page: iterating fills the queryset's
         cache, so the template and the enabled-toggle formset see the same decorated rows."""
         super().get_results(request)
-        rows = list(self.result_list)
+        rows: list[Task] = list(self.result_list)
         health = task_health(rows)
         for task in rows:
-            task.health = health[task.pk]
+            task.health = health[task.pk]  # type: ignore[attr-defined]  # read by TaskAdmin._health
 
 
 @admin.register(Task)
-class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
+class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
     list_display = (
         "name",
         "enabled",
@@ -120,16 +124,17 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
     fieldsets = task_fieldsets()
     Media = ControlRoomMedia
 
-    def get_changelist(self, request, **kwargs):
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return TaskChangeList
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f for fs in self.fieldsets for f in fs[1]["fields"] if f != "enabled"]
+    def get_readonly_fields(self, request: HttpRequest, obj: Task | None = None) -> list[str]:
+        fields = flatten_fieldsets(self.get_fieldsets(request, obj))
+        return [field for field in fields if field != "enabled"]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # declared in code or the tasks file, then `manage.py synctasks`
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Task | None = None) -> bool:
         return False  # a task that disappears is retired so its history stays
 
     def _health(self, obj: Task) -> TaskHealth:
@@ -148,12 +153,12 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
         return when(self._health(obj).next_run)
 
     @admin.display(description="last status")
-    def last_status(self, obj: Task):
+    def last_status(self, obj: Task) -> SafeString:
         last = self._health(obj).last
         return badge(last.status if last else None)
 
     @admin.display(description="last run")
-    def last_run(self, obj: Task):
+    def last_run(self, obj: Task) -> SafeString | str:
         last = self._health(obj).last
         if last is None:
             return "-"
@@ -170,7 +175,7 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
         return f"{percent(month.success_rate)} of {month.finished}"
 
     @admin.display(description="circuit")
-    def circuit(self, obj: Task):
+    def circuit(self, obj: Task) -> SafeString:
         return badge(self._health(obj).circuit)
 
     @admin.display(description="snoozed until")
@@ -178,16 +183,16 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
         return when(obj.snoozed_until) if obj.is_snoozed() else ""
 
     @admin.display(description="runs after")
-    def upstream(self, obj: Task):
+    def upstream(self, obj: Task) -> SafeString | str:
         return self._task_links(obj.upstream_names) or "- (its own schedule only)"
 
     @admin.display(description="runs before")
-    def downstream(self, obj: Task):
+    def downstream(self, obj: Task) -> SafeString | str:
         after = Task.objects.filter(after__contains=obj.name).order_by("priority", "name")
         names = [task.name for task in after if obj.name in task.upstream_names]
         return self._task_links(names) or "-"
 
-    def _task_links(self, names: list[str]):
+    def _task_links(self, names: list[str]) -> SafeString:
         tasks = {t.name: t.pk for t in Task.objects.filter(name__in=names)}
         links = [
             format_html(
@@ -222,7 +227,13 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
     def memory_warn_text(self, obj: Task) -> str:
         return format_size(obj.memory_warn)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         extra = {
             "recent_executions": Execution.objects.filter(task_id=object_id)[:RECENT_EXECUTIONS],
             "open_alerts": Alert.objects.unresolved().filter(task_id=object_id),
@@ -230,31 +241,34 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
         }
         return super().change_view(request, object_id, form_url, extra)
 
-    def save_model(self, request, obj, form, change) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Task, form: forms.ModelForm[Task], change: bool
+    ) -> None:
         """The list toggle and the task page change `enabled` only, through the action."""
         if "enabled" in form.changed_data:
             actions.set_enabled(actions.Actor.from_request(request), obj, obj.enabled)
 
-    def log_change(self, request, obj, message):
+    # Django ignores the entry log_change returns, and there is none to return.
+    def log_change(self, request: HttpRequest, obj: Task, message: object) -> None:  # type: ignore[override]
         """cronjobs.actions wrote the audit entry already; one entry per change."""
         return None
 
     @admin.action(description="Enable the selected tasks", permissions=["change"])
-    def enable(self, request, queryset) -> None:
+    def enable(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         self._set_enabled(request, queryset, True)
 
     @admin.action(description="Disable the selected tasks", permissions=["change"])
-    def disable(self, request, queryset) -> None:
+    def disable(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         self._set_enabled(request, queryset, False)
 
-    def _set_enabled(self, request, queryset, enabled: bool) -> None:
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Task], enabled: bool) -> None:
         actor = actions.Actor.from_request(request)
         changed = sum(actions.set_enabled(actor, task, enabled) for task in queryset)
         word = "Enabled" if enabled else "Disabled"
         self.message_user(request, f"{word} {changed} task(s).")
 
     @admin.action(description="Run the selected tasks now", permissions=["change"])
-    def run_now(self, request, queryset) -> None:
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         actor = actions.Actor.from_request(request)
         for task in queryset:
             try:
@@ -273,7 +287,7 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
             )
 
     @admin.action(description="Stop the selected tasks' runs", permissions=["change"])
-    def stop(self, request, queryset) -> None:
+    def stop(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         actor = actions.Actor.from_request(request)
         for task in queryset:
             try:
@@ -292,7 +306,7 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
             )
 
     @admin.action(description="Reset the circuit breaker", permissions=["change"])
-    def reset_circuit(self, request, queryset) -> None:
+    def reset_circuit(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         actor = actions.Actor.from_request(request)
         tasks = list(queryset)
         for task in tasks:
@@ -300,7 +314,7 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
         self.message_user(request, f"Closed the circuit of {len(tasks)} task(s).")
 
     @admin.action(description="Snooze the selected tasks (pick how long)", permissions=["change"])
-    def snooze(self, request, queryset) -> None:
+    def snooze(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         try:
             until = snooze_end(request.POST.get("snooze", ""), request.POST.get("until", ""))
             names = [
@@ -317,7 +331,7 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
         self.message_user(request, f"Snoozed {len(names)} task(s) until {when(until)}.")
 
     @admin.action(description="End the snooze of the selected tasks", permissions=["change"])
-    def unsnooze(self, request, queryset) -> None:
+    def unsnooze(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         actor = actions.Actor.from_request(request)
         names = [name for task in queryset for name in actions.unsnooze(actor, task)]
         self.message_user(request, f"Ended the snooze of {len(names)} task(s).")

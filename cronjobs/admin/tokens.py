@@ -6,17 +6,26 @@ and `read_only` cannot be changed after creation."""
 
 from __future__ import annotations
 
+import weakref
+
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from cronjobs import actions, tokens
 from cronjobs.models import ApiToken
 
+# The secret an add request made, for that request's response_add; an entry goes with its
+# request.
+_new_secrets: weakref.WeakKeyDictionary[HttpRequest, str] = weakref.WeakKeyDictionary()
+
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     list_display = (
         "name",
         "prefix",
@@ -31,34 +40,43 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ("prefix", "created_by", "created_at", "last_used_at", "revoked_at")
     actions = ("revoke",)
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
         return (
             ("name", "read_only") if obj is None else ("name", "read_only", *self.readonly_fields)
         )
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ApiToken | None = None
+    ) -> tuple[str, ...]:
         if obj is not None or not request.user.has_perm(actions.TASK_PERMISSION):
             return ("read_only", *self.readonly_fields)  # fixed at creation; read-only default
         return self.readonly_fields
 
-    def save_model(self, request, obj, form, change):
+    def save_model(
+        self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm[ApiToken], change: bool
+    ) -> None:
         if change:
             return super().save_model(request, obj, form, change)
-        if not obj.read_only and not request.user.has_perm(actions.TASK_PERMISSION):
+        user = request.user
+        if not user.is_authenticated:  # the admin lets only staff this far
+            raise PermissionDenied
+        if not obj.read_only and not user.has_perm(actions.TASK_PERMISSION):
             raise PermissionDenied(f"a read-write token needs {actions.TASK_PERMISSION}")
         secret = tokens.new_secret()
         tokens.set_secret(obj, secret)
-        obj.created_by = request.user
+        obj.created_by = user
         super().save_model(request, obj, form, change)
-        request.cronjobs_new_secret = secret  # for response_add, this request only
+        _new_secrets[request] = secret
 
-    def response_add(self, request, obj, post_url_continue=None):
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
         """The secret in this page's body, once; no redirect, no message cookie."""
         context = {
             **self.admin_site.each_context(request),
             "title": f"API token {obj.name!r} created",
             "token": obj,
-            "secret": request.cronjobs_new_secret,
+            "secret": _new_secrets.pop(request),
             "opts": self.opts,
         }
         response = TemplateResponse(request, "admin/cronjobs/apitoken/secret.html", context)
@@ -66,6 +84,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return response
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
-    def revoke(self, request, queryset):
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} token(s).")

@@ -1,6 +1,6 @@
 """The JSON API (docs/api.md). Views are thin: `authorize` decides who may
-call, `parse_params` turns the query string into checked values, cronjobs.views.payloads builds the
-responses.
+call and hands the view its caller (a cronjobs.actions.Actor), `parse_params` turns the query
+string into checked values, cronjobs.views.payloads builds the responses.
 
 Who may call: a staff session, or `Authorization: Bearer <token>` (cronjobs.tokens). Every
 request, read or write, is decided by cronjobs.actions' one permission rule (`Actor.require`):
@@ -16,9 +16,9 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Concatenate, ParamSpec, TypeAlias
 
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
@@ -35,6 +35,13 @@ from cronjobs.supervisor import logs
 from cronjobs.views import payloads
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+# A JSON object, as a view under `authorize` answers.
+Body: TypeAlias = Mapping[str, object]
+# A view under `authorize`: the request, the caller, then the URL's arguments; it answers a JSON
+# object, or a response of its own (a status other than 200, the Prometheus text).
+ApiView: TypeAlias = Callable[Concatenate[HttpRequest, actions.Actor, P], Body | HttpResponse]
 
 
 class ApiError(Exception):
@@ -60,24 +67,30 @@ def _bearer(request: HttpRequest) -> str | None:
     return secret.strip() if scheme.lower() == "bearer" else ""
 
 
-def check_access(request: HttpRequest, permission: str) -> None:
-    """Raise ApiError 401 (who are you?), or ActionError 403 (not allowed to do that) or 429
-    (too many writes)."""
+def check_access(request: HttpRequest, permission: str) -> actions.Actor:
+    """The caller, allowed `permission`. Raise ApiError 401 (who are you?), or ActionError 403
+    (not allowed to do that) or 429 (too many writes)."""
+    actor = _caller(request)
+    actor.require(permission)
+    if actor.token is None:
+        _check_csrf(request)
+    return actor
+
+
+def _caller(request: HttpRequest) -> actions.Actor:
+    """The bearer token's actor, or the staff session's."""
     secret = _bearer(request)
     if secret is not None:
         token = tokens.authenticate(secret)
         if token is None:
             raise ApiError(401, "invalid or revoked API token")
-        request.api_token = token  # type: ignore[attr-defined]  # read by cronjobs.actions
-    else:
-        user = request.user
-        if not user.is_authenticated:
-            raise ApiError(401, "authentication required: a staff session or a bearer token")
-        if not (user.is_active and user.is_staff):
-            raise ApiError(403, "staff access required")
-    actions.Actor.from_request(request, door="api").require(permission)
-    if secret is None:
-        _check_csrf(request)
+        return actions.Actor("api", token=token)
+    user = request.user
+    if not user.is_authenticated:
+        raise ApiError(401, "authentication required: a staff session or a bearer token")
+    if not (user.is_active and user.is_staff):
+        raise ApiError(403, "staff access required")
+    return actions.Actor("api", user=user)
 
 
 def _no_response(request: HttpRequest) -> HttpResponse:
@@ -93,20 +106,25 @@ def _check_csrf(request: HttpRequest) -> None:
         raise ApiError(403, "CSRF check failed: send the csrftoken cookie and X-CSRFToken")
 
 
-def authorize(method: str = "GET", write: bool = False, permission: str | None = None) -> Callable:
-    """Wrap a view returning a dict: method, access and errors become JSON responses.
-    `permission` is what the caller needs (cronjobs.actions.Actor.require); by default `change_task`
-    for a write and `view_task` for a read. HEAD is served wherever GET is; `method` may name
-    several, e.g. "POST, DELETE"."""
+def authorize(
+    method: str = "GET", write: bool = False, permission: str | None = None
+) -> Callable[[ApiView[P]], Callable[Concatenate[HttpRequest, P], HttpResponse]]:
+    """Wrap a view returning a dict: method, access and errors become JSON responses, and the
+    view gets the caller as its second argument. `permission` is what the caller needs
+    (cronjobs.actions.Actor.require); by default `change_task` for a write and `view_task` for
+    a read. HEAD is served wherever GET is; `method` may name several, e.g. "POST, DELETE"."""
     needed = permission or (actions.TASK_PERMISSION if write else actions.VIEW_TASK_PERMISSION)
     methods = tuple(name.strip() for name in method.split(","))
     allowed = (*methods, "HEAD") if "GET" in methods else methods
 
-    def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
+    def decorate(view: ApiView[P]) -> Callable[Concatenate[HttpRequest, P], HttpResponse]:
         @csrf_exempt
         @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            response = _respond(request, view, needed, allowed, args, kwargs)
+        def wrapper(request: HttpRequest, /, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+            def answer(actor: actions.Actor) -> Body | HttpResponse:
+                return view(request, actor, *args, **kwargs)
+
+            response = _respond(request, answer, needed, allowed)
             if request.method == "HEAD":
                 response["Content-Length"] = str(len(response.content))
                 response.content = b""
@@ -119,11 +137,9 @@ def authorize(method: str = "GET", write: bool = False, permission: str | None =
 
 def _respond(
     request: HttpRequest,
-    view: Callable[..., Any],
+    answer: Callable[[actions.Actor], Body | HttpResponse],
     permission: str,
     allowed: tuple[str, ...],
-    args: tuple,
-    kwargs: dict,
 ) -> HttpResponse:
     try:
         if request.method not in allowed:
@@ -132,8 +148,7 @@ def _respond(
             response["Allow"] = ", ".join(allowed)
             return response
         check_duplicates(request)
-        check_access(request, permission)
-        result = view(request, *args, **kwargs)
+        result = answer(check_access(request, permission))
     except actions.Throttled as exc:
         response = error(exc.status, exc.message)
         response["Retry-After"] = str(exc.retry_after)
@@ -192,32 +207,33 @@ def _task(name: str) -> Task:
 
 
 @authorize()
-def tasks(request: HttpRequest) -> dict:
+def tasks(request: HttpRequest, actor: actions.Actor) -> Body:
     parse_params(request, {})
     return payloads.tasks_payload()
 
 
 @authorize()
-def task_detail(request: HttpRequest, name: str) -> dict:
+def task_detail(request: HttpRequest, actor: actions.Actor, name: str) -> Body:
     parse_params(request, {})
     _task(name)
-    return payloads.tasks_payload(name)["tasks"][0]
+    task: Body = payloads.tasks_payload(name)["tasks"][0]
+    return task
 
 
 @authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
-def status(request: HttpRequest) -> dict:
+def status(request: HttpRequest, actor: actions.Actor) -> Body:
     parse_params(request, {})
     return payloads.status_payload()
 
 
 @authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
-def metrics(request: HttpRequest) -> dict:
+def metrics(request: HttpRequest, actor: actions.Actor) -> Body:
     params = parse_params(request, {"hours": (1, 720, 24)})
     return payloads.metrics_payload(params["hours"])
 
 
 @authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
-def log_tail(request: HttpRequest) -> dict:
+def log_tail(request: HttpRequest, actor: actions.Actor) -> Body:
     params = parse_params(request, {"lines": (1, 5000, 100)})
     path = logs.daily_log_path()
     return {
@@ -228,55 +244,54 @@ def log_tail(request: HttpRequest) -> dict:
 
 
 @authorize(method="POST", write=True)
-def run_now(request: HttpRequest, name: str) -> JsonResponse:
+def run_now(request: HttpRequest, actor: actions.Actor, name: str) -> JsonResponse:
     parse_params(request, {})
-    run_id = actions.run_now(actions.Actor.from_request(request, door="api"), _task(name))
+    run_id = actions.run_now(actor, _task(name))
     body = {"task": name, "run_id": run_id, "trigger": "api", "started": True}
     return JsonResponse(body, status=202)
 
 
 @authorize(method="POST", write=True)
-def stop(request: HttpRequest, name: str) -> JsonResponse:
+def stop(request: HttpRequest, actor: actions.Actor, name: str) -> JsonResponse:
     parse_params(request, {})
-    run_id = actions.stop(actions.Actor.from_request(request, door="api"), _task(name))
+    run_id = actions.stop(actor, _task(name))
     return JsonResponse({"task": name, "run_id": run_id, "stop_requested": True}, status=202)
 
 
 @authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
-def running(request: HttpRequest) -> dict:
+def running(request: HttpRequest, actor: actions.Actor) -> Body:
     parse_params(request, {})
     return payloads.running_payload()
 
 
 @authorize(method="POST", write=True)
-def enable(request: HttpRequest, name: str) -> dict:
-    return _set_enabled(request, name, True)
+def enable(request: HttpRequest, actor: actions.Actor, name: str) -> Body:
+    return _set_enabled(request, actor, name, True)
 
 
 @authorize(method="POST", write=True)
-def disable(request: HttpRequest, name: str) -> dict:
-    return _set_enabled(request, name, False)
+def disable(request: HttpRequest, actor: actions.Actor, name: str) -> Body:
+    return _set_enabled(request, actor, name, False)
 
 
-def _set_enabled(request: HttpRequest, name: str, enabled: bool) -> dict:
+def _set_enabled(request: HttpRequest, actor: actions.Actor, name: str, enabled: bool) -> Body:
     parse_params(request, {})
-    actions.set_enabled(actions.Actor.from_request(request, door="api"), _task(name), enabled)
+    actions.set_enabled(actor, _task(name), enabled)
     return {"task": name, "enabled": enabled}
 
 
 @authorize(method="POST, DELETE", write=True)
-def snooze_task(request: HttpRequest, name: str) -> dict:
-    return _snooze(request, _task(name))
+def snooze_task(request: HttpRequest, actor: actions.Actor, name: str) -> Body:
+    return _snooze(request, actor, _task(name))
 
 
 @authorize(method="POST, DELETE", write=True)
-def snooze_all(request: HttpRequest) -> dict:
-    return _snooze(request, None)
+def snooze_all(request: HttpRequest, actor: actions.Actor) -> Body:
+    return _snooze(request, actor, None)
 
 
-def _snooze(request: HttpRequest, task: Task | None) -> dict:
+def _snooze(request: HttpRequest, actor: actions.Actor, task: Task | None) -> Body:
     """POST with `until` (ISO 8601) or `minutes` snoozes; DELETE ends the snooze."""
-    actor = actions.Actor.from_request(request, door="api")
     if request.method == "DELETE":
         parse_params(request, {})
         return {"snoozed_until": None, "cleared": actions.unsnooze(actor, task)}
@@ -328,7 +343,8 @@ def not_found(request: HttpRequest, rest: str) -> HttpResponse:
         except Resolver404:
             match = None
         if match is not None and match.func is not not_found:
-            return match.func(request, *match.args, **match.kwargs)
+            response: HttpResponse = match.func(request, *match.args, **match.kwargs)
+            return response
     return error(404, f"no API endpoint /api/{rest}")
 
 

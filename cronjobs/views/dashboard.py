@@ -22,6 +22,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -65,7 +66,7 @@ def rendered_content() -> SafeString:
     CRONJOBS_DASHBOARD_CACHE_SECONDS (0: rendered on every request)."""
     seconds = settings.CRONJOBS_DASHBOARD_CACHE_SECONDS
     if seconds and (cached := cache.get(CACHE_KEY)) is not None:
-        return mark_safe(cached)  # our own template, rendered above on an earlier request
+        return mark_safe(str(cached))  # our own template, rendered above on an earlier request
     content = render_to_string("cronjobs/dashboard_content.html", build_context())
     if seconds:
         cache.set(CACHE_KEY, str(content), seconds)
@@ -92,7 +93,7 @@ def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
     }
 
 
-def _health_order(item: TaskHealth) -> tuple:
+def _health_order(item: TaskHealth) -> tuple[int, int, str]:
     return (STATUS_ORDER.index(item.status), item.task.priority, item.task.name)
 
 
@@ -119,7 +120,7 @@ def day_totals(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[stat
     ]
 
 
-def _recent_failures(now: dt.datetime):
+def _recent_failures(now: dt.datetime) -> QuerySet[Execution]:
     # Bounded to a week so the (status, started_at) index range stays short.
     since = now - FAILURE_WINDOW
     failures = Execution.objects.failures().filter(started_at__gte=since)
@@ -150,7 +151,12 @@ METRICS = {
 }
 
 
-def _charts(now, trends, names, days) -> dict[str, Any]:
+def _charts(
+    now: dt.datetime,
+    trends: list[stats.DailyTrend],
+    names: dict[int, str],
+    days: list[dt.date],
+) -> dict[str, Any]:
     days = chart_days(trends, days)
     return {
         "runs_per_hour": charts.runs_per_hour(stats.runs_per_hour(24, now)),

@@ -156,6 +156,6 @@ def exposition() -> bytes:
 
 
 @api.authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
-def metrics_view(request: HttpRequest) -> HttpResponse:
+def metrics_view(request: HttpRequest, actor: actions.Actor) -> HttpResponse:
     api.parse_params(request, {})
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
