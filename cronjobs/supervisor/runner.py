@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from cronjobs.models import Execution, Lease, Task
+from cronjobs.models import CircuitState, Execution, Lease, Task
 from cronjobs.reporting import rollups
 from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
@@ -80,6 +80,7 @@ class Invocation:
         self.host = settings.CRONJOBS_HOST
         self.task: Task | None = None
         self.lease: TaskLease | None = None
+        self.circuit: CircuitState | None = None  # read once, by circuit.consult
         self.memory_written_at = 0.0
 
     def run(self) -> Outcome:
@@ -95,6 +96,7 @@ class Invocation:
         decision = circuit.consult(self.task, self.run_id, enabled=self.spec.circuit_breaker)
         if not decision.allowed:
             return self.skip(SkipReason.CIRCUIT_OPEN, decision.reason)
+        self.circuit = decision.state
         self.lease = TaskLease(self.task, self.run_id, self.host)
         taken = self.lease.acquire()
         if not taken.ok:
@@ -161,7 +163,7 @@ class Invocation:
 
     def update_circuit(self, row: Execution) -> bool:
         """Feed the attempt to the breaker; True when it is now open."""
-        if not self.spec.circuit_breaker:
+        if self.circuit is None:  # the breaker is off for this task
             return False
         assert self.task is not None  # run() synced it before any attempt
         try:
@@ -169,7 +171,7 @@ class Invocation:
             if row.status == Status.CANCELLED:  # an operator's stop says nothing of the job
                 circuit.release_trial(self.task, self.run_id)
                 return False
-            return circuit.record_attempt(self.task, self.run_id, row)
+            return circuit.record_attempt(self.task, self.run_id, row, self.circuit)
         except DatabaseError as exc:
             log.warning("circuit not updated for %s: %s", self.spec.name, exc)
             return False
