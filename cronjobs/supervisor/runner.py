@@ -51,6 +51,11 @@ class Outcome:
     executions: list[Execution]
     skip_reason: str = ""
     task: str = ""
+    why: str = ""  # a skip that left no row (pinned to other hosts): what happened
+
+    @property
+    def pinned_elsewhere(self) -> bool:
+        return self.skip_reason == SKIP_HOST
 
     @property
     def exit_code(self) -> int:
@@ -87,9 +92,9 @@ class Invocation:
         if not self.spec.may_run_on(self.host):
             # Every host's crontab fires every task; the pinned ones run it. No row here, or
             # each pinned task would fill the history with a skip per host per slot.
-            where = ", ".join(self.spec.hosts)
-            logs.write("INFO", self.spec.name, f"not run on {self.host}: pinned to {where}")
-            return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST)
+            why = f"pinned to {', '.join(self.spec.hosts)}"
+            logs.write("INFO", self.spec.name, f"not run on {self.host}: {why}")
+            return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST, why=why)
         self.task = sync_task(self.spec)
         if not self.task.enabled:
             return self.skip(SkipReason.DISABLED, "task is disabled")
