@@ -6,6 +6,10 @@ It checks the actor's permission (one rule for every door), does the change, and
 audit trail: an admin `LogEntry` naming the user, or the token or command, plus a line in the
 daily log (docs/operations.md, "Audit trail"). Doors only translate the outcome: an admin
 message, a JSON status code, a command's exit status.
+
+Web code reaches the engine only through this module and cronjobs.reporting, so the few things
+its pages show of the engine are here too: a running job's live memory, a URL with its secrets
+cut, the daily log's tail. And every door reads a snooze's end with the one `snooze_end`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from django.db import models
 from django.utils import timezone
 
 from cronjobs.models import Alert, ApiToken, Execution, Task
-from cronjobs.supervisor import alerts, circuit, lease, logs, runner
+from cronjobs.supervisor import alerts, circuit, lease, logs, notify, process, runner
 from cronjobs.supervisor.registry import registry
 
 TASK_PERMISSION = "cronjobs.change_task"
@@ -344,3 +348,24 @@ def _author_for(actor: Actor) -> Any:
         username=SYSTEM_USERNAME, defaults={"is_active": False, "password": "!"}
     )
     return user
+
+
+# What the web pages show of the engine -----------------------------------------------------
+
+
+def live_memory(execution: Execution) -> int | None:
+    """What a running attempt's process tree holds now when it runs on this host; None on
+    another host or when it cannot be read."""
+    if execution.host != settings.CRONJOBS_HOST or not execution.pid:
+        return None
+    return process.tree_memory(execution.pid)
+
+
+def redacted(url: str) -> str:
+    """A receiver's or ping URL as a page may show it: scheme and host, no tokens."""
+    return notify.redact(url)
+
+
+def log_tail(lines: int) -> tuple[str, list[str]]:
+    """Today's daily log: its file name and its last `lines` lines."""
+    return logs.daily_log_path().name, logs.tail(lines)

@@ -84,6 +84,14 @@ def test_reporting_imports_only_models_and_schedules():
     assert not found
 
 
+def test_the_web_layer_reaches_the_engine_only_through_actions_and_reporting():
+    """Admin pages and views call cronjobs.actions (operator actions, and the live memory,
+    redacted URLs and log tail they show) and cronjobs.reporting, never the supervisor."""
+    files = [*modules_under("cronjobs", "admin"), *modules_under("cronjobs", "views")]
+    assert len(files) > 10
+    assert not offences(files, ("cronjobs.supervisor",))
+
+
 def test_only_the_web_layer_urls_and_templatetags_import_views_or_admin():
     allowed_dirs = [APP / "views", APP / "admin", APP / "templatetags"]
     allowed_files = [ROOT / "flagged_cron_project" / "urls.py"]

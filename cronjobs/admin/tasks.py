@@ -19,11 +19,16 @@ from django.utils.html import format_html, format_html_join
 
 from cronjobs import actions
 from cronjobs.admin.changelist import FastInputsMixin
-from cronjobs.admin.display import ControlRoomMedia, execution_url, percent, run_url, when
+from cronjobs.admin.display import (
+    ControlRoomMedia,
+    execution_url,
+    format_size,
+    percent,
+    run_url,
+    when,
+)
 from cronjobs.models import Alert, Execution, Task
 from cronjobs.reporting.health import TaskHealth, task_health
-from cronjobs.supervisor import notify
-from cronjobs.supervisor.registry import format_size
 from cronjobs.templatetags.cronjobs_admin import badge
 
 RECENT_EXECUTIONS = 20
@@ -222,7 +227,7 @@ class TaskAdmin(FastInputsMixin, admin.ModelAdmin):
 
     @admin.display(description="ping URL")
     def ping_url_text(self, obj: Task) -> str:
-        return notify.redact(obj.ping_url) if obj.ping_url else "-"
+        return actions.redacted(obj.ping_url) if obj.ping_url else "-"
 
     @admin.display(description="memory limit")
     def memory_limit_text(self, obj: Task) -> str:

@@ -375,6 +375,23 @@ def _read_worker_pid(res_r: int, reports: list[dict[str, Any]]) -> int | None:
             line = b""
 
 
+def tree_memory(supervisor_pid: int) -> int | None:
+    """The resident memory of a supervisor's descendants (the job's process tree), or None when
+    it cannot be read (the run just ended): the "Running now" panel's live figure, read from
+    outside the supervisor, which writes its own only every 10 s."""
+    try:
+        children = psutil.Process(supervisor_pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    total = 0
+    for child in children:
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
 MEMORY_FIELDS = (b"VmHWM", b"RssAnon", b"RssFile", b"RssShmem")
 
 

@@ -65,16 +65,6 @@ def parse_size(value: Any) -> int:
     return size
 
 
-def format_size(size: float | None) -> str:
-    if size is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""  # unreachable
-
-
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     """A validated task declaration. `target` is 'module:qualname' or a command argv."""

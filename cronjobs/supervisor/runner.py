@@ -400,24 +400,6 @@ SKIP_HOST = "host"  # not a row's skip_reason: a pinned task on another host rec
 MEMORY_EVERY = 10.0  # seconds between writes of a running attempt's memory
 
 
-def tree_memory(pid: int) -> int | None:
-    """The resident memory of `pid`'s descendants (the job's process tree under a supervisor),
-    or None when it cannot be read (another host, the run just ended)."""
-    import psutil
-
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return None
-    total = 0
-    for child in children:
-        try:
-            total += child.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
-
-
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 BASE_VARIABLES = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ")
 

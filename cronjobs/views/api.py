@@ -31,7 +31,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cronjobs import actions, tokens
 from cronjobs.models import Task
-from cronjobs.supervisor import logs
 from cronjobs.views import payloads
 
 log = logging.getLogger(__name__)
@@ -219,12 +218,8 @@ def metrics(request: HttpRequest) -> dict:
 @authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
 def log_tail(request: HttpRequest) -> dict:
     params = parse_params(request, {"lines": (1, 5000, 100)})
-    path = logs.daily_log_path()
-    return {
-        "file": path.name,
-        "date": timezone.localdate().isoformat(),
-        "lines": logs.tail(params["lines"]),
-    }
+    name, lines = actions.log_tail(params["lines"])
+    return {"file": name, "date": timezone.localdate().isoformat(), "lines": lines}
 
 
 @authorize(method="POST", write=True)
