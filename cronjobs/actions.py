@@ -259,15 +259,31 @@ _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_duration(text: str) -> timedelta:
+def snooze_end(length: str = "", until: str = "", now: datetime | None = None) -> datetime:
+    """When a snooze asked for at any door ends (the command's --for and --until, the API's
+    minutes and until, the admin's choices): `length` after `now`, as '30m', '4h', '2d', '90s'
+    or 'tomorrow' (08:00 the next day in the project's time zone), or at `until`, an ISO 8601
+    date and time. Exactly one of the two; ValueError names what is wrong. `snooze` checks
+    that the end lies ahead and within MAX_SNOOZE."""
+    if bool(length.strip()) == bool(until.strip()):
+        raise ValueError("give either how long to snooze or until when")
+    if until.strip():
+        return _parse_moment(until)
+    now = timezone.localtime(now or timezone.now())
+    if length.strip().lower() == "tomorrow":
+        return (now + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    return now + _parse_duration(length)
+
+
+def _parse_duration(text: str) -> timedelta:
     """'30m', '4h', '2d', '90s' -> a timedelta; ValueError naming the value otherwise."""
     match = _DURATION_RE.match(str(text))
     if not match:
-        raise ValueError(f"{text!r} is not a duration like 30m, 4h or 2d")
+        raise ValueError(f"{text!r} is not a duration like 30m, 4h or 2d, or tomorrow")
     return timedelta(**{_DURATION_UNITS[match.group(2).lower()]: int(match.group(1))})
 
 
-def parse_moment(text: str) -> datetime:
+def _parse_moment(text: str) -> datetime:
     """An ISO 8601 date and time; without an offset it is in the project's time zone."""
     try:
         moment = datetime.fromisoformat(str(text).strip())

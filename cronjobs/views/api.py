@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import SuspiciousOperation
@@ -306,9 +306,9 @@ def _snooze_end(params: dict[str, str]) -> datetime:
     if "minutes" in params:
         limit = actions.MAX_SNOOZE.days * 24 * 60
         minutes = _whole_number("minutes", params["minutes"], 1, limit)
-        return timezone.now() + timedelta(minutes=minutes)
+        return actions.snooze_end(f"{minutes}m")
     try:
-        return actions.parse_moment(params["until"])
+        return actions.snooze_end(until=params["until"])
     except ValueError as exc:
         raise ApiError(400, f"until: {exc}") from None
 
