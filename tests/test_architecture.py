@@ -107,6 +107,19 @@ def test_only_the_web_layer_urls_and_templatetags_import_views_or_admin():
     assert not offences(files, ("cronjobs.views", "cronjobs.admin"))
 
 
+def test_runtime_code_never_imports_a_migration():
+    """A migration may take what it needs from runtime code (0003 its SQL from
+    cronjobs/legacy/sql_views.py), never the reverse: migrations are history, and one can only
+    be imported by a string (importlib), which no import rule above would see."""
+    packages = ["cronjobs", *diagram.NEIGHBOURS]
+    files = [
+        path for package in packages if (ROOT / package).is_dir() for path in modules_under(package)
+    ]
+    found = [relative(path) for path in files if ".migrations" in path.read_text(encoding="utf-8")]
+    assert len(files) > 20
+    assert not found
+
+
 # (c) the diagram -----------------------------------------------------------------------------
 
 
