@@ -71,8 +71,8 @@ def pages() -> dict[str, str]:
 
 
 def time_page(c, url: str, repeat: int, cold: bool = False) -> float:
-    """Median seconds; `cold` empties the cache first each time (cronjobs/reporting/rollups.py keeps
-    the closed days' 30-day figures there, so a cold page computes them)."""
+    """Median seconds; `cold` empties the cache first each time (the dashboard's rendered
+    content lives there, so a cold dashboard queries and draws it again)."""
     from django.core.cache import cache
 
     response = c.get(url)  # warm-up: template loading, first connection

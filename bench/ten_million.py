@@ -272,7 +272,7 @@ def get(client, url: str) -> int:
 
 def measure(client, url: str, repeat: int, cold: bool) -> tuple[list[float], int]:
     """Seconds of `repeat` requests after one warm-up, and the queries of one more; `cold`
-    empties the cache (the dashboard's figures, the closed days) before each."""
+    empties the cache (the dashboard's rendered content) before each."""
     from django.core.cache import cache
 
     get(client, url)

@@ -6,6 +6,10 @@ It checks the actor's permission (one rule for every door), does the change, and
 audit trail: an admin `LogEntry` naming the user, or the token or command, plus a line in the
 daily log (docs/operations.md, "Audit trail"). Doors only translate the outcome: an admin
 message, a JSON status code, a command's exit status.
+
+Web code reaches the engine only through this module and cronjobs.reporting, so the few things
+its pages show of the engine are here too: a running job's live memory, a URL with its secrets
+cut, the daily log's tail. And every door reads a snooze's end with the one `snooze_end`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from cronjobs.models import Alert, ApiToken, Execution, Task
-from cronjobs.supervisor import alerts, circuit, lease, logs, runner
+from cronjobs.supervisor import alerts, circuit, lease, logs, notify, process, runner
 from cronjobs.supervisor.registry import registry
 
 TASK_PERMISSION = "cronjobs.change_task"
@@ -264,15 +268,31 @@ _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-def parse_duration(text: str) -> timedelta:
+def snooze_end(length: str = "", until: str = "", now: datetime | None = None) -> datetime:
+    """When a snooze asked for at any door ends (the command's --for and --until, the API's
+    minutes and until, the admin's choices): `length` after `now`, as '30m', '4h', '2d', '90s'
+    or 'tomorrow' (08:00 the next day in the project's time zone), or at `until`, an ISO 8601
+    date and time. Exactly one of the two; ValueError names what is wrong. `snooze` checks
+    that the end lies ahead and within MAX_SNOOZE."""
+    if bool(length.strip()) == bool(until.strip()):
+        raise ValueError("give either how long to snooze or until when")
+    if until.strip():
+        return _parse_moment(until)
+    now = timezone.localtime(now or timezone.now())
+    if length.strip().lower() == "tomorrow":
+        return (now + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    return now + _parse_duration(length)
+
+
+def _parse_duration(text: str) -> timedelta:
     """'30m', '4h', '2d', '90s' -> a timedelta; ValueError naming the value otherwise."""
     match = _DURATION_RE.match(str(text))
     if not match:
-        raise ValueError(f"{text!r} is not a duration like 30m, 4h or 2d")
+        raise ValueError(f"{text!r} is not a duration like 30m, 4h or 2d, or tomorrow")
     return timedelta(**{_DURATION_UNITS[match.group(2).lower()]: int(match.group(1))})
 
 
-def parse_moment(text: str) -> datetime:
+def _parse_moment(text: str) -> datetime:
     """An ISO 8601 date and time; without an offset it is in the project's time zone."""
     try:
         moment = datetime.fromisoformat(str(text).strip())
@@ -353,3 +373,24 @@ def _author_for(actor: Actor) -> User:
         username=SYSTEM_USERNAME, defaults={"is_active": False, "password": "!"}
     )
     return user
+
+
+# What the web pages show of the engine -----------------------------------------------------
+
+
+def live_memory(execution: Execution) -> int | None:
+    """What a running attempt's process tree holds now when it runs on this host; None on
+    another host or when it cannot be read."""
+    if execution.host != settings.CRONJOBS_HOST or not execution.pid:
+        return None
+    return process.tree_memory(execution.pid)
+
+
+def redacted(url: str) -> str:
+    """A receiver's or ping URL as a page may show it: scheme and host, no tokens."""
+    return notify.redact(url)
+
+
+def log_tail(lines: int) -> tuple[str, list[str]]:
+    """Today's daily log: its file name and its last `lines` lines."""
+    return logs.daily_log_path().name, logs.tail(lines)

@@ -20,7 +20,7 @@ class CronjobsConfig(AppConfig):
 def _sync_after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
     from django.db import connections
 
-    from cronjobs.legacy import views
+    from cronjobs.legacy import sql_views
     from cronjobs.supervisor.sync import sync_all
 
     if using == "default":
@@ -30,4 +30,4 @@ def _sync_after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any
         connection = connections[using]
         if "smart_cron_alerts" in connection.introspection.table_names(include_views=True):
             with connection.schema_editor(atomic=False) as editor:
-                views.create(editor)
+                sql_views.create(editor)

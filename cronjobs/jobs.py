@@ -22,8 +22,9 @@ def heartbeat(ctx: JobContext) -> None:
     max_attempts=1,
     priority=1,
     description=(
-        "Raises late alerts for missed schedules, abandons runs of dead supervisors, "
-        "keeps the dashboard's figures warm."
+        "Raises late alerts for missed schedules, abandons runs of dead supervisors, starts "
+        "catch-up runs, ends snoozes that ran out, checks success rates, pings "
+        "CRONJOBS_WATCHDOG_PING_URL."
     ),
 )
 def watchdog(ctx: JobContext) -> None:

@@ -190,8 +190,8 @@ DATABASES = {"default": database_config(_database_url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # One cache for every process and host on the database (a migration creates the table): the
-# dashboard's closed-day figures are computed once, and the watchdog keeps them warm, instead
-# of once per web worker after every restart.
+# dashboard's content is rendered once per CRONJOBS_DASHBOARD_CACHE_SECONDS for every web worker,
+# and the write-rate limit counts a user's or token's writes across them all.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",

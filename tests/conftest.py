@@ -27,7 +27,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """reporting.rollups keeps closed days' figures in the cache; each test starts afresh."""
+    """The cache holds the dashboard's rendered content and the write-rate counts
+    (cronjobs.actions); each test starts afresh."""
     from django.core.cache import cache
 
     cache.clear()

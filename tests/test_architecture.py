@@ -108,6 +108,14 @@ def test_the_history_write_path_imports_only_models_and_the_rollups_shape():
     assert not found
 
 
+def test_the_web_layer_reaches_the_engine_only_through_actions_and_reporting():
+    """Admin pages and views call cronjobs.actions (operator actions, and the live memory,
+    redacted URLs and log tail they show) and cronjobs.reporting, never the supervisor."""
+    files = [*modules_under("cronjobs", "admin"), *modules_under("cronjobs", "views")]
+    assert len(files) > 10
+    assert not offences(files, ("cronjobs.supervisor",))
+
+
 def test_only_the_web_layer_urls_and_templatetags_import_views_or_admin():
     allowed_dirs = [APP / "views", APP / "admin", APP / "templatetags"]
     allowed_files = [ROOT / "flagged_cron_project" / "urls.py"]
@@ -121,6 +129,19 @@ def test_only_the_web_layer_urls_and_templatetags_import_views_or_admin():
     ]
     assert len(files) > 20
     assert not offences(files, ("cronjobs.views", "cronjobs.admin"))
+
+
+def test_runtime_code_never_imports_a_migration():
+    """A migration may take what it needs from runtime code (0003 its SQL from
+    cronjobs/legacy/sql_views.py), never the reverse: migrations are history, and one can only
+    be imported by a string (importlib), which no import rule above would see."""
+    packages = ["cronjobs", *diagram.NEIGHBOURS]
+    files = [
+        path for package in packages if (ROOT / package).is_dir() for path in modules_under(package)
+    ]
+    found = [relative(path) for path in files if ".migrations" in path.read_text(encoding="utf-8")]
+    assert len(files) > 20
+    assert not found
 
 
 # (c) reporting/ only reads ------------------------------------------------------------------

@@ -9,10 +9,12 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from cronjobs.models import Alert, CircuitState, Execution
 from cronjobs.supervisor import circuit
 from cronjobs.supervisor.runner import run_task
+from tests.helpers import make_execution
 
 Status = Execution.Status
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -166,3 +168,34 @@ def test_stale_trial_of_a_dead_supervisor_is_replaced(failing, clock):
     assert not circuit.consult(task, "2" * 32).allowed
     clock.shift(timedelta(hours=1))
     assert circuit.consult(task, "3" * 32).trial
+
+
+def _circuit_reads(ctx: CaptureQueriesContext) -> int:
+    return sum(
+        query["sql"].startswith("SELECT") and "cronjobs_circuitstate" in query["sql"]
+        for query in ctx.captured_queries
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("job", "attempts"), [("succeed", 1), ("raise_value_error", 3)])
+def test_a_run_reads_its_circuit_row_once(make_spec, clock, job, attempts):
+    spec = make_spec(job, name="breaks", max_attempts=3)
+    with CaptureQueriesContext(connection) as ctx:
+        outcome = run_task(spec)
+    assert len(outcome.executions) == attempts
+    assert _circuit_reads(ctx) == 1
+
+
+@pytest.mark.django_db
+def test_a_reset_during_the_trial_is_not_undone_by_its_failure(failing, clock):
+    _fail_times(failing, 5)
+    clock.shift(timedelta(hours=1, seconds=1))
+    task = CircuitState.objects.get(task__name="breaks").task
+    decision = circuit.consult(task, "1" * 32)
+    assert decision.trial
+    call_command("resetcircuit", "breaks")  # an operator closes it while the trial runs
+    row = make_execution(task, "failed", run_id="1" * 32)
+
+    assert not circuit.record_attempt(task, "1" * 32, row, decision.state)
+    assert CircuitState.objects.get(task=task).state == "closed"  # the retries go on

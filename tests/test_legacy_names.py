@@ -135,14 +135,14 @@ def test_smart_cron_alerts_shows_the_alerts_with_v2_names(v2_history):
 @pytest.mark.mariadb
 @pytest.mark.django_db(transaction=True)  # CREATE VIEW commits on MySQL
 def test_the_views_follow_a_changed_prefix(settings):
-    from cronjobs.legacy import views
+    from cronjobs.legacy import sql_views
 
     task = make_task("v_store")
     make_execution(task, "succeeded")
     settings.CRONJOBS_LEGACY_PREFIX = "shop_"
     try:
         with connection.schema_editor(atomic=False) as editor:
-            views.create(editor)
+            sql_views.create(editor)
         names = {
             r["task_name"] for r in query("SELECT task_name FROM flagged_products_cron_metrics")
         }
@@ -150,5 +150,5 @@ def test_the_views_follow_a_changed_prefix(settings):
     finally:
         settings.CRONJOBS_LEGACY_PREFIX = "flagged_products_"
         with connection.schema_editor(atomic=False) as editor:
-            views.create(editor)
+            sql_views.create(editor)
     assert Execution.objects.count() == 1

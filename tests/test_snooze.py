@@ -12,6 +12,7 @@ import time_machine
 from django.contrib.admin.models import LogEntry
 from django.test import Client
 
+from cronjobs import actions
 from cronjobs.admin.tasks import snooze_end
 from cronjobs.models import Alert, Task
 from cronjobs.supervisor import alerts, watchdog
@@ -212,6 +213,34 @@ def test_until_tomorrow_0800_is_local_time(settings):
     with timezone.override("Europe/Berlin"):
         end = snooze_end("tomorrow", "", now)
     assert end == datetime(2026, 11, 3, 7, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("length", "until", "end"),
+    [
+        ("90s", "", START + timedelta(seconds=90)),
+        ("30m", "", START + timedelta(minutes=30)),
+        ("4H", "", START + timedelta(hours=4)),
+        ("2d", "", START + timedelta(days=2)),
+        ("", "2026-11-02T12:30+00:00", START + timedelta(hours=3, minutes=30)),
+    ],
+)
+def test_every_door_reads_a_snooze_end_with_the_one_parser(length, until, end):
+    assert actions.snooze_end(length, until, now=START) == end
+
+
+@pytest.mark.parametrize(
+    ("length", "until", "problem"),
+    [
+        ("", "", "give either how long to snooze or until when"),
+        ("1h", "2026-11-02T12:30", "give either how long to snooze or until when"),
+        ("soon", "", "'soon' is not a duration like 30m, 4h or 2d, or tomorrow"),
+        ("", "tomorrow", "'tomorrow' is not an ISO 8601 date and time"),
+    ],
+)
+def test_a_snooze_end_that_cannot_be_read_says_why(length, until, problem):
+    with pytest.raises(ValueError, match=problem):
+        actions.snooze_end(length, until, now=START)
 
 
 @pytest.mark.django_db(transaction=True)

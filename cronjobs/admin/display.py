@@ -1,4 +1,4 @@
-"""Small pieces every admin page shares: short times, percentages, links, the stylesheet."""
+"""Small pieces every admin page shares: short times, percentages, sizes, links, the stylesheet."""
 
 from __future__ import annotations
 
@@ -22,6 +22,17 @@ def when(moment: dt.datetime | None) -> str:
 
 def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
+
+
+def format_size(size: float | None) -> str:
+    """Bytes as people read them, in B, KiB, MiB or GiB: '512.0 MiB'."""
+    if size is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def execution_url(execution: Execution) -> str:

@@ -23,12 +23,17 @@ from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 
 from cronjobs.admin import search
 from cronjobs.admin.changelist import FastInputsMixin, LookaheadPaginator, page_number
-from cronjobs.admin.display import ControlRoomMedia, execution_url, run_url, seconds
+from cronjobs.admin.display import (
+    ControlRoomMedia,
+    execution_url,
+    format_size,
+    run_url,
+    seconds,
+)
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import ExecutionResource
 from cronjobs.legacy.resource import LegacyMetricsResource
 from cronjobs.models import Execution
-from cronjobs.supervisor.registry import format_size
 from cronjobs.templatetags.cronjobs_admin import badge
 
 

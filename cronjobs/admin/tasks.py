@@ -7,7 +7,7 @@ cronjobs.actions, which checks the permission and writes the audit entry.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -18,17 +18,21 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from cronjobs import actions
 from cronjobs.admin.changelist import FastInputsMixin
-from cronjobs.admin.display import ControlRoomMedia, execution_url, percent, run_url, when
+from cronjobs.admin.display import (
+    ControlRoomMedia,
+    execution_url,
+    format_size,
+    percent,
+    run_url,
+    when,
+)
 from cronjobs.models import Alert, Execution, Task
 from cronjobs.reporting.health import TaskHealth, task_health
-from cronjobs.supervisor import notify
-from cronjobs.supervisor.registry import format_size
 from cronjobs.tasksettings import STORED, Group
 from cronjobs.templatetags.cronjobs_admin import badge
 
@@ -54,17 +58,15 @@ class SnoozeActionForm(ActionForm):
 
 
 def snooze_end(choice: str, until: str, now: datetime | None = None) -> datetime:
-    """The end of a snooze picked in the action bar; ValueError says what is wrong."""
-    now = timezone.localtime(now or timezone.now())
-    if choice in ("1h", "4h"):
-        return now + actions.parse_duration(choice)
-    if choice == "tomorrow":
-        return (now + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    """The end of a snooze picked in the action bar, read by actions.snooze_end like every
+    door's; ValueError says what is wrong."""
     if choice == "custom":
         if not until.strip():
             raise ValueError("give the date and time to snooze until")
-        return actions.parse_moment(until)
-    raise ValueError("pick how long to snooze")
+        return actions.snooze_end(until=until)
+    if choice not in dict(SNOOZE_CHOICES):
+        raise ValueError("pick how long to snooze")
+    return actions.snooze_end(choice, now=now)
 
 
 # What the task page shows beside each section's settings (cronjobs.tasksettings declares the
@@ -217,7 +219,7 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
 
     @admin.display(description="ping URL")
     def ping_url_text(self, obj: Task) -> str:
-        return notify.redact(obj.ping_url) if obj.ping_url else "-"
+        return actions.redacted(obj.ping_url) if obj.ping_url else "-"
 
     @admin.display(description="memory limit")
     def memory_limit_text(self, obj: Task) -> str:

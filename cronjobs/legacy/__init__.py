@@ -1,5 +1,5 @@
 """Coming from Smart Cron V2, the PHP wrapper this project replaces (docs/migrating.md): its task
-names, its views and alerts table (cronjobs/legacy/views.py), its config keys (the aliases in
+names, its views and alerts table (cronjobs/legacy/sql_views.py), its config keys (the aliases in
 cronjobs/supervisor/registry.py) and its metrics history (cronjobs/legacy/history.py).
 
 V2 named every task `<prefix><job>` (`flagged_products_generate_daily_products`); here a task is

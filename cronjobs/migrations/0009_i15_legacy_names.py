@@ -10,9 +10,9 @@ memory_views = importlib.import_module("cronjobs.migrations.0007_i11_memory_adde
 
 
 def legacy_views(apps, schema_editor):
-    from cronjobs.legacy import views
+    from cronjobs.legacy import sql_views
 
-    views.create(schema_editor)
+    sql_views.create(schema_editor)
 
 
 def drop_alerts_view(apps, schema_editor):

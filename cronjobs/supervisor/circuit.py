@@ -5,9 +5,11 @@
     half_open --trial succeeds--> closed        half_open --trial fails--> open again
 
 Every transition is a conditional UPDATE on the state the caller saw, so racing invocations on
-several hosts agree on exactly one winner. Times are the application's clock (timezone.now),
-which tests travel with time-machine. Failures are attempts with a failure status; skips never
-count.
+several hosts agree on exactly one winner. A run reads its row once (`consult`) and keeps it,
+moved along by the transitions it wins, for every attempt after (`record_attempt`); the row is
+read again only when a transition finds it changed by someone else. Times are the application's
+clock (timezone.now), which tests travel with time-machine. Failures are attempts with a failure
+status; skips never count.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Decision:
     allowed: bool
     trial: bool = False
     reason: str = ""
+    state: CircuitState | None = None  # the row as this run saw it; None with the breaker off
 
 
 def state_of(task: Task) -> CircuitState:
@@ -43,7 +46,7 @@ def consult(task: Task, run_id: str, enabled: bool = True) -> Decision:
     current = state_of(task)
     now = timezone.now()
     if current.state == State.CLOSED:
-        return Decision(True)
+        return Decision(True, state=current)
     opened_at = current.opened_at or now  # set by every transition out of CLOSED
     reopens_at = opened_at + timedelta(seconds=settings.CRONJOBS_CIRCUIT_COOLDOWN)
     if current.state == State.OPEN and now < reopens_at:
@@ -54,14 +57,14 @@ def consult(task: Task, run_id: str, enabled: bool = True) -> Decision:
         )
     won = _transition(current, State.HALF_OPEN, trial_run_id=run_id, changed_at=now)
     if won:
-        return Decision(True, trial=True)
+        return Decision(True, trial=True, state=current)
     return Decision(False, reason="circuit half-open: another invocation took the trial")
 
 
-def record_attempt(task: Task, run_id: str, row: Execution) -> bool:
-    """Update the breaker after one attempt. Returns True when the circuit is now open, so the
-    runner stops retrying."""
-    current = state_of(task)
+def record_attempt(task: Task, run_id: str, row: Execution, current: CircuitState) -> bool:
+    """Update the breaker after one attempt, from `current`, the row as this run last saw it
+    (`Decision.state`). Returns True when the circuit is now open, so the runner stops
+    retrying."""
     now = timezone.now()
     is_trial = current.state == State.HALF_OPEN and current.trial_run_id == run_id
     if row.status == Execution.Status.SUCCEEDED:
@@ -76,7 +79,7 @@ def record_attempt(task: Task, run_id: str, row: Execution) -> bool:
         return _open(task, current, now, "the half-open trial run failed")
     if current.state != State.CLOSED:
         return current.state == State.OPEN
-    failures = recent_failures(task, now)
+    failures = recent_failures(task, now, current)
     if failures < settings.CRONJOBS_CIRCUIT_THRESHOLD:
         return False
     return _open(task, current, now, f"{failures} failed attempts within {_window_text()}")
@@ -105,38 +108,42 @@ def reset(task: Task, by: str = "") -> None:
     alerts.resolve_kinds(task, [alerts.Kind.CIRCUIT_OPEN], why)
 
 
-def recent_failures(task: Task, now: datetime) -> int:
-    since = now - timedelta(seconds=settings.CRONJOBS_CIRCUIT_WINDOW)
-    # Only failures after the last close count: a reset or a good trial starts afresh.
-    closed_at = CircuitState.objects.filter(task=task).values_list("changed_at", flat=True)
-    floor = max(since, *closed_at) if closed_at else since
-    return Execution.objects.failures().filter(task=task, finished_at__gte=floor).count()
+def recent_failures(task: Task, now: datetime, current: CircuitState) -> int:
+    """Failed attempts within the window, counted from `current`'s last change at the earliest:
+    a reset or a good trial starts afresh."""
+    since = max(now - timedelta(seconds=settings.CRONJOBS_CIRCUIT_WINDOW), current.changed_at)
+    return Execution.objects.failures().filter(task=task, finished_at__gte=since).count()
 
 
 def _open(task: Task, current: CircuitState, now: datetime, why: str) -> bool:
-    if _transition(
-        current,
-        State.OPEN,
-        opened_at=now,
-        trial_run_id="",
-        changed_at=now,
-        failure_count=recent_failures(task, now),
+    """Open the circuit; True when it is open now, by this run's transition or another's."""
+    failures = recent_failures(task, now, current)
+    if not _transition(
+        current, State.OPEN, opened_at=now, trial_run_id="", changed_at=now, failure_count=failures
     ):
-        cooldown = settings.CRONJOBS_CIRCUIT_COOLDOWN
-        alerts.raise_alert(
-            task, alerts.Kind.CIRCUIT_OPEN, f"circuit opened: {why}; runs skipped for {cooldown} s"
-        )
+        # Changed under us (a reset by hand, another host's trial): ask the row as it is now.
+        current.refresh_from_db()
+        return current.state == State.OPEN
+    cooldown = settings.CRONJOBS_CIRCUIT_COOLDOWN
+    alerts.raise_alert(
+        task, alerts.Kind.CIRCUIT_OPEN, f"circuit opened: {why}; runs skipped for {cooldown} s"
+    )
     return True
 
 
 def _transition(current: CircuitState, to: str, **fields: object) -> bool:
-    """Compare-and-set from the state the caller saw (state, trial and when it changed)."""
+    """Compare-and-set from the state the caller saw (state, trial and when it changed). The
+    winner's `current` takes the new values, so it stays the row as it is in the database."""
     won = CircuitState.objects.filter(
         task_id=current.task_id,
         state=current.state,
         trial_run_id=current.trial_run_id,
         changed_at=current.changed_at,
     ).update(state=to, **fields)
+    if won:
+        current.state = to
+        for name, value in fields.items():
+            setattr(current, name, value)
     return bool(won)
 
 

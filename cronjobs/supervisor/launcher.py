@@ -1,5 +1,5 @@
-"""Run a command task's argv and report its kernel memory high-water mark (docs/architecture.md,
-"Memory that means the job").
+"""Run a command task's argv and report its kernel memory high-water mark (docs/operations.md,
+"Memory figures").
 
 The worker is a fork of the loaded Django process, and Linux carries a process's peak RSS
 across exec (signal->maxrss), so exec'ing the command straight from the worker would bill

@@ -13,7 +13,8 @@ orphaned grandchildren (PR_SET_CHILD_SUBREAPER), so their memory and CPU stay on
 Two forks of an already-loaded Django process cost about a millisecond, far less than starting
 a new interpreter, which is what keeps supervision cheap.
 
-This module knows nothing about the database; cronjobs/supervisor/runner.py records what it returns.
+This module reads and writes no rows: cronjobs/supervisor/runner.py records what it returns. Its
+statuses are the model's (`Execution.Status`), so an attempt's outcome has one vocabulary.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from typing import Any, NoReturn
 
 import psutil
 
+from cronjobs.models import Execution
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 # The keeper's parent-death signal; SIGTERM is taken by timeouts, which the keeper ignores.
@@ -46,12 +49,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 Work = Callable[[], Any] | tuple[str, ...]
 
 
-class Status:
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMED_OUT = "timed_out"
-    MEMORY_EXCEEDED = "memory_exceeded"
-    CANCELLED = "cancelled"
+Status = Execution.Status
 
 
 @dataclasses.dataclass
@@ -67,7 +65,7 @@ LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py
 
 @dataclasses.dataclass
 class AttemptResult:
-    status: str
+    status: Status
     duration: float
     exit_code: int | None = None
     signal: int | None = None
@@ -137,7 +135,7 @@ class _Monitor:
         self.tail = bytearray()
         self.reports: list[dict[str, Any]] = []
         self.res_buffer = b""
-        self.killed_for: str | None = None
+        self.killed_for: Status | None = None
         self.term_sent_at: float | None = None
         self.keeper_exited = False
         self.peak_rss = 0
@@ -375,6 +373,23 @@ def _read_worker_pid(res_r: int, reports: list[dict[str, Any]]) -> int | None:
                 return int(report["pid"])
             reports.append(report)
             line = b""
+
+
+def tree_memory(supervisor_pid: int) -> int | None:
+    """The resident memory of a supervisor's descendants (the job's process tree), or None when
+    it cannot be read (the run just ended): the "Running now" panel's live figure, read from
+    outside the supervisor, which writes its own only every 10 s."""
+    try:
+        children = psutil.Process(supervisor_pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    total = 0
+    for child in children:
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
 
 
 MEMORY_FIELDS = (b"VmHWM", b"RssAnon", b"RssFile", b"RssShmem")

@@ -37,16 +37,6 @@ class ConfigError(ValueError):
         super().__init__(f"task {task!r}: {field}: {problem}")
 
 
-def format_size(size: float | None) -> str:
-    if size is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""  # unreachable
-
-
 @dataclasses.dataclass(frozen=True)
 class JobContext:
     """What a job function receives: which run this is, and a logger whose lines land in the

@@ -30,7 +30,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from cronjobs import history
-from cronjobs.models import Execution, Lease, Task
+from cronjobs.models import CircuitState, Execution, Lease, Task
 from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
@@ -53,6 +53,11 @@ class Outcome:
     executions: list[Execution]
     skip_reason: str = ""
     task: str = ""
+    why: str = ""  # a skip that left no row (pinned to other hosts): what happened
+
+    @property
+    def pinned_elsewhere(self) -> bool:
+        return self.skip_reason == SKIP_HOST
 
     @property
     def exit_code(self) -> int:
@@ -82,21 +87,23 @@ class Invocation:
         self.host = settings.CRONJOBS_HOST
         self.task: Task | None = None
         self.lease: TaskLease | None = None
+        self.circuit: CircuitState | None = None  # read once, by circuit.consult
         self.memory_written_at = 0.0
 
     def run(self) -> Outcome:
         if not self.spec.may_run_on(self.host):
             # Every host's crontab fires every task; the pinned ones run it. No row here, or
             # each pinned task would fill the history with a skip per host per slot.
-            where = ", ".join(self.spec.hosts)
-            logs.write("INFO", self.spec.name, f"not run on {self.host}: pinned to {where}")
-            return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST)
+            why = f"pinned to {', '.join(self.spec.hosts)}"
+            logs.write("INFO", self.spec.name, f"not run on {self.host}: {why}")
+            return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST, why=why)
         self.task = sync_task(self.spec)
         if not self.task.enabled:
             return self.skip(SkipReason.DISABLED, "task is disabled")
         decision = circuit.consult(self.task, self.run_id, enabled=self.spec.circuit_breaker)
         if not decision.allowed:
             return self.skip(SkipReason.CIRCUIT_OPEN, decision.reason)
+        self.circuit = decision.state
         self.lease = TaskLease(self.task, self.run_id, self.host)
         taken = self.lease.acquire()
         if not taken.ok:
@@ -163,7 +170,7 @@ class Invocation:
 
     def update_circuit(self, row: Execution) -> bool:
         """Feed the attempt to the breaker; True when it is now open."""
-        if not self.spec.circuit_breaker:
+        if self.circuit is None:  # the breaker is off for this task
             return False
         assert self.task is not None  # run() synced it before any attempt
         try:
@@ -171,7 +178,7 @@ class Invocation:
             if row.status == Status.CANCELLED:  # an operator's stop says nothing of the job
                 circuit.release_trial(self.task, self.run_id)
                 return False
-            return circuit.record_attempt(self.task, self.run_id, row)
+            return circuit.record_attempt(self.task, self.run_id, row, self.circuit)
         except DatabaseError as exc:
             log.warning("circuit not updated for %s: %s", self.spec.name, exc)
             return False
@@ -360,24 +367,6 @@ def metrics_record(task: str, row: Execution) -> dict[str, Any]:
 
 SKIP_HOST = "host"  # not a row's skip_reason: a pinned task on another host records nothing
 MEMORY_EVERY = 10.0  # seconds between writes of a running attempt's memory
-
-
-def tree_memory(pid: int) -> int | None:
-    """The resident memory of `pid`'s descendants (the job's process tree under a supervisor),
-    or None when it cannot be read (another host, the run just ended)."""
-    import psutil
-
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return None
-    total = 0
-    for child in children:
-        try:
-            total += child.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
 
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Concatenate, ParamSpec, TypeAlias
 
 from django.core.exceptions import SuspiciousOperation
@@ -31,7 +31,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from cronjobs import actions, tokens
 from cronjobs.models import Task
-from cronjobs.supervisor import logs
 from cronjobs.views import payloads
 
 log = logging.getLogger(__name__)
@@ -235,12 +234,8 @@ def metrics(request: HttpRequest, actor: actions.Actor) -> Body:
 @authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
 def log_tail(request: HttpRequest, actor: actions.Actor) -> Body:
     params = parse_params(request, {"lines": (1, 5000, 100)})
-    path = logs.daily_log_path()
-    return {
-        "file": path.name,
-        "date": timezone.localdate().isoformat(),
-        "lines": logs.tail(params["lines"]),
-    }
+    name, lines = actions.log_tail(params["lines"])
+    return {"file": name, "date": timezone.localdate().isoformat(), "lines": lines}
 
 
 @authorize(method="POST", write=True)
@@ -326,9 +321,9 @@ def _snooze_end(params: dict[str, str]) -> datetime:
     if "minutes" in params:
         limit = actions.MAX_SNOOZE.days * 24 * 60
         minutes = _whole_number("minutes", params["minutes"], 1, limit)
-        return timezone.now() + timedelta(minutes=minutes)
+        return actions.snooze_end(f"{minutes}m")
     try:
-        return actions.parse_moment(params["until"])
+        return actions.snooze_end(until=params["until"])
     except ValueError as exc:
         raise ApiError(400, f"until: {exc}") from None
 

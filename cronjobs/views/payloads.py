@@ -11,10 +11,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from cronjobs import schedules
+from cronjobs import actions, schedules
 from cronjobs.models import Alert, CircuitState, Execution, Lease, Task
 from cronjobs.reporting import health, stats
-from cronjobs.supervisor.runner import tree_memory
 from cronjobs.tasksettings import STORED
 
 
@@ -195,10 +194,9 @@ def running_payload() -> dict[str, Any]:
             "run_id", "stop_requested_by"
         )
     )
-    here = settings.CRONJOBS_HOST
     running = []
     for row in rows:
-        live = tree_memory(row.pid) if row.host == here and row.pid else None
+        live = actions.live_memory(row)
         written = row.peak_rss_bytes
         running.append(
             {
@@ -211,7 +209,7 @@ def running_payload() -> dict[str, Any]:
                 "stop_requested_by": stops.get(row.run_id),
             }
         )
-    return {"generated_at": iso(now), "host": here, "running": running}
+    return {"generated_at": iso(now), "host": settings.CRONJOBS_HOST, "running": running}
 
 
 def summary_dict(name: str, summary: stats.TaskSummary) -> dict[str, Any]:

@@ -92,10 +92,8 @@ class Command(BaseCommand):
         return EXIT_FAILED if failed else first.exit_code
 
     def report(self, outcome: Outcome) -> None:
-        if not outcome.executions:  # pinned to other hosts: nothing recorded here
-            spec = registry.get(outcome.task)
-            hosts = ", ".join(spec.hosts) if spec else "?"
-            self.stderr.write(f"{outcome.task}: not run on this host: pinned to {hosts}")
+        if outcome.pinned_elsewhere:  # nothing recorded here
+            self.stderr.write(f"{outcome.task}: not run on this host: {outcome.why}")
             return
         last = outcome.executions[-1]
         detail = f": {last.error}" if last.error else ""

@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("task", nargs="?", help="the task to snooze (or --all)")
         parser.add_argument("--all", action="store_true", help="every current task")
         when = parser.add_mutually_exclusive_group(required=True)
-        when.add_argument("--for", dest="duration", help="how long: 30m, 4h, 2d")
+        when.add_argument("--for", dest="duration", help="how long: 30m, 4h, 2d or tomorrow")
         when.add_argument("--until", help="ISO 8601 date and time, e.g. 2026-12-01T08:00")
         when.add_argument("--clear", action="store_true", help="end the snooze now")
 
@@ -33,10 +33,7 @@ class Command(BaseCommand):
             self.stdout.write(f"snooze cleared: {', '.join(names) or 'nothing was snoozed'}")
             return
         try:
-            if options["duration"]:
-                until = timezone.now() + actions.parse_duration(options["duration"])
-            else:
-                until = actions.parse_moment(options["until"])
+            until = actions.snooze_end(options["duration"] or "", options["until"] or "")
             names = actions.snooze(actor, task, until)
         except ValueError as exc:
             raise CommandError(str(exc), returncode=2) from None
