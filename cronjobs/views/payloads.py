@@ -6,7 +6,7 @@ cronjobs.reporting.health."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,6 +15,99 @@ from cronjobs import actions, schedules
 from cronjobs.models import Alert, CircuitState, Execution, Lease, Task
 from cronjobs.reporting import health, stats
 from cronjobs.tasksettings import STORED
+
+
+# The bodies' shapes. An attempt's columns and a task's settings are derived (from
+# Execution.columns and cronjobs.tasksettings), so they stay mappings whose keys tests compare
+# against those declarations rather than a second list here.
+Columns = dict[str, Any]
+
+
+class AlertBody(TypedDict):
+    id: int
+    task: str
+    kind: str
+    severity: str
+    state: str
+    message: str
+    first_seen: str | None
+    last_seen: str | None
+    occurrences: int
+
+
+class RunningAttempt(TypedDict):
+    task: str
+    run_id: str
+    attempt: int
+    trigger: str
+    host: str
+    pid: int | None
+    started_at: str | None
+    elapsed_seconds: float | None
+
+
+class RunningNow(RunningAttempt):
+    max_attempts: int
+    timeout_seconds: int
+    memory_bytes: int | None
+    memory_source: str
+    memory_limit_bytes: int | None
+    stop_requested_by: str | None
+
+
+class RunningBody(TypedDict):
+    generated_at: str | None
+    host: str
+    running: list[RunningNow]
+
+
+class TaskCount(TypedDict):
+    total: int
+    by_health: dict[str, int]
+
+
+class OpenCircuit(TypedDict):
+    task: str
+    state: str
+    opened_at: str | None
+
+
+class LastRun(TypedDict):
+    task: str
+    health: str
+    last_run: Columns | None
+
+
+class StatusBody(TypedDict):
+    status: str
+    generated_at: str | None
+    tasks: TaskCount
+    running: list[RunningAttempt]
+    open_alerts: list[AlertBody]
+    open_circuits: list[OpenCircuit]
+    last_runs: list[LastRun]
+
+
+class TasksBody(TypedDict):
+    generated_at: str | None
+    tasks: list[Columns]
+
+
+class Totals(TypedDict):
+    runs: int
+    succeeded: int
+    failures: int
+    skipped: int
+    running: int
+    success_rate: float | None
+
+
+class MetricsBody(TypedDict):
+    hours: int
+    since: str | None
+    until: str | None
+    totals: Totals
+    tasks: list[Columns]
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -64,7 +157,7 @@ EXECUTION_COLUMNS = Execution.columns(
 NULL_WHEN_BLANK = ("skip_reason", "upstream_run_id", "stopped_by")
 
 
-def execution_dict(row: Execution | None) -> dict[str, Any] | None:
+def execution_dict(row: Execution | None) -> Columns | None:
     """An attempt's columns (times in TIME_ZONE, seconds to the millisecond) and the job's own
     memory figure."""
     if row is None:
@@ -82,7 +175,7 @@ def _api_value(name: str, value: Any) -> Any:
     return value
 
 
-def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
+def task_dict(task: Task, snap: Snapshot) -> Columns:
     next_run = schedules.next_run(task.schedule, snap.now) if not task.is_retired else None
     success = snap.last_success.get(task.id)
     health = snap.healths[task.id]
@@ -105,19 +198,19 @@ def task_dict(task: Task, snap: Snapshot) -> dict[str, Any]:
     }
 
 
-def settings_dict(task: Task) -> dict[str, Any]:
+def settings_dict(task: Task) -> Columns:
     """The task's stored settings under their API names (cronjobs.tasksettings); a setting
     declared with no API name (a ping URL: its secret) is left out."""
     return {s.api_name: s.row_value(task) for s in STORED if s.api_name is not None}
 
 
-def tasks_payload(name: str | None = None) -> dict[str, Any]:
+def tasks_payload(name: str | None = None) -> TasksBody:
     snap = Snapshot()
     tasks = [t for t in snap.tasks if name is None or t.name == name]
     return {"generated_at": iso(snap.now), "tasks": [task_dict(t, snap) for t in tasks]}
 
 
-def alert_dict(alert: Alert) -> dict[str, Any]:
+def alert_dict(alert: Alert) -> AlertBody:
     return {
         "id": alert.id,
         "task": alert.task.name,
@@ -141,7 +234,7 @@ def overall_status(healths: list[str], alerts: list[Alert]) -> str:
     return "healthy"
 
 
-def status_payload() -> dict[str, Any]:
+def status_payload() -> StatusBody:
     snap = Snapshot()
     alerts = list(Alert.objects.unresolved().select_related("task").order_by("-last_seen"))
     healths = {task.id: snap.health(task) for task in snap.tasks}
@@ -170,7 +263,7 @@ def status_payload() -> dict[str, Any]:
     }
 
 
-def _running_dict(row: Execution, now: dt.datetime) -> dict[str, Any]:
+def _running_dict(row: Execution, now: dt.datetime) -> RunningAttempt:
     return {
         "task": row.task.name,
         "run_id": row.run_id,
@@ -183,7 +276,7 @@ def _running_dict(row: Execution, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def running_payload() -> dict[str, Any]:
+def running_payload() -> RunningBody:
     """The "Running now" panel (dashboard and task list): every attempt under way, with its
     timeout and peak memory: the peak its supervisor last wrote (every 10 s), raised to what
     the job's process tree holds now when it runs on this host (read live). Two queries."""
@@ -194,7 +287,7 @@ def running_payload() -> dict[str, Any]:
             "run_id", "stop_requested_by"
         )
     )
-    running = []
+    running: list[RunningNow] = []
     for row in rows:
         live = actions.live_memory(row)
         written = row.peak_rss_bytes
@@ -212,7 +305,7 @@ def running_payload() -> dict[str, Any]:
     return {"generated_at": iso(now), "host": settings.CRONJOBS_HOST, "running": running}
 
 
-def summary_dict(name: str, summary: stats.TaskSummary) -> dict[str, Any]:
+def summary_dict(name: str, summary: stats.TaskSummary) -> Columns:
     data = summary.as_dict()
     del data["task_id"]
     for key in ("avg_duration", "p95_duration", "max_duration", "avg_peak_rss_bytes"):
@@ -221,7 +314,7 @@ def summary_dict(name: str, summary: stats.TaskSummary) -> dict[str, Any]:
     return {"task": name, **data}
 
 
-def metrics_payload(hours: int) -> dict[str, Any]:
+def metrics_payload(hours: int) -> MetricsBody:
     """Per task figures over the last `hours`, for every current task and any retired task that
     has history in the window; plus totals."""
     until = timezone.now()
@@ -242,7 +335,12 @@ def metrics_payload(hours: int) -> dict[str, Any]:
     }
 
 
-def _totals(total: stats.TaskSummary) -> dict[str, Any]:
-    keys = ("runs", "succeeded", "failures", "skipped", "running")
-    totals: dict[str, Any] = {key: getattr(total, key) for key in keys}
-    return {**totals, "success_rate": _percent(total.success_rate)}
+def _totals(total: stats.TaskSummary) -> Totals:
+    return {
+        "runs": total.runs,
+        "succeeded": total.succeeded,
+        "failures": total.failures,
+        "skipped": total.skipped,
+        "running": total.running,
+        "success_rate": _percent(total.success_rate),
+    }
