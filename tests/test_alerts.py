@@ -264,6 +264,27 @@ def test_success_rate_opens_below_the_target_and_resolves_when_failures_age_out(
     ]
 
 
+def test_the_watchdog_reads_one_window_for_all_tasks_that_share_it():
+    """The windows are read once per distinct success_window; what is left per task is the
+    alert's own resolve (one UPDATE)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from cronjobs.supervisor import watchdog
+
+    def queries(count: int) -> int:
+        for n in range(count):
+            task = make_task(f"rate_{count}_{n}", success_target=95.0, success_window=3600)
+            _attempts(task, START - timedelta(minutes=10), ok=10, failed=0)
+        with time_machine.travel(START, tick=False), CaptureQueriesContext(connection) as ctx:
+            watchdog.check_success_rates()
+        Task.objects.filter(name__startswith=f"rate_{count}_").update(enabled=False)
+        return len(ctx.captured_queries)
+
+    few, many = queries(3), queries(30)
+    assert many - few <= 27  # one resolve per task, nothing more
+
+
 def test_success_rate_needs_a_few_attempts_before_it_judges(make_spec):
     run_task(make_spec("raise_value_error", name="daily_once", max_attempts=1))
     assert set(Alert.objects.values_list("kind", flat=True)) == {"failed"}

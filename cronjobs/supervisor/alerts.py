@@ -94,14 +94,19 @@ def _bump(task: Task, kind: str, message: str, now: datetime) -> Alert | None:
 
 def check_success_rate(task: Task, now: datetime | None = None) -> float | None:
     """Raise `success_rate` while the task's rate over its window is under its target; resolve
-    it once the rate is back (after each run, and on each watchdog sweep as failures age out
-    of the window). The rate is the one the pages show for the same window (reporting.stats),
-    a percent like the target. Fewer than RATE_MIN_ATTEMPTS finished attempts say nothing
-    about a rate: one failure of a daily task is the `failed` alert's news. Returns the rate."""
+    it once the rate is back (after each run; the watchdog judges every task at once with
+    `judge_success_rate`). The rate is the one the pages show for the same window
+    (reporting.stats), a percent like the target. Returns the rate."""
     now = now or timezone.now()
     since = now - timedelta(seconds=task.success_window)
     summaries = stats.task_summaries(since, now, with_p95=False, task_ids=[task.pk])
-    summary = summaries.get(task.pk) or stats.TaskSummary(task.pk)
+    return judge_success_rate(task, summaries.get(task.pk) or stats.TaskSummary(task.pk))
+
+
+def judge_success_rate(task: Task, summary: stats.TaskSummary) -> float | None:
+    """The `success_rate` alert from the task's summary over its `success_window`. Fewer than
+    RATE_MIN_ATTEMPTS finished attempts say nothing about a rate: one failure of a daily task
+    is the `failed` alert's news."""
     rate, finished = summary.success_rate, summary.finished
     if rate is not None and finished >= RATE_MIN_ATTEMPTS and rate < task.success_target:
         hours = f"{task.success_window / 3600:g} h"

@@ -4,6 +4,7 @@ abandonment of runs whose supervisor died without anyone invoking the task again
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypedDict
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from cronjobs import schedules
 from cronjobs.models import Alert, CircuitState, Execution, Task
+from cronjobs.reporting import stats
 from cronjobs.supervisor import alerts, lease, logs, pings, runner
 
 
@@ -157,9 +159,19 @@ def _current_tasks() -> QuerySet[Task]:
 
 def check_success_rates(now: datetime | None = None) -> None:
     """`success_rate` for every current task, so a rate that recovers as failures age out of
-    the window resolves its alert even when the task does not run."""
+    the window resolves its alert even when the task does not run. One window query for all
+    the tasks that share a `success_window`, not one per task."""
+    now = now or timezone.now()
+    by_window: dict[int, list[Task]] = defaultdict(list)
     for task in Task.objects.filter(enabled=True, retired_at__isnull=True):
-        alerts.check_success_rate(task, now)
+        by_window[task.success_window].append(task)
+    for window, tasks in by_window.items():
+        since = now - timedelta(seconds=window)
+        ids = [task.pk for task in tasks]
+        summaries = stats.task_summaries(since, now, with_p95=False, task_ids=ids)
+        for task in tasks:
+            summary = summaries.get(task.pk) or stats.TaskSummary(task.pk)
+            alerts.judge_success_rate(task, summary)
 
 
 def sweep() -> SweepReport:

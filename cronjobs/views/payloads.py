@@ -16,7 +16,6 @@ from cronjobs.models import Alert, CircuitState, Execution, Lease, Task
 from cronjobs.reporting import health, stats
 from cronjobs.tasksettings import STORED
 
-
 # The bodies' shapes. An attempt's columns and a task's settings are derived (from
 # Execution.columns and cronjobs.tasksettings), so they stay mappings whose keys tests compare
 # against those declarations rather than a second list here.
