@@ -257,3 +257,21 @@ def test_memory_used_is_the_jobs_own_figure():
     assert used == {"v_function": 64 << 20, "v_script": 2 << 20}
     performance = by_task(query("SELECT * FROM vw_flagged_products_cron_performance"))
     assert performance["v_function"]["max_memory_used"] == 64 << 20
+
+
+def test_the_views_count_the_statuses_the_model_calls_finished_and_failures():
+    """The views' SQL spells out statuses (it must stay plain SQL that keeps its index plans):
+    it may not drift from Execution.FINISHED and Execution.FAILURES."""
+    import re
+
+    from cronjobs.legacy import sql_views
+    from cronjobs.models import Execution
+
+    def quoted(sql: str) -> set[str]:
+        return set(re.findall(r"'([a-z_]+)'", sql))
+
+    statuses = {status.value for status in Execution.Status}
+    attempts = statuses - {Execution.Status.SKIPPED}  # a skip is attempt 0: `e.attempt >= 1`
+    assert attempts - quoted(sql_views.FINISHED) == set(Execution.FINISHED)
+    assert "NOT IN" in sql_views.FINISHED
+    assert quoted(sql_views.FAILURES) == set(Execution.FAILURES)

@@ -21,9 +21,12 @@ server without time zone tables. Filters on the raw UTC columns (UTC_TIMESTAMP()
 SQLite gets no views: the seed's SQL (NOW(), DATE_SUB, CURDATE) is MySQL's dialect and would
 not run there anyway; cronjobs.reporting.stats gives the same figures on any database.
 
-The health rule repeats cronjobs.reporting.health.TaskHealth.status (24-hour success rates below
-0.5 and 0.9, compared in whole numbers so rounding cannot move a task across a line);
-tests/test_sql_views.py checks that the two agree.
+The health view keeps the seed's fixed cut-offs (a 24-hour success rate below 90 % is a warning,
+below 50 % critical, compared in whole numbers so rounding cannot move a task across a line):
+what cronjobs.reporting.health.TaskHealth.status gives a task whose `success_target` is 90.
+The pages follow each task's own target; tests/test_sql_views.py checks that the two agree at
+90. The statuses are spelled out in SQL; the same test keeps them equal to Execution.FINISHED
+and Execution.FAILURES.
 """
 
 from __future__ import annotations
