@@ -18,6 +18,8 @@ from django.db import models
 from django.db.models import Max
 from django.utils import timezone
 
+from cronjobs.tasksettings import SETTINGS
+
 
 class TaskQuerySet(models.QuerySet["Task"]):
     def named(self, name: str) -> Task | None:
@@ -41,39 +43,45 @@ class Task(models.Model):
     source = models.CharField(max_length=255, blank=True, help_text="Where it is declared")
     schedule = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
-    timeout = models.PositiveIntegerField(help_text="Seconds")
-    max_attempts = models.PositiveSmallIntegerField(default=3)
-    retry_delay = models.FloatField(default=60, help_text="Seconds")
-    memory_limit = models.BigIntegerField(null=True, blank=True, help_text="Bytes, whole tree")
-    circuit_breaker = models.BooleanField(default=True)
-    log_level = models.CharField(max_length=10, default="INFO")
-    alert_on_failure = models.BooleanField(default=True)
-    slow_after = models.FloatField(help_text="Seconds")
-    memory_warn = models.BigIntegerField(null=True, blank=True, help_text="Bytes")
-    priority = models.PositiveSmallIntegerField(default=3)
-    enabled = models.BooleanField(default=True)
+    timeout = models.PositiveIntegerField(help_text=SETTINGS["timeout"].help)
+    max_attempts = models.PositiveSmallIntegerField(default=SETTINGS["max_attempts"].default)
+    retry_delay = models.FloatField(
+        default=SETTINGS["retry_delay"].default, help_text=SETTINGS["retry_delay"].help
+    )
+    memory_limit = models.BigIntegerField(
+        null=True, blank=True, help_text=SETTINGS["memory_limit"].help
+    )
+    circuit_breaker = models.BooleanField(default=SETTINGS["circuit_breaker"].default)
+    log_level = models.CharField(max_length=10, default=SETTINGS["log_level"].default)
+    alert_on_failure = models.BooleanField(default=SETTINGS["alert_on_failure"].default)
+    slow_after = models.FloatField(help_text=SETTINGS["slow_after"].help)
+    memory_warn = models.BigIntegerField(
+        null=True, blank=True, help_text=SETTINGS["memory_warn"].help
+    )
+    priority = models.PositiveSmallIntegerField(default=SETTINGS["priority"].default)
+    enabled = models.BooleanField(default=SETTINGS["enabled"].default)
     retired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Alert policies and the external ping (issue 13; docs/configuration.md, "Task settings").
     alert_after = models.PositiveSmallIntegerField(
-        default=1, help_text="Consecutive failed runs before the failed alert opens"
+        default=SETTINGS["alert_after"].default, help_text=SETTINGS["alert_after"].help
     )
-    success_target = models.FloatField(default=99.0, help_text="Percent of runs that succeed")
-    success_window = models.PositiveIntegerField(default=24 * 3600, help_text="Seconds")
-    ping_url = models.CharField(max_length=500, blank=True, help_text="Healthchecks ping URL")
+    success_target = models.FloatField(
+        default=SETTINGS["success_target"].default, help_text=SETTINGS["success_target"].help
+    )
+    success_window = models.PositiveIntegerField(
+        default=SETTINGS["success_window"].default, help_text=SETTINGS["success_window"].help
+    )
+    ping_url = models.CharField(max_length=500, blank=True, help_text=SETTINGS["ping_url"].help)
     snoozed_until = models.DateTimeField(
         null=True, blank=True, help_text="No notifications and no late alerts until then"
     )
     # Scheduling (issue 14; docs/configuration.md, "Task settings").
-    after = models.CharField(
-        max_length=500, blank=True, help_text="Upstream tasks, comma-separated: runs after them"
-    )
-    hosts = models.CharField(
-        max_length=500, blank=True, help_text="Hosts it may run on, comma-separated; empty: any"
-    )
+    after = models.CharField(max_length=500, blank=True, help_text=SETTINGS["after"].help)
+    hosts = models.CharField(max_length=500, blank=True, help_text=SETTINGS["hosts"].help)
     catch_up = models.BooleanField(
-        default=False, help_text="The watchdog starts one run for a missed latest slot"
+        default=SETTINGS["catch_up"].default, help_text=SETTINGS["catch_up"].help
     )
     caught_up_slot = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The last missed slot caught up"

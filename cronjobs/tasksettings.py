@@ -70,6 +70,7 @@ class Setting:
     group: Group
     parse: Callable[[Any], Any] | None = None  # checks and normalises; ValueError names why
     default_text: str = ""  # the docs' "default" column, when the default alone says too little
+    help: str = ""  # the line under its value on the admin's task page (the column's help_text)
     stored: Stored = Stored.ALWAYS
     command_only: bool = False
     admin_field: str = ""  # the admin's read-only field for it; the setting's name if empty
@@ -254,6 +255,7 @@ class TaskSpec:
             meaning="Seconds per attempt; then SIGTERM to the process group, "
             "`CRONJOBS_KILL_GRACE`, SIGKILL [timeout].",
             group=Group.LIMITS,
+            help="Seconds",
             parse=_positive,
         )
     )
@@ -289,6 +291,7 @@ class TaskSpec:
             form="seconds (whole or decimal), 0 or more",
             meaning="Wait between attempts [retry_delay].",
             group=Group.LIMITS,
+            help="Seconds",
             parse=_not_negative,
         ),
     )
@@ -304,6 +307,7 @@ class TaskSpec:
             "high-water mark of any one of its processes; over it the tree is killed and the "
             "attempt is `memory_exceeded`, which is not retried [memory_limit].",
             group=Group.LIMITS,
+            help="Bytes, whole tree",
             parse=parse_size,
             admin_field="memory_limit_text",
             api_key="memory_limit_bytes",
@@ -317,6 +321,7 @@ class TaskSpec:
             form="a size, as above",
             meaning="A higher peak raises a `memory` alert.",
             group=Group.LIMITS,
+            help="Bytes",
             parse=parse_size,
             default_text="80 % of `memory_limit`; none without a limit",
             admin_field="memory_warn_text",
@@ -331,6 +336,7 @@ class TaskSpec:
             form="seconds (whole or decimal), above 0",
             meaning="A longer attempt raises a `slow` alert.",
             group=Group.LIMITS,
+            help="Seconds",
             parse=_positive,
             default_text="80 % of `timeout`",
         ),
@@ -365,6 +371,7 @@ class TaskSpec:
             meaning="How many failed runs in a row open the `failed` alert (a success starts "
             "the count again).",
             group=Group.ALERTS,
+            help="Consecutive failed runs before the failed alert opens",
             parse=_positive,
         ),
     )
@@ -379,6 +386,7 @@ class TaskSpec:
             "dashboard's health is `warning` below the target and `critical` when failures are "
             "five times what the target allows (95 % gives 75 %).",
             group=Group.ALERTS,
+            help="Percent of runs that succeed",
             parse=_percentage,
         ),
     )
@@ -390,6 +398,7 @@ class TaskSpec:
             form="whole seconds, above 0",
             meaning="The window of `success_target`.",
             group=Group.ALERTS,
+            help="Seconds",
             parse=_positive,
         ),
     )
@@ -403,6 +412,7 @@ class TaskSpec:
             "success, `/fail` with the output tail (up to 100 KB) on failure, each with "
             "`?rid=<run id>`; skipped runs send nothing.",
             group=Group.ALERTS,
+            help="Healthchecks ping URL",
             parse=_ping_url,
             default_text="empty (or `CRONJOBS_PING_URL_TEMPLATE`)",
             admin_field="ping_url_text",
@@ -495,6 +505,7 @@ class TaskSpec:
             "name, the task itself or a cycle is a declaration error. `runjob --all` runs a "
             "task with `after` only through its upstream tasks.",
             group=Group.CHAINS,
+            help="Upstream tasks, comma-separated: runs after them",
             parse=_names(NAME_RE),
             admin_field="upstream",
         ),
@@ -509,6 +520,7 @@ class TaskSpec:
             "and writes one line in that host's daily log, so every host can install the same "
             "crontab. Run-now from another host is refused.",
             group=Group.CHAINS,
+            help="Hosts it may run on, comma-separated; empty: any",
             parse=_names(HOST_RE),
             default_text="none: any host",
             admin_field="where_it_runs",
@@ -525,6 +537,7 @@ class TaskSpec:
             "(trigger `catch_up`): one per missed slot, only the latest slot (no backfill after "
             "a long outage), never while the task is disabled, snoozed or its circuit is open.",
             group=Group.CHAINS,
+            help="The watchdog starts one run for a missed latest slot",
         ),
     )
 

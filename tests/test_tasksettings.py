@@ -82,6 +82,18 @@ def test_every_stored_setting_has_a_task_column_and_every_task_column_is_declare
     assert columns - stored == NOT_SETTINGS
 
 
+def test_each_task_column_takes_its_default_and_help_from_the_declaration():
+    from django.db.models import NOT_PROVIDED
+
+    for setting in STORED:
+        field = Task._meta.get_field(setting.name)
+        assert field.help_text == setting.help, setting.name
+        if field.default is not NOT_PROVIDED:
+            assert field.default == setting.default, setting.name
+        else:  # required, or stored as it takes effect (`effective_slow_after`)
+            assert setting.required or setting.default in (None, "", ()), setting.name
+
+
 @pytest.mark.django_db
 def test_sync_stores_every_stored_setting_as_it_takes_effect():
     task = sync_task(everything_spec())
