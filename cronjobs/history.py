@@ -41,7 +41,6 @@ from cronjobs.reporting.rollups import (
     COUNTED,
     GROUP_AGGREGATES,
     SUMS,
-    TIMED,
     bin_of,
     day_start,
     duration_bin,
@@ -121,7 +120,7 @@ def add(row: Execution, sign: int = 1) -> None:
     figures = _figures(row, sign)
     columns = ["task_id", "span", "start", *figures, "histogram"]
     bin_key, histogram = None, "{}"
-    if row.status in TIMED and row.duration is not None:
+    if row.status in Execution.FINISHED and row.duration is not None:
         index = bin_of(row.duration)
         bin_key, histogram = f'$."{index}"', f'{{"{index}": {sign}}}'
     ops = connection.ops
@@ -139,7 +138,7 @@ def add(row: Execution, sign: int = 1) -> None:
 
 def _figures(row: Execution, sign: int) -> dict[str, Any]:
     figures: dict[str, Any] = {status: sign if row.status == status else 0 for status in COUNTED}
-    timed = row.status in TIMED
+    timed = row.status in Execution.FINISHED
     duration = row.duration if timed else None
     memory = row.peak_rss_bytes if timed else None
     figures.update(
@@ -262,7 +261,7 @@ def _fold(rollup: Rollup, group: dict[str, Any]) -> None:
     """Add one (task, hour, status, bin) group of the history to a rollup row."""
     status = group["status"]
     setattr(rollup, status, getattr(rollup, status) + group["n"])
-    if status not in TIMED:
+    if status not in Execution.FINISHED:
         return
     rollup.duration_sum += group["d_sum"] or 0.0
     rollup.duration_count += group["d_n"]

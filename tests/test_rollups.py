@@ -53,7 +53,7 @@ def random_history(task, rng: random.Random, count: int, days: float = 3.0) -> l
 def exact(rows: list[Execution], since: dt.datetime, until: dt.datetime) -> dict:
     """What stats should say, computed the slow way from the rows."""
     inside = [r for r in rows if since <= r.started_at < until]
-    timed = sorted(r.duration for r in inside if r.status in rollups.TIMED)
+    timed = sorted(r.duration for r in inside if r.status in Execution.FINISHED)
     rank = math.ceil(0.95 * len(timed)) if timed else 0
     return {
         "succeeded": sum(r.status == "succeeded" for r in inside),

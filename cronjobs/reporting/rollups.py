@@ -43,8 +43,6 @@ COUNTED = (
     Status.CANCELLED,
     Status.SKIPPED,
 )
-# Durations and memory describe finished attempts, those that ran to an outcome.
-TIMED = Execution.FINISHED
 SUMS = ("duration_sum", "duration_count", "memory_sum", "memory_count")
 
 
