@@ -10,7 +10,7 @@ Transitions that need care across hosts (lease, circuit, alerts) live in cronjob
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -166,6 +166,7 @@ class Execution(models.Model):
         DISABLED = "disabled"
         CIRCUIT_OPEN = "circuit_open"
         OVERLAP = "overlap"
+        MAINTENANCE = "maintenance"  # a `skip` maintenance window (cronjobs/windows.py)
 
     class Trigger(models.TextChoices):
         CRON = "cron"
@@ -378,6 +379,73 @@ class Alert(models.Model):
     @property
     def is_unresolved(self) -> bool:
         return self.open_key is not None
+
+
+class MaintenanceWindowQuerySet(models.QuerySet["MaintenanceWindow"]):
+    def live(self, now: datetime | None = None) -> MaintenanceWindowQuerySet:
+        """The windows that can matter at `now`: recurring ones still declared, and one-off
+        ones not over for more than LOOKBACK (a slot they skipped may still be a task's latest,
+        and the watchdog must not call it late)."""
+        since = (now or timezone.now()) - MaintenanceWindow.LOOKBACK
+        recurring = models.Q(recurring=True, retired_at__isnull=True)
+        return self.filter(recurring | models.Q(recurring=False, ends_at__gt=since))
+
+
+class MaintenanceWindow(models.Model):
+    """A time when some tasks, or all (`tasks` is "*"), are under maintenance
+    (docs/operations.md, "Maintenance windows"): `skip` skips their scheduled invocations and
+    the `late` alerts those would raise, `mute` lets runs go on and keeps their alerts from
+    anyone until it ends. Recurring windows mirror the tasks file's `[windows.NAME]` tables
+    (`name`, a cron `start` in `time_zone`, `duration` seconds); one-off windows are made by
+    people through cronjobs.actions (`starts_at` to `ends_at`). The question "is this task in
+    a window at t" is answered by cronjobs/windows.py from one read of all of them."""
+
+    class Mode(models.TextChoices):
+        SKIP = "skip"
+        MUTE = "mute"
+
+    ALL = "*"
+    LOOKBACK = timedelta(days=35)
+
+    recurring = models.BooleanField(default=False, editable=False)
+    name = models.CharField(
+        max_length=100, null=True, blank=True, unique=True, help_text="Its [windows.NAME] table"
+    )
+    tasks = models.CharField(max_length=1000, help_text='Task names, comma-separated, or "*"')
+    mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.SKIP)
+    reason = models.CharField(max_length=500)
+    start = models.CharField(max_length=100, blank=True, help_text="Recurring: a cron expression")
+    duration = models.PositiveIntegerField(default=0, help_text="Recurring: seconds")
+    time_zone = models.CharField(max_length=64, blank=True, help_text="Recurring: of `start`")
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    ended_by = models.CharField(max_length=150, blank=True, help_text="Who ended it early")
+    retired_at = models.DateTimeField(null=True, blank=True)
+    # The end of the latest occurrence whose still-open alerts were notified (mute windows):
+    # a compare-and-set on it lets exactly one watchdog send them.
+    closed_through = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = MaintenanceWindowQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-recurring", "name", "-starts_at"]
+        indexes = [models.Index(fields=["recurring", "ends_at"], name="window_recurring_ends")]
+
+    def __str__(self) -> str:
+        return f"window {self.name or self.pk}: {self.mode} {self.tasks}"
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name else f"#{self.pk}"
+
+    @property
+    def task_names(self) -> list[str]:
+        return [name for name in self.tasks.split(",") if name]
+
+    def covers(self, task_name: str) -> bool:
+        return self.tasks == self.ALL or task_name in self.task_names
 
 
 class ApiToken(models.Model):

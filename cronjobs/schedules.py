@@ -45,12 +45,15 @@ MACROS = {
 _MAX_SHIFT = timedelta(hours=3)
 
 
-def next_runs(expression: str, count: int = 1, after: datetime | None = None) -> list[datetime]:
-    """The next `count` times the schedule fires strictly after `after` (default: now)."""
+def next_runs(
+    expression: str, count: int = 1, after: datetime | None = None, time_zone: str = ""
+) -> list[datetime]:
+    """The next `count` times the schedule fires strictly after `after` (default: now), read in
+    `time_zone` (default TIME_ZONE: a maintenance window may name its own)."""
     expression = _expand(expression)
     if not expression or count < 1:
         return []
-    zone, after_utc = _zone(), _as_utc(after)
+    zone, after_utc = _zone(time_zone), _as_utc(after)
     wildcard = is_wildcard(expression)
     found: list[datetime] = []
     for naive in _candidates(expression, _wall(after_utc, zone), forward=True):
@@ -77,12 +80,15 @@ def _next_run_after_minute(expression: str, zone: str, minute: datetime) -> date
     return runs[0] if runs else None
 
 
-def previous_run(expression: str, before: datetime | None = None) -> datetime | None:
-    """The last time the schedule fired strictly before `before` (default: now), or None."""
+def previous_run(
+    expression: str, before: datetime | None = None, time_zone: str = ""
+) -> datetime | None:
+    """The last time the schedule fired strictly before `before` (default: now), or None; in
+    `time_zone` as for `next_runs`."""
     expression = _expand(expression)
     if not expression:
         return None
-    zone, before_utc = _zone(), _as_utc(before)
+    zone, before_utc = _zone(time_zone), _as_utc(before)
     wildcard, best = is_wildcard(expression), None
     start = _wall(before_utc, zone) + _fold_shift(before_utc, zone)
     for naive in _candidates(expression, start, forward=False):
@@ -141,8 +147,8 @@ def _expand(expression: str) -> str:
     return MACROS.get(expression.lower(), expression)
 
 
-def _zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
+def _zone(name: str = "") -> ZoneInfo:
+    return ZoneInfo(name or settings.TIME_ZONE)
 
 
 def _as_utc(moment: datetime | None) -> datetime:

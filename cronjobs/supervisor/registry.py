@@ -5,6 +5,9 @@ Tasks come from two places (docs/configuration.md, "Task settings"):
 * `@cronjob(...)` on a function in any installed app's `jobs.py`;
 * `[tasks.<name>]` tables in the TOML tasks file (settings.CRONJOBS_TASKS_FILE) for commands.
 
+The tasks file also declares recurring maintenance windows (`[windows.<name>]`, `WindowSpec`),
+checked here too: cron syntax, length, mode, time zone, and task names that exist.
+
 Both are validated the same way. A mistake does not stop Django from starting: it is collected
 as a `ConfigError` naming the task and the field, reported by `manage.py check`, and makes
 `runjob` exit 2. The registry loads once per process, on first use.
@@ -19,13 +22,16 @@ import logging
 import shlex
 import tomllib
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import module_has_submodule
 
+from cronjobs import windows
 from cronjobs.tasksettings import NAME_RE, SETTINGS, TaskSpec
 
 
@@ -35,6 +41,94 @@ class ConfigError(ValueError):
     def __init__(self, task: str, field: str, problem: str):
         self.task, self.field, self.problem = task, field, problem
         super().__init__(f"task {task!r}: {field}: {problem}")
+
+
+class WindowError(ConfigError):
+    """A `[windows.NAME]` table that cannot be used; `task` holds the window's name."""
+
+    def __init__(self, window: str, field: str, problem: str):
+        super().__init__(window, field, problem)
+        self.args = (f"window {window!r}: {field}: {problem}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSpec:
+    """A recurring maintenance window from the tasks file (docs/configuration.md,
+    "Maintenance windows"): from each time `start` fires in `time_zone`, for `duration`
+    seconds, `tasks` (names, or ("*",)) are skipped or muted."""
+
+    name: str
+    start: str
+    duration: int
+    tasks: tuple[str, ...]
+    mode: str
+    reason: str
+    time_zone: str
+    source: str
+
+
+WINDOW_KEYS = ("start", "duration", "tasks", "mode", "reason", "time_zone")
+
+
+def build_window(name: str, table: dict[str, Any], source: str) -> WindowSpec:
+    """Validate one `[windows.NAME]` table; raises WindowError naming the first bad field.
+    Task names are checked against the registry once every task is loaded."""
+    if not NAME_RE.fullmatch(name):
+        raise WindowError(name, "name", "use lower-case letters, digits and _ (max 100)")
+    unknown = sorted(set(table) - set(WINDOW_KEYS))
+    if unknown:
+        raise WindowError(name, unknown[0], f"unknown key (known: {', '.join(WINDOW_KEYS)})")
+    missing = [key for key in WINDOW_KEYS[:5] if key not in table]
+    if missing:
+        raise WindowError(name, missing[0], "is required")
+    start = table["start"]
+    if not isinstance(start, str) or not start.strip():
+        raise WindowError(name, "start", "must be a cron expression such as '0 22 * * 0'")
+    try:
+        start = SETTINGS["schedule"].check(start)  # the same rule as a task's schedule
+    except ValueError as exc:
+        raise WindowError(name, "start", str(exc)) from None
+    try:
+        length = windows.parse_duration(table["duration"])
+    except ValueError as exc:
+        raise WindowError(name, "duration", str(exc)) from None
+    if length > timedelta(days=7):
+        raise WindowError(name, "duration", "at most 7d: a longer window is a disabled task")
+    tasks = table["tasks"]
+    if tasks == "*":
+        tasks = ["*"]
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        raise WindowError(name, "tasks", 'must be a list of task names, or "*" for every task')
+    mode = table["mode"]
+    if mode not in windows.Mode.values:
+        raise WindowError(name, "mode", f"must be one of {', '.join(windows.Mode.values)}")
+    reason = table["reason"]
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise WindowError(name, "reason", "must be a text of 1 to 500 characters")
+    zone = table.get("time_zone", settings.TIME_ZONE)
+    if not isinstance(zone, str) or not _is_zone(zone):
+        raise WindowError(name, "time_zone", f"{zone!r} is not a time zone such as Europe/Paris")
+    return WindowSpec(
+        name=name,
+        start=start.strip(),
+        duration=int(length.total_seconds()),
+        tasks=tuple(tasks),
+        mode=mode,
+        reason=reason.strip(),
+        time_zone=zone,
+        source=source,
+    )
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return False
+    return bool(name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,22 +204,46 @@ class Registry:
         self.tasks: dict[str, TaskSpec] = {}
         self.errors: list[ConfigError] = []
         self.warnings: list[ConfigError] = []  # old key names in the tasks file
+        self.windows: dict[str, WindowSpec] = {}
         self._loaded = False
 
     def load(self, force: bool = False) -> Registry:
         if self._loaded and not force:
             return self
-        self.tasks, self.errors, self.warnings = {}, [], []
+        self.tasks, self.errors, self.warnings, self.windows = {}, [], [], {}
         self.errors.extend(_import_jobs_modules())
         for task_name, target, options, source in _declared:
             self._add(build_spec, task_name, "callable", target, options, source)
         tasks_file = getattr(settings, "CRONJOBS_TASKS_FILE", None)
+        window_tables: dict[str, Any] = {}
         if tasks_file and Path(tasks_file).exists():
-            for build in _file_declarations(Path(tasks_file), self.warnings):
+            for build in _file_declarations(Path(tasks_file), self.warnings, window_tables):
                 self._add(build)
         self._check_chains()
+        self._add_windows(window_tables, str(tasks_file))
         self._loaded = True
         return self
+
+    def _add_windows(self, tables: dict[str, Any], path: str) -> None:
+        """The tasks file's windows, each checked (its task names against the tasks loaded);
+        a bad one is an error and is left out, like a bad task."""
+        for name, table in tables.items():
+            try:
+                if not isinstance(table, dict):
+                    raise WindowError(name, "table", "must be a [windows.NAME] table")
+                spec = build_window(name, dict(table), f"{path}:[windows.{name}]")
+                unknown = [t for t in spec.tasks if t != "*" and t not in self.tasks]
+                if unknown:
+                    known = ", ".join(sorted(self.tasks))
+                    raise WindowError(
+                        name, "tasks", f"unknown task {unknown[0]!r} (known: {known})"
+                    )
+                if "*" in spec.tasks and len(spec.tasks) > 1:
+                    raise WindowError(name, "tasks", '"*" already means every task: give it alone')
+            except WindowError as exc:
+                self.errors.append(exc)
+                continue
+            self.windows[name] = spec
 
     def _check_chains(self) -> None:
         """`after` must name declared tasks and must not loop: each offending task becomes a
@@ -205,16 +323,22 @@ def _import_jobs_modules() -> list[ConfigError]:
     return errors
 
 
-def _file_declarations(path: Path, warnings: list[ConfigError]) -> list[Callable[[], TaskSpec]]:
-    """One builder per [tasks.<name>] table; a file that cannot be parsed is one error."""
+def _file_declarations(
+    path: Path, warnings: list[ConfigError], window_tables: dict[str, Any]
+) -> list[Callable[[], TaskSpec]]:
+    """One builder per [tasks.<name>] table; a file that cannot be parsed is one error. The
+    [windows.<name>] tables are handed back in `window_tables`."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return [_fail(ConfigError(path.name, "file", f"cannot be read as TOML: {exc}"))]
-    unknown = sorted(set(data) - {"tasks"})
+    unknown = sorted(set(data) - {"tasks", "windows"})
     if unknown:
-        problem = "unknown top-level key (use [tasks.NAME] tables)"
+        problem = "unknown top-level key (use [tasks.NAME] and [windows.NAME] tables)"
         return [_fail(ConfigError(path.name, unknown[0], problem))]
+    if not isinstance(data.get("windows", {}), dict):
+        return [_fail(ConfigError(path.name, "windows", "must be [windows.NAME] tables"))]
+    window_tables.update(data.get("windows", {}))
     tables = data.get("tasks", {})
     builders = []
     for task_name, table in tables.items():

@@ -1,9 +1,10 @@
 """One invocation of a task, as `manage.py runjob` performs it (docs/architecture.md, "The life of
 one invocation").
 
-    resolve -> leave it to its hosts if pinned elsewhere -> skip if disabled -> consult the
-    circuit -> take the lease -> attempts -> update circuit and alerts -> release the lease
-    -> logs -> after a success, the tasks declared `after` it (`run_chain`)
+    resolve -> leave it to its hosts if pinned elsewhere -> skip if disabled -> skip a scheduled
+    invocation in a `skip` maintenance window -> consult the circuit -> take the lease ->
+    attempts -> update circuit and alerts -> release the lease -> logs -> after a success, the
+    tasks declared `after` it (`run_chain`)
 
 Every attempt gets an Execution row inserted as `running` before the child starts and is finalised
 afterwards whatever happens, so the history never shows a success in advance. When the database
@@ -29,7 +30,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from cronjobs import history
+from cronjobs import history, windows
 from cronjobs.models import CircuitState, Execution, Lease, Task
 from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
@@ -100,6 +101,8 @@ class Invocation:
         self.task = sync_task(self.spec)
         if not self.task.enabled:
             return self.skip(SkipReason.DISABLED, "task is disabled")
+        if window := self.maintenance():
+            return self.skip(SkipReason.MAINTENANCE, window.why())
         decision = circuit.consult(self.task, self.run_id, enabled=self.spec.circuit_breaker)
         if not decision.allowed:
             return self.skip(SkipReason.CIRCUIT_OPEN, decision.reason)
@@ -125,6 +128,12 @@ class Invocation:
         else:
             pinger.fail(outcome.executions[-1].output)
         return outcome
+
+    def maintenance(self) -> windows.Occurrence | None:
+        """The `skip` window this scheduled invocation falls in; a person's run goes ahead."""
+        if self.trigger not in windows.SCHEDULED:
+            return None
+        return windows.Calendar().covering(self.spec.name, mode=windows.Mode.SKIP)
 
     def skip(self, reason: str, why: str) -> Outcome:
         now = timezone.now()

@@ -1,5 +1,6 @@
 """Mirror the registry into the Task table (`manage.py synctasks`, after `migrate`, and for the
-one task a `runjob` call is about to run)."""
+one task a `runjob` call is about to run), and the tasks file's recurring maintenance windows
+into the MaintenanceWindow table (`synctasks`, after `migrate`, and each watchdog pass)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from cronjobs.models import Task
-from cronjobs.supervisor.registry import registry
+from cronjobs.models import MaintenanceWindow, Task
+from cronjobs.supervisor.registry import WindowSpec, registry
 from cronjobs.tasksettings import STORED, Stored, TaskSpec
 
 
@@ -59,4 +60,41 @@ def sync_all() -> dict[str, list[str]]:
         gone = Task.objects.filter(retired_at__isnull=True).exclude(name__in=list(specs))
         report["retired"] = sorted(gone.values_list("name", flat=True))
         gone.update(retired_at=timezone.now())
+        report["windows"] = sync_windows()
     return report
+
+
+def window_values(spec: WindowSpec) -> dict[str, Any]:
+    return {
+        "tasks": ",".join(spec.tasks),
+        "mode": spec.mode,
+        "reason": spec.reason,
+        "start": spec.start,
+        "duration": spec.duration,
+        "time_zone": spec.time_zone,
+        "retired_at": None,
+    }
+
+
+def sync_windows() -> list[str]:
+    """Bring the recurring windows in step with the tasks file: create or update each declared
+    one, retire those whose table is gone. Returns the names of the windows that changed; one
+    query when nothing did."""
+    declared = registry.load().windows
+    rows = {row.name: row for row in MaintenanceWindow.objects.filter(recurring=True)}
+    changed = []
+    for name, spec in declared.items():
+        values, row = window_values(spec), rows.get(name)
+        if row is None:
+            MaintenanceWindow.objects.create(name=name, recurring=True, **values)
+        elif any(getattr(row, field) != value for field, value in values.items()):
+            MaintenanceWindow.objects.filter(pk=row.pk).update(**values)
+        else:
+            continue
+        changed.append(name)
+    gone = [n for n, row in rows.items() if n not in declared and row.retired_at is None]
+    if gone:
+        MaintenanceWindow.objects.filter(recurring=True, name__in=gone).update(
+            retired_at=timezone.now()
+        )
+    return sorted([*changed, *gone])

@@ -14,6 +14,8 @@ class Command(BaseCommand):
         for label in ("created", "updated", "retired"):
             if report[label]:
                 self.stdout.write(f"{label}: {', '.join(report[label])}")
+        if report["windows"]:
+            self.stdout.write(f"maintenance windows changed: {', '.join(report['windows'])}")
         self.stdout.write(
             f"{len(registry.tasks)} task(s) declared, {len(report['unchanged'])} unchanged"
         )
