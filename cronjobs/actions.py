@@ -1,5 +1,5 @@
 """Operator actions: enable, disable, run now, stop, reset the circuit, acknowledge and resolve,
-snooze and unsnooze.
+snooze and unsnooze, open and end a maintenance window.
 
 Each action is one function that the admin, the JSON API and the management commands all call.
 It checks the actor's permission (one rule for every door), does the change, and writes the
@@ -21,7 +21,7 @@ import weakref
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
@@ -30,13 +30,16 @@ from django.db import models
 from django.http import HttpRequest
 from django.utils import timezone
 
-from cronjobs.models import Alert, ApiToken, Execution, Task
+from cronjobs import windows
+from cronjobs.models import Alert, ApiToken, Execution, MaintenanceWindow, Task
 from cronjobs.supervisor import alerts, circuit, lease, logs, notify, process, runner
 from cronjobs.supervisor.registry import registry
 
 TASK_PERMISSION = "cronjobs.change_task"
 ALERT_PERMISSION = "cronjobs.change_alert"
+WINDOW_PERMISSION = "cronjobs.change_maintenancewindow"
 # Reads need the permission of the admin page that shows the same rows (docs/api.md).
+VIEW_WINDOW_PERMISSION = "cronjobs.view_maintenancewindow"
 VIEW_TASK_PERMISSION = "cronjobs.view_task"
 VIEW_EXECUTION_PERMISSION = "cronjobs.view_execution"
 # Commands and owner-less tokens have no user; LogEntry needs one, so they are recorded under
@@ -336,6 +339,67 @@ def unsnooze(actor: Actor, task: Task | None) -> list[str]:
     return names
 
 
+def open_window(
+    actor: Actor, names: list[str], mode: str, reason: str, until: datetime
+) -> MaintenanceWindow:
+    """A one-off maintenance window from now until `until` over the named tasks, or every task
+    when `names` is ["*"] (docs/operations.md, "Maintenance windows"). ValueError names a bad
+    task, mode, reason or end; nothing is written then."""
+    actor.require(WINDOW_PERMISSION)
+    names = window_tasks(names)
+    if mode not in MaintenanceWindow.Mode.values:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MaintenanceWindow.Mode.values)}")
+    reason = " ".join(str(reason).split())
+    if not reason or len(reason) > 500:
+        raise ValueError("give a reason of 1 to 500 characters (operators see it on every page)")
+    windows.check_end(until)
+    window = windows.open_window(names, mode, reason, until, by=_name(actor))
+    when = timezone.localtime(until).strftime("%Y-%m-%d %H:%M %Z")
+    what = f"Maintenance window {window.label} ({mode}) until {when}: {reason}"
+    _audit(actor, window, what, ADDITION)
+    covered = (
+        _targets(None) if names == [MaintenanceWindow.ALL] else Task.objects.filter(name__in=names)
+    )
+    for task in covered:
+        _audit(actor, task, what)
+    return window
+
+
+def window_tasks(names: list[str]) -> list[str]:
+    """The tasks a window is asked for: current task names, or ["*"] alone for every task."""
+    names = [name.strip() for name in names if name.strip()]
+    if not names:
+        raise ValueError('name the tasks, or "*" (--all) for every task')
+    if MaintenanceWindow.ALL in names:
+        if len(names) > 1:
+            raise ValueError('"*" already means every task: give it alone')
+        return names
+    current = set(
+        Task.objects.filter(name__in=names, retired_at__isnull=True).values_list("name", flat=True)
+    )
+    unknown = [name for name in names if name not in current]
+    if unknown:
+        raise ValueError(f"unknown task {unknown[0]!r}")
+    return sorted(set(names))
+
+
+def end_window(actor: Actor, window: MaintenanceWindow) -> bool:
+    """End a one-off window now; False when it was over already. The alerts a `mute` window
+    held back and that are still open are notified once."""
+    actor.require(WINDOW_PERMISSION)
+    if window.recurring:
+        raise Refused(
+            f"window {window.label} comes from the tasks file: edit or remove its "
+            "[windows.NAME] table there, then run synctasks"
+        )
+    if not windows.end_window(window, by=_name(actor)):
+        return False
+    if window.mode == MaintenanceWindow.Mode.MUTE:
+        alerts.close_window(window, windows.Calendar())
+    _audit(actor, window, f"Maintenance window {window.label} ended")
+    return True
+
+
 def _targets(task: Task | None) -> models.QuerySet[Task]:
     if task is None:
         return Task.objects.filter(retired_at__isnull=True)
@@ -348,7 +412,9 @@ def _name(actor: Actor) -> str:
     return actor.user.get_username() if actor.user.is_authenticated else str(actor)
 
 
-def _audit(actor: Actor, obj: Task | Alert, what: str) -> None:
+def _audit(
+    actor: Actor, obj: Task | Alert | MaintenanceWindow, what: str, flag: int = CHANGE
+) -> None:
     """An admin LogEntry (the admin's History page) and a daily-log line, whatever the door."""
     user = actor.user if actor.user.is_authenticated else _author_for(actor)
     message = what if actor.door == "admin" else f"{what} through the {actor.door} by {actor}"
@@ -357,12 +423,15 @@ def _audit(actor: Actor, obj: Task | Alert, what: str) -> None:
         content_type_id=ContentType.objects.get_for_model(obj, for_concrete_model=False).pk,
         object_id=str(obj.pk),
         object_repr=str(obj)[:200],
-        action_flag=CHANGE,
+        action_flag=flag,
         change_message=message,
     )
-    task = obj if isinstance(obj, Task) else obj.task
+    if isinstance(obj, MaintenanceWindow):
+        subject = "maintenance"
+    else:
+        subject = (obj if isinstance(obj, Task) else obj.task).name
     door = {"admin": "the admin", "api": "the API", "command": "the command line"}[actor.door]
-    logs.write("INFO", task.name, f"{what[0].lower()}{what[1:]} through {door} by {actor}")
+    logs.write("INFO", subject, f"{what[0].lower()}{what[1:]} through {door} by {actor}")
 
 
 def _author_for(actor: Actor) -> User:

@@ -183,19 +183,22 @@ def _occurrences(
 def window_end(length: str = "", until: str = "", now: datetime | None = None) -> datetime:
     """When a one-off window asked for at any door ends: `length` from now ('2h', '1h30m') or
     `until`, an ISO 8601 date and time (in TIME_ZONE without an offset). Exactly one of the
-    two; it must lie ahead, and within MAX_LENGTH. ValueError names what is wrong."""
+    two; ValueError names what is wrong. `check_end` checks the end itself."""
     now = now or timezone.now()
     if bool(length.strip()) == bool(until.strip()):
-        raise ValueError("give either how long the window lasts or until when")
+        raise ValueError("give either how long the window lasts (--for) or until when (--until)")
     if length.strip():
-        end = now + parse_duration(length)
-    else:
-        try:
-            end = datetime.fromisoformat(until.strip())
-        except ValueError:
-            raise ValueError(f"{until!r} is not an ISO 8601 date and time") from None
-        if timezone.is_naive(end):
-            end = timezone.make_aware(end)
+        return now + parse_duration(length)
+    try:
+        end = datetime.fromisoformat(until.strip())
+    except ValueError:
+        raise ValueError(f"{until!r} is not an ISO 8601 date and time") from None
+    return timezone.make_aware(end) if timezone.is_naive(end) else end
+
+
+def check_end(end: datetime, now: datetime | None = None) -> datetime:
+    """A one-off window's end must lie ahead, and within MAX_LENGTH."""
+    now = now or timezone.now()
     if end <= now:
         raise ValueError(f"{end.isoformat()} is not in the future")
     if end > now + MAX_LENGTH:

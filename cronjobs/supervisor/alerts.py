@@ -9,7 +9,9 @@ redacted) and given up after ALERT_TIMEOUT seconds; it never fails a run.
 
 A snoozed task (`Task.snoozed_until` in the future) still records its alerts, but nobody is
 notified; when the snooze ends (the watchdog's sweep, or an operator clearing it) each alert of
-the task that is still open is notified once.
+the task that is still open is notified once. A `mute` maintenance window (cronjobs/windows.py)
+silences its tasks the same way, and when it ends (`end_windows`) each alert of its tasks that
+was raised meanwhile and is still open is notified once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from cronjobs.models import Alert, Execution, Task
+from cronjobs import windows
+from cronjobs.models import Alert, Execution, MaintenanceWindow, Task
 from cronjobs.reporting import stats
 from cronjobs.supervisor import notify
 from cronjobs.tasksettings import TaskSpec
@@ -207,7 +210,7 @@ def _resolve(alert: Alert, why: str) -> bool:
     )
     if done:
         alert.refresh_from_db()
-        if not _snoozed(alert.task_id, now):
+        if not _silenced(alert, now):
             _send(alert, f"RESOLVED ({why})")
     return bool(done)
 
@@ -216,6 +219,55 @@ def _snoozed(task_id: int, now: datetime) -> bool:
     """Asked of the database, not of a Task loaded when the run started: a snooze set during a
     long run counts."""
     return Task.objects.filter(pk=task_id, snoozed_until__gt=now).exists()
+
+
+def _silenced(alert: Alert, now: datetime) -> bool:
+    """Snoozed, or in a `mute` maintenance window: recorded, not notified."""
+    if _snoozed(alert.task_id, now):
+        return True
+    calendar = windows.Calendar(now)
+    return calendar.covering(alert.task.name, now, mode=windows.Mode.MUTE) is not None
+
+
+def end_windows(now: datetime | None = None, calendar: windows.Calendar | None = None) -> list[str]:
+    """For every `mute` window whose latest occurrence is over and not yet closed, notify once
+    each alert of its tasks that opened or recurred during it and is still open (the watchdog
+    calls this each sweep; an operator ending a window calls `close_window`). Returns the
+    labels of the windows closed."""
+    calendar = calendar or windows.Calendar(now)
+    closed = []
+    for window in calendar.windows:
+        if window.mode == windows.Mode.MUTE and close_window(window, calendar):
+            closed.append(window.label)
+    return closed
+
+
+def close_window(window: MaintenanceWindow, calendar: windows.Calendar) -> bool:
+    """Compare-and-set on `closed_through`, so of several watchdogs ending the same window
+    exactly one sends the catch-up notifications. An occurrence that ended before the window
+    was made (a recurring window just added) has nothing to send."""
+    ended = calendar.last_ended(window)
+    if ended is None or ended.end <= window.created_at:
+        return False
+    if window.closed_through is not None and ended.end <= window.closed_through:
+        return False  # closed already
+    claimed = MaintenanceWindow.objects.filter(pk=window.pk, closed_through=window.closed_through)
+    if not claimed.update(closed_through=ended.end):
+        return False
+    window.closed_through = ended.end
+    raised = Alert.objects.filter(state=State.OPEN, last_seen__gte=ended.start).filter(
+        Q(notified_at__isnull=True) | Q(notified_at__lt=ended.start)
+    )
+    if window.tasks != MaintenanceWindow.ALL:
+        raised = raised.filter(task__name__in=window.task_names)
+    for alert in raised.select_related("task"):
+        if _silenced(alert, calendar.now):
+            continue  # still snoozed or in another mute window: that one's end notifies it
+        if Alert.objects.filter(pk=alert.pk, notified_at=alert.notified_at).update(
+            notified_at=calendar.now
+        ):
+            _send(alert, f"STILL OPEN after maintenance window {window.label}")
+    return True
 
 
 def snooze(tasks: QuerySet[Task], until: datetime) -> list[str]:
@@ -259,8 +311,8 @@ def _notify_if_due(alert: Alert, now: datetime) -> None:
     the same alert send it once."""
     if alert.state != State.OPEN:
         return  # acknowledged: a person is on it
-    if _snoozed(alert.task_id, now):
-        return  # recorded and visible; notified when the snooze ends if still open
+    if _silenced(alert, now):
+        return  # recorded and visible; notified when the snooze or window ends if still open
     repeat = timedelta(hours=settings.ALERT_REPEAT_HOURS)
     due = Q(notified_at__isnull=True) | Q(notified_at__lte=now - repeat)
     if Alert.objects.filter(due, pk=alert.pk, notified_at=alert.notified_at).update(

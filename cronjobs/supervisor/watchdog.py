@@ -1,6 +1,8 @@
 """The watchdog (docs/operations.md, "Watchdog and pruning"): `late` alerts for tasks that missed
 their schedule, one catch-up run for a `catch_up` task whose latest slot passed unrun, and
-abandonment of runs whose supervisor died without anyone invoking the task again."""
+abandonment of runs whose supervisor died without anyone invoking the task again. A slot that
+fell in a `skip` maintenance window was skipped on purpose: it is neither late nor caught up;
+and the end of a `mute` window sends the alerts it held back (cronjobs/windows.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from django.conf import settings
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
-from cronjobs import schedules
+from cronjobs import schedules, windows
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import stats
 from cronjobs.supervisor import alerts, lease, logs, pings, runner
+
+SKIP = windows.Mode.SKIP
 
 
 class LateReport(TypedDict):
@@ -49,10 +53,12 @@ def due_times(tasks: list[Task], now: datetime) -> dict[int, datetime]:
 
 def check_late(now: datetime | None = None) -> LateReport:
     """Raise `late` for tasks with no success since their due time; resolve it for the rest.
-    Two queries (last successes, open late alerts) however many tasks, plus one per change."""
+    Three queries (last successes, open late alerts, maintenance windows) however many tasks,
+    plus one per change."""
     now = now or timezone.now()
     tasks = list(_current_tasks())
     due = due_times(tasks, now)
+    calendar = windows.Calendar(now, since=min(due.values(), default=now))
     last_success = dict(
         Execution.objects.filter(
             status=Execution.Status.SUCCEEDED,
@@ -71,6 +77,9 @@ def check_late(now: datetime | None = None) -> LateReport:
         if task.is_snoozed(now):
             continue  # a deploy or maintenance window: late is expected, not news
         expected, last = due.get(task.pk), last_success.get(task.pk)
+        if expected is not None and calendar.covering(task.name, expected, mode=SKIP):
+            continue  # that slot was skipped on purpose
+
         # A success that started at the scheduled second is that run, on time.
         if expected is not None and (last is None or last < expected):
             when = timezone.localtime(expected).strftime("%Y-%m-%d %H:%M %Z")
@@ -86,8 +95,9 @@ def check_late(now: datetime | None = None) -> LateReport:
 def missed_slots(tasks: list[Task], now: datetime) -> dict[int, datetime]:
     """Per `catch_up` task that may run now (enabled, current, not snoozed, circuit not open),
     its latest scheduled slot when that slot passed more than CRONJOBS_LATE_GRACE ago with no
-    run started since and was not caught up already. Older slots are never returned: after a
-    long outage one run catches up, not one per slot. One query, however many tasks."""
+    run started since, was not caught up already and did not fall in a `skip` maintenance
+    window. Older slots are never returned: after a long outage one run catches up, not one per
+    slot. Two queries (windows, runs started), however many tasks."""
     grace = timedelta(seconds=settings.CRONJOBS_LATE_GRACE)
     slots = {}
     for task in tasks:
@@ -98,6 +108,14 @@ def missed_slots(tasks: list[Task], now: datetime) -> dict[int, datetime]:
             continue
         if task.caught_up_slot is None or task.caught_up_slot < slot:
             slots[task.pk] = slot
+    if not slots:
+        return {}
+    # A slot in a `skip` window was skipped on purpose: not caught up afterwards.
+    calendar = windows.Calendar(now, since=min(slots.values()))
+    names = {task.pk: task.name for task in tasks}
+    slots = {
+        pk: slot for pk, slot in slots.items() if not calendar.covering(names[pk], slot, mode=SKIP)
+    }
     if not slots:
         return {}
     started = dict(
@@ -180,6 +198,7 @@ def sweep() -> SweepReport:
     pinger = pings.Pinger(settings.CRONJOBS_WATCHDOG_PING_URL, pings.new_rid())
     try:
         alerts.end_snoozes()
+        alerts.end_windows()
         abandoned = lease.reap_expired()
         report: SweepReport = {"abandoned_runs": abandoned, "caught_up": catch_up(), **check_late()}
         check_success_rates()
