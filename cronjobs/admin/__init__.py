@@ -4,6 +4,6 @@ Importing the package registers them all; CronjobsConfig.ready() imports it, so 
 whether or not the admin's autodiscovery runs first.
 """
 
-from cronjobs.admin import alerts, executions, tasks, tokens
+from cronjobs.admin import alerts, executions, tasks, tokens, windows
 
-__all__ = ["alerts", "executions", "tasks", "tokens"]
+__all__ = ["alerts", "executions", "tasks", "tokens", "windows"]

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from cronjobs import actions
+from cronjobs import actions, windows
 from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import (
     ControlRoomMedia,
@@ -31,7 +31,7 @@ from cronjobs.admin.display import (
     run_url,
     when,
 )
-from cronjobs.models import Alert, Execution, Task
+from cronjobs.models import Alert, Execution, MaintenanceWindow, Task
 from cronjobs.reporting.health import TaskHealth, task_health
 from cronjobs.tasksettings import STORED, Group
 from cronjobs.templatetags.cronjobs_admin import badge
@@ -48,12 +48,28 @@ SNOOZE_CHOICES = (
 )
 
 
+WINDOW_CHOICES = (
+    ("1h", "for 1 hour"),
+    ("2h", "for 2 hours"),
+    ("4h", "for 4 hours"),
+    ("8h", "for 8 hours"),
+    ("1d", "for 1 day"),
+)
+
+
 class SnoozeActionForm(ActionForm):
-    """The action bar's extra fields, read by the snooze action only."""
+    """The action bar's extra fields, read by the snooze and maintenance window actions."""
 
     snooze = forms.ChoiceField(choices=SNOOZE_CHOICES, required=False, label="Snooze")
     until = forms.CharField(
         required=False, label="", widget=forms.TextInput(attrs={"placeholder": "2026-12-01 18:00"})
+    )
+    window = forms.ChoiceField(choices=WINDOW_CHOICES, required=False, label="Window")
+    window_mode = forms.ChoiceField(
+        choices=MaintenanceWindow.Mode.choices, required=False, label=""
+    )
+    window_reason = forms.CharField(
+        required=False, label="", widget=forms.TextInput(attrs={"placeholder": "reason"})
     )
 
 
@@ -97,8 +113,10 @@ class TaskChangeList(ChangeList):
         super().get_results(request)
         rows: list[Task] = list(self.result_list)
         health = task_health(rows)
+        calendar = windows.Calendar()  # one read of the windows for the whole page
         for task in rows:
             task.health = health[task.pk]  # type: ignore[attr-defined]  # read by TaskAdmin._health
+            task.window = calendar.covering(task.name)  # type: ignore[attr-defined]  # .maintenance
 
 
 @admin.register(Task)
@@ -114,13 +132,23 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         "success_30d",
         "circuit",
         "snoozed",
+        "maintenance",
         "priority",
     )
     list_display_links = ("name",)
     list_editable = ("enabled",)
     list_filter = ("enabled", "kind", ("retired_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "description")
-    actions = ("enable", "disable", "run_now", "stop", "reset_circuit", "snooze", "unsnooze")
+    actions = (
+        "enable",
+        "disable",
+        "run_now",
+        "stop",
+        "reset_circuit",
+        "snooze",
+        "unsnooze",
+        "open_window",
+    )
     action_form = SnoozeActionForm
     change_form_template = "admin/cronjobs/task/change_form.html"
     fieldsets = task_fieldsets()
@@ -183,6 +211,18 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
     @admin.display(description="snoozed until")
     def snoozed(self, obj: Task) -> str:
         return when(obj.snoozed_until) if obj.is_snoozed() else ""
+
+    @admin.display(description="maintenance")
+    def maintenance(self, obj: Task) -> SafeString | str:
+        """The window the task is in now: its mode, reason and end."""
+        if not hasattr(obj, "window"):  # the change page: one task
+            obj.window = windows.Calendar().covering(obj.name)  # type: ignore[attr-defined]
+        on: windows.Occurrence | None = obj.window  # type: ignore[attr-defined]
+        if on is None:
+            return ""
+        return format_html(
+            "{} until {}: {}", badge("maintenance", on.mode), when(on.end), on.window.reason
+        )
 
     @admin.display(description="runs after")
     def upstream(self, obj: Task) -> SafeString | str:
@@ -331,6 +371,34 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
             self.message_user(request, f"Not snoozed: {exc.message}.", messages.ERROR)
             return
         self.message_user(request, f"Snoozed {len(names)} task(s) until {when(until)}.")
+
+    @admin.action(
+        description="Open a maintenance window for the selected tasks (pick length, mode, reason)",
+        permissions=["change"],
+    )
+    def open_window(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
+        post = request.POST
+        try:
+            if post.get("window", "") not in dict(WINDOW_CHOICES):
+                raise ValueError("pick how long the window lasts")
+            window = actions.open_window(
+                actions.Actor.from_request(request),
+                [task.name for task in queryset],
+                post.get("window_mode", ""),
+                post.get("window_reason", ""),
+                windows.window_end(post["window"]),
+            )
+        except ValueError as exc:
+            self.message_user(request, f"No window opened: {exc}.", messages.ERROR)
+            return
+        except actions.ActionError as exc:
+            self.message_user(request, f"No window opened: {exc.message}.", messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"Maintenance window {window.label} ({window.mode}) until {when(window.ends_at)} "
+            f"for {window.tasks.replace(',', ', ')}.",
+        )
 
     @admin.action(description="End the snooze of the selected tasks", permissions=["change"])
     def unsnooze(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:

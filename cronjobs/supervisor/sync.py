@@ -81,7 +81,7 @@ def sync_windows() -> list[str]:
     one, retire those whose table is gone. Returns the names of the windows that changed; one
     query when nothing did."""
     declared = registry.load().windows
-    rows = {row.name: row for row in MaintenanceWindow.objects.filter(recurring=True)}
+    rows = {str(row.name): row for row in MaintenanceWindow.objects.filter(recurring=True)}
     changed = []
     for name, spec in declared.items():
         values, row = window_values(spec), rows.get(name)

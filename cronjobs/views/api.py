@@ -29,8 +29,8 @@ from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 
-from cronjobs import actions, tokens
-from cronjobs.models import Task
+from cronjobs import actions, tokens, windows
+from cronjobs.models import MaintenanceWindow, Task
 from cronjobs.views import payloads
 
 log = logging.getLogger(__name__)
@@ -298,8 +298,9 @@ def _snooze(request: HttpRequest, actor: actions.Actor, task: Task | None) -> Bo
     return {"snoozed_until": until.isoformat(), "tasks": names}
 
 
-def _body_params(request: HttpRequest) -> dict[str, str]:
-    """Parameters from the query string, a form body or a JSON object body."""
+def _body_params(request: HttpRequest, lists: tuple[str, ...] = ()) -> dict[str, str]:
+    """Parameters from the query string, a form body or a JSON object body. A JSON list of
+    strings is taken, comma-joined, for the parameters named in `lists`."""
     params = {**request.GET.dict(), **request.POST.dict()}
     if request.content_type == "application/json" and request.body:
         try:
@@ -308,7 +309,14 @@ def _body_params(request: HttpRequest) -> dict[str, str]:
             raise ApiError(400, "the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise ApiError(400, "the JSON body must be an object")
-        params.update({key: str(value) for key, value in body.items()})
+        for key, value in body.items():
+            if key in lists and isinstance(value, list):
+                if not all(isinstance(each, str) for each in value):
+                    raise ApiError(400, f"{key} must be a list of strings")
+                value = ",".join(value)
+            elif isinstance(value, (list, dict)):
+                raise ApiError(400, f"{key} must be a string or a number")
+            params[key] = str(value)
     return params
 
 
@@ -326,6 +334,58 @@ def _snooze_end(params: dict[str, str]) -> datetime:
         return actions.snooze_end(until=params["until"])
     except ValueError as exc:
         raise ApiError(400, f"until: {exc}") from None
+
+
+@authorize(method="GET, POST", permission=actions.VIEW_WINDOW_PERMISSION)
+def maintenance_windows(request: HttpRequest, actor: actions.Actor) -> Body | JsonResponse:
+    """GET lists the windows; POST opens a one-off window (docs/api.md)."""
+    if request.method == "POST":
+        return _open_window(request, actor)
+    params = parse_params(request, {"past": (0, 1, 0)})
+    return payloads.windows_payload(include_past=bool(params["past"]))
+
+
+def _open_window(request: HttpRequest, actor: actions.Actor) -> JsonResponse:
+    actor.require(actions.WINDOW_PERMISSION)  # refused before the body is read
+    params = _body_params(request, lists=("tasks",))
+    allowed = ("tasks", "minutes", "until", "mode", "reason")
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ApiError(400, f"unknown parameter {unknown[0]!r} (allowed: {', '.join(allowed)})")
+    missing = [name for name in ("tasks", "mode", "reason") if not params.get(name)]
+    if missing:
+        raise ApiError(400, f"{missing[0]} is required")
+    until = _window_end(params)
+    try:
+        window = actions.open_window(
+            actor, params["tasks"].split(","), params["mode"], params["reason"], until
+        )
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    return JsonResponse(payloads.window_dict(window, windows.Calendar()), status=201)
+
+
+def _window_end(params: dict[str, str]) -> datetime:
+    if ("until" in params) == ("minutes" in params):
+        raise ApiError(400, "give exactly one of until (ISO 8601) or minutes")
+    if "minutes" in params:
+        limit = windows.MAX_LENGTH.days * 24 * 60
+        minutes = _whole_number("minutes", params["minutes"], 1, limit)
+        return windows.window_end(f"{minutes}m")
+    try:
+        return windows.window_end(until=params["until"])
+    except ValueError as exc:
+        raise ApiError(400, f"until: {exc}") from None
+
+
+@authorize(method="POST", permission=actions.WINDOW_PERMISSION)
+def end_maintenance_window(request: HttpRequest, actor: actions.Actor, pk: int) -> Body:
+    parse_params(request, {})
+    window = MaintenanceWindow.objects.filter(pk=pk).first()
+    if window is None:
+        raise ApiError(404, f"no maintenance window {pk}")
+    ended = actions.end_window(actor, window)
+    return {"ended": ended, "window": payloads.window_dict(window, windows.Calendar())}
 
 
 @csrf_exempt
@@ -356,6 +416,8 @@ urlpatterns = [
     path("running/", running, name="api-running"),
     path("metrics/", metrics, name="api-metrics"),
     path("logs/", log_tail, name="api-logs"),
+    path("windows/", maintenance_windows, name="api-windows"),
+    path("windows/<int:pk>/end/", end_maintenance_window, name="api-window-end"),
     path("<path:rest>", not_found),
 ]
 

@@ -1,5 +1,5 @@
 """The dashboard inside the admin (docs/admin.md, "Dashboard"): health per task, the 30-day summary,
-daily trends, open alerts, circuits, recent failures and charts.
+daily trends, open alerts, maintenance windows on now, circuits, recent failures and charts.
 
 Every figure is an aggregate from reporting.stats or reporting.health; the only rows read are
 the few on display (alerts, circuits, the latest failures). The page refreshes its content
@@ -29,6 +29,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from cronjobs import windows
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import stats
 from cronjobs.reporting.health import MONTH_DAYS, TaskHealth, task_health
@@ -79,6 +80,9 @@ def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
     trends = stats.daily_trends(TREND_DAYS, now)
     health = sorted(task_health(tasks, now, trends, with_p95=True).values(), key=_health_order)
     names = {task.pk: task.name for task in tasks}
+    calendar = windows.Calendar(now)
+    for task in tasks:
+        task.window = calendar.covering(task.name)  # type: ignore[attr-defined]  # the template
     days = _days(now)
     return {
         "now": now,
@@ -89,6 +93,7 @@ def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
         "open_alerts": Alert.objects.unresolved().select_related("task")[:20],
         "circuits": CircuitState.objects.tripped().select_related("task").order_by("-changed_at"),
         "recent_failures": _recent_failures(now),
+        "windows_on": calendar.active(),
         "charts": _charts(now, trends, names, days),
     }
 

@@ -11,8 +11,8 @@ from typing import Any, TypedDict
 from django.conf import settings
 from django.utils import timezone
 
-from cronjobs import actions, schedules
-from cronjobs.models import Alert, CircuitState, Execution, Lease, Task
+from cronjobs import actions, schedules, windows
+from cronjobs.models import Alert, CircuitState, Execution, Lease, MaintenanceWindow, Task
 from cronjobs.reporting import health, stats
 from cronjobs.tasksettings import STORED
 
@@ -135,6 +135,7 @@ class Snapshot:
         self.running = list(
             Execution.objects.running().select_related("task").order_by("started_at")
         )
+        self.calendar = windows.Calendar(self.now)
 
     def _healths(self) -> dict[int, health.TaskHealth]:
         # The API shows no 30-day summary: skip that scan of a month of history.
@@ -194,6 +195,91 @@ def task_dict(task: Task, snap: Snapshot) -> Columns:
         "last_run": execution_dict(snap.last.get(task.id)),
         "last_success_at": iso(success.finished_at or success.started_at) if success else None,
         "snoozed_until": iso(task.snoozed_until) if task.is_snoozed(snap.now) else None,
+        "maintenance": maintenance_dict(snap.calendar.covering(task.name)),
+    }
+
+
+class MaintenanceNow(TypedDict):
+    window: int
+    mode: str
+    reason: str
+    until: str | None
+
+
+def maintenance_dict(occurrence: windows.Occurrence | None) -> MaintenanceNow | None:
+    """The maintenance window a task is in now, or None."""
+    if occurrence is None:
+        return None
+    window = occurrence.window
+    return {
+        "window": window.pk,
+        "mode": window.mode,
+        "reason": window.reason,
+        "until": iso(occurrence.end),
+    }
+
+
+class WindowBody(TypedDict):
+    id: int
+    name: str | None
+    recurring: bool
+    tasks: list[str]
+    mode: str
+    reason: str
+    active: bool
+    active_until: str | None
+    next_start: str | None
+    start: str | None
+    duration_seconds: int | None
+    time_zone: str | None
+    starts_at: str | None
+    ends_at: str | None
+    created_by: str
+    ended_by: str | None
+
+
+def window_dict(window: MaintenanceWindow, calendar: windows.Calendar) -> WindowBody:
+    """A window as docs/api.md describes it: recurring ones carry their cron `start`, length
+    and zone, one-off ones their `starts_at` and `ends_at`; both say whether they are on now."""
+    on = calendar.occurrence_at(window, calendar.now)
+    recurring = window.recurring
+    return {
+        "id": window.pk,
+        "name": window.name,
+        "recurring": recurring,
+        "tasks": window.task_names,
+        "mode": window.mode,
+        "reason": window.reason,
+        "active": on is not None,
+        "active_until": iso(on.end) if on else None,
+        "next_start": iso(calendar.next_start(window)),
+        "start": window.start if recurring else None,
+        "duration_seconds": window.duration if recurring else None,
+        "time_zone": window.time_zone if recurring else None,
+        "starts_at": None if recurring else iso(window.starts_at),
+        "ends_at": None if recurring else iso(window.ends_at),
+        "created_by": window.created_by,
+        "ended_by": window.ended_by or None,
+    }
+
+
+class WindowsBody(TypedDict):
+    generated_at: str | None
+    windows: list[WindowBody]
+
+
+def windows_payload(include_past: bool = False) -> WindowsBody:
+    """Recurring windows and one-off windows not over yet (with `include_past`, also those over
+    in the last MaintenanceWindow.LOOKBACK)."""
+    calendar = windows.Calendar()
+    shown = [
+        window
+        for window in calendar.windows
+        if include_past or window.recurring or (window.ends_at or calendar.now) > calendar.now
+    ]
+    return {
+        "generated_at": iso(calendar.now),
+        "windows": [window_dict(window, calendar) for window in shown],
     }
 
 
