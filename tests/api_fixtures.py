@@ -21,8 +21,8 @@ CALLERS = (
     "deactivated_owner",
     "revoked",
 )
-READ_PERMS = ("view_task", "view_execution")
-WRITE_PERMS = (*READ_PERMS, "change_task")
+READ_PERMS = ("view_task", "view_execution", "view_maintenancewindow")
+WRITE_PERMS = (*READ_PERMS, "change_task", "change_maintenancewindow")
 
 
 def _session(username: str, staff: bool, perms: tuple[str, ...] = ()) -> Client:
