@@ -29,9 +29,10 @@ Mode = MaintenanceWindow.Mode
 # without --trigger cron, run now in the admin or API) still goes ahead.
 SCHEDULED = (Execution.Trigger.CRON, Execution.Trigger.CATCH_UP, Execution.Trigger.AFTER)
 MAX_LENGTH = timedelta(days=30)  # a forgotten window silences a task for good
-# Past this many occurrences in the span asked about (a window starting every minute), a
-# window is read moment by moment instead.
-MAX_OCCURRENCES = 1000
+# Past this many occurrences in the span asked about (a window starting every few minutes, a
+# weekly task's slot a week back), a window is read moment by moment instead, each distinct
+# moment once: the watchdog's tasks share a handful of slot times.
+MAX_OCCURRENCES = 300
 
 _PART_RE = re.compile(r"(\d+)\s*([smhd])", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -86,7 +87,13 @@ class Calendar:
         if windows is None:
             windows = list(MaintenanceWindow.objects.live(self.now))
         self.windows = windows
+        # Each window's tasks as a set (None: every task), split once and not once per task.
+        self._names = {
+            w.pk: None if w.tasks == MaintenanceWindow.ALL else frozenset(w.task_names)
+            for w in windows
+        }
         self._spans: dict[int, tuple[list[datetime], list[Occurrence]] | None] = {}
+        self._moments: dict[tuple[int, datetime], Occurrence | None] = {}
 
     def covering(
         self, task_name: str, at: datetime | None = None, mode: str = ""
@@ -97,7 +104,7 @@ class Calendar:
         found = [
             occurrence
             for window in self.windows
-            if (not mode or window.mode == mode) and window.covers(task_name)
+            if (not mode or window.mode == mode) and self._covers(window, task_name)
             if (occurrence := self.occurrence_at(window, at)) is not None
         ]
         return max(found, key=lambda each: each.end, default=None)
@@ -122,7 +129,10 @@ class Calendar:
             if index >= 0 and at < occurrences[index].end:
                 return occurrences[index]
             return None
-        return _recurring_at(window, at)
+        key = (window.pk, at)
+        if key not in self._moments:
+            self._moments[key] = _recurring_at(window, at)
+        return self._moments[key]
 
     def last_ended(self, window: MaintenanceWindow) -> Occurrence | None:
         """The window's latest occurrence that is over by now."""
@@ -142,6 +152,10 @@ class Calendar:
             return window.starts_at if window.starts_at and window.starts_at > self.now else None
         runs = schedules.next_runs(window.start, 1, self.now, time_zone=window.time_zone)
         return runs[0] if runs else None
+
+    def _covers(self, window: MaintenanceWindow, task_name: str) -> bool:
+        names = self._names.get(window.pk, frozenset(window.task_names))
+        return names is None or task_name in names
 
     def _span(self, window: MaintenanceWindow) -> tuple[list[datetime], list[Occurrence]] | None:
         if window.pk not in self._spans:

@@ -43,22 +43,36 @@ def grace_for(task: Task) -> timedelta:
 def due_times(tasks: list[Task], now: datetime) -> dict[int, datetime]:
     """The latest scheduled time of each task whose grace has run out by `now`."""
     due = {}
+    previous_run = _previous_runs()
     for task in tasks:
-        previous = schedules.previous_run(task.schedule, before=now - grace_for(task))
+        previous = previous_run(task.schedule, now - grace_for(task))
         # A task created after that time was never expected to have run.
         if previous is not None and previous >= task.created_at:
             due[task.pk] = previous
     return due
 
 
+def _previous_runs() -> Callable[[str, datetime], datetime | None]:
+    """schedules.previous_run, each (schedule, moment) worked out once per pass: tasks share a
+    few schedules, and croniter costs about a millisecond a call."""
+    known: dict[tuple[str, datetime], datetime | None] = {}
+
+    def previous_run(schedule: str, before: datetime) -> datetime | None:
+        if (schedule, before) not in known:
+            known[schedule, before] = schedules.previous_run(schedule, before=before)
+        return known[schedule, before]
+
+    return previous_run
+
+
 def check_late(now: datetime | None = None) -> LateReport:
-    """Raise `late` for tasks with no success since their due time; resolve it for the rest.
-    Three queries (last successes, open late alerts, maintenance windows) however many tasks,
-    plus one per change."""
+    """Raise `late` for tasks with no success since their due time, unless a `skip` window
+    covered that time; resolve it for the rest. Two queries (last successes, open late alerts)
+    however many tasks, a third (maintenance windows) when a slot was missed, plus one per
+    change."""
     now = now or timezone.now()
     tasks = list(_current_tasks())
     due = due_times(tasks, now)
-    calendar = windows.Calendar(now, since=min(due.values(), default=now))
     last_success = dict(
         Execution.objects.filter(
             status=Execution.Status.SUCCEEDED,
@@ -72,16 +86,22 @@ def check_late(now: datetime | None = None) -> LateReport:
     open_late = set(
         Alert.objects.unresolved().filter(kind=alerts.Kind.LATE).values_list("task_id", flat=True)
     )
+    # A success that started at the scheduled second is that run, on time.
+    missed = {
+        pk: expected
+        for pk, expected in due.items()
+        if pk not in last_success or last_success[pk] < expected
+    }
+    # Only a missed slot asks the windows (one query): was it skipped on purpose?
+    calendar = windows.Calendar(now, since=min(missed.values(), default=now)) if missed else None
     report: LateReport = {"late": [], "on_time": []}
     for task in tasks:
         if task.is_snoozed(now):
             continue  # a deploy or maintenance window: late is expected, not news
-        expected, last = due.get(task.pk), last_success.get(task.pk)
-        if expected is not None and calendar.covering(task.name, expected, mode=SKIP):
+        expected = missed.get(task.pk)
+        if calendar and expected and calendar.covering(task.name, expected, mode=SKIP):
             continue  # that slot was skipped on purpose
-
-        # A success that started at the scheduled second is that run, on time.
-        if expected is not None and (last is None or last < expected):
+        if expected is not None:
             when = timezone.localtime(expected).strftime("%Y-%m-%d %H:%M %Z")
             alerts.raise_alert(task, alerts.Kind.LATE, f"no successful run since the {when} run")
             report["late"].append(task.name)
@@ -97,25 +117,19 @@ def missed_slots(tasks: list[Task], now: datetime) -> dict[int, datetime]:
     its latest scheduled slot when that slot passed more than CRONJOBS_LATE_GRACE ago with no
     run started since, was not caught up already and did not fall in a `skip` maintenance
     window. Older slots are never returned: after a long outage one run catches up, not one per
-    slot. Two queries (windows, runs started), however many tasks."""
+    slot. One query (runs started), and one more (windows) when a slot was missed, however many
+    tasks."""
     grace = timedelta(seconds=settings.CRONJOBS_LATE_GRACE)
     slots = {}
+    previous_run = _previous_runs()
     for task in tasks:
         if not _may_catch_up(task, now):
             continue
-        slot = schedules.previous_run(task.schedule, before=now)
+        slot = previous_run(task.schedule, now)
         if slot is None or slot < task.created_at or slot > now - grace:
             continue
         if task.caught_up_slot is None or task.caught_up_slot < slot:
             slots[task.pk] = slot
-    if not slots:
-        return {}
-    # A slot in a `skip` window was skipped on purpose: not caught up afterwards.
-    calendar = windows.Calendar(now, since=min(slots.values()))
-    names = {task.pk: task.name for task in tasks}
-    slots = {
-        pk: slot for pk, slot in slots.items() if not calendar.covering(names[pk], slot, mode=SKIP)
-    }
     if not slots:
         return {}
     started = dict(
@@ -124,7 +138,15 @@ def missed_slots(tasks: list[Task], now: datetime) -> dict[int, datetime]:
         .annotate(last=Max("started_at"))
     )
     # Cron starts a run at its slot's very second; anything from then on ran for the slot.
-    return {pk: slot for pk, slot in slots.items() if pk not in started or started[pk] < slot}
+    missed = {pk: slot for pk, slot in slots.items() if pk not in started or started[pk] < slot}
+    if not missed:
+        return {}
+    # A slot in a `skip` window was skipped on purpose: not caught up afterwards.
+    calendar = windows.Calendar(now, since=min(missed.values()))
+    names = {task.pk: task.name for task in tasks}
+    return {
+        pk: slot for pk, slot in missed.items() if not calendar.covering(names[pk], slot, mode=SKIP)
+    }
 
 
 def _may_catch_up(task: Task, now: datetime) -> bool:
@@ -178,18 +200,25 @@ def _current_tasks() -> QuerySet[Task]:
 def check_success_rates(now: datetime | None = None) -> None:
     """`success_rate` for every current task, so a rate that recovers as failures age out of
     the window resolves its alert even when the task does not run. One window query for all
-    the tasks that share a `success_window`, not one per task."""
+    the tasks that share a `success_window`, and one for the open `success_rate` alerts, not
+    one per task."""
     now = now or timezone.now()
     by_window: dict[int, list[Task]] = defaultdict(list)
     for task in Task.objects.filter(enabled=True, retired_at__isnull=True):
         by_window[task.success_window].append(task)
+    # Tasks on target with no alert to resolve (nearly all) cost no query.
+    rate_alerts = set(
+        Alert.objects.unresolved()
+        .filter(kind=alerts.Kind.SUCCESS_RATE)
+        .values_list("task_id", flat=True)
+    )
     for window, tasks in by_window.items():
         since = now - timedelta(seconds=window)
         ids = [task.pk for task in tasks]
         summaries = stats.task_summaries(since, now, with_p95=False, task_ids=ids)
         for task in tasks:
             summary = summaries.get(task.pk) or stats.TaskSummary(task.pk)
-            alerts.judge_success_rate(task, summary)
+            alerts.judge_success_rate(task, summary, has_alert=task.pk in rate_alerts)
 
 
 def sweep() -> SweepReport:
