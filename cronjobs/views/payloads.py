@@ -6,6 +6,7 @@ cronjobs.reporting.health."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any, TypedDict
 
 from django.conf import settings
@@ -135,7 +136,11 @@ class Snapshot:
         self.running = list(
             Execution.objects.running().select_related("task").order_by("started_at")
         )
-        self.calendar = windows.Calendar(self.now)
+
+    @functools.cached_property
+    def calendar(self) -> windows.Calendar:
+        """The maintenance windows, read when a task body is built (the status does not)."""
+        return windows.Calendar(self.now)
 
     def _healths(self) -> dict[int, health.TaskHealth]:
         # The API shows no 30-day summary: skip that scan of a month of history.
