@@ -24,6 +24,7 @@ ENDPOINTS = [
     ("GET", "/api/running/", "view_execution"),
     ("GET", "/metrics", "view_execution"),
     ("HEAD", "/api/status/", "view_execution"),
+    ("GET", "/api/windows/", "view_maintenancewindow"),
     ("POST", "/api/tasks/nightly/enable/", "change_task"),
     ("POST", "/api/tasks/nightly/disable/", "change_task"),
     ("POST", "/api/tasks/nightly/run/", "change_task"),
