@@ -61,15 +61,15 @@ class ExecutionAdmin(
     StreamingExportMixin,
     admin.ModelAdmin[Execution],
 ):
-    # Fits 1440 px beside the filters: memory, exit code and CPU are on the attempt's page.
-    # On a phone the rows stack (cronjobs/static/cronjobs/admin.css).
+    # Fits 1440 px beside the filters: the job's own memory, exit code, signal and CPU are on
+    # the attempt's page. On a phone the rows stack (cronjobs/static/cronjobs/admin.css).
     list_display = (
         "started_at",
         "task",
         "status_badge",
         "run",
-        "trigger",
         "duration_text",
+        "peak_memory",
         "host",
         "error_summary",
     )
@@ -196,9 +196,13 @@ class ExecutionAdmin(
 
     @admin.display(description="run")
     def run(self, obj: Execution) -> SafeString:
-        """The run's attempts behind its id; the attempt's number after it."""
+        """The run's attempts behind its id, the attempt's number, and what started it."""
         return format_html(
-            '<a href="{}">{}</a>&nbsp;#{}', run_url(obj.run_id), obj.run_id[:8], obj.attempt
+            '<a href="{}">{}</a>&nbsp;#{}<br><span class="fc-muted">{}</span>',
+            run_url(obj.run_id),
+            obj.run_id[:8],
+            obj.attempt,
+            obj.get_trigger_display(),
         )
 
     @admin.display(description="task")

@@ -108,13 +108,15 @@ def task_fieldsets() -> tuple[tuple[str | None, _FieldOpts], ...]:
     return tuple(sections)
 
 
-def with_durations(
-    tasks: QuerySet[Task], day: dict[int, stats.TaskSummary]
-) -> QuerySet[Task]:
+def with_durations(tasks: QuerySet[Task], day: dict[int, stats.TaskSummary]) -> QuerySet[Task]:
     """The list's two sortable durations as annotations: `last_duration`, the last ended
     attempt's (the one the list shows, stats.last_executions), and `p95_24h`, from `day`."""
     last = Execution.objects.ended().filter(task_id=OuterRef("pk")).order_by("-started_at")
-    p95 = [When(pk=task_id, then=Value(s.p95_duration)) for task_id, s in day.items() if s.p95_duration is not None]
+    p95 = [
+        When(pk=task_id, then=Value(s.p95_duration))
+        for task_id, s in day.items()
+        if s.p95_duration is not None
+    ]
     return tasks.annotate(
         last_duration=Subquery(last.values("duration")[:1]),
         p95_24h=Case(*p95, default=Value(None), output_field=FloatField())
@@ -211,7 +213,9 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
     def next_run_and_schedule(self, obj: Task) -> SafeString:
         health = self._health(obj)
         return format_html(
-            '{}<br><span class="fc-muted">{}</span>', when(health.next_run), health.schedule_in_words
+            '{}<br><span class="fc-muted">{}</span>',
+            when(health.next_run),
+            health.schedule_in_words,
         )
 
     @admin.display(description="health")
@@ -470,13 +474,19 @@ def _reset_circuit(actor: actions.Actor, task: Task, request: HttpRequest) -> Ou
     before = actions.reset_circuit(actor, task)
     if before == "closed":
         return messages.SUCCESS, f"The circuit of {task.name} was closed already; it stays closed."
-    return messages.SUCCESS, f"Closed the circuit of {task.name} (it was {before.replace('_', '-')})."
+    return (
+        messages.SUCCESS,
+        f"Closed the circuit of {task.name} (it was {before.replace('_', '-')}).",
+    )
 
 
 def _snooze(actor: actions.Actor, task: Task, request: HttpRequest) -> Outcome:
     until = snooze_end(request.POST.get("snooze", ""), request.POST.get("until", ""))
     actions.snooze(actor, task, until)
-    return messages.SUCCESS, f"Snoozed {task.name} until {when(until)}: no notifications until then."
+    return (
+        messages.SUCCESS,
+        f"Snoozed {task.name} until {when(until)}: no notifications until then.",
+    )
 
 
 def _unsnooze(actor: actions.Actor, task: Task, request: HttpRequest) -> Outcome:

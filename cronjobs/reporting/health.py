@@ -203,10 +203,11 @@ def recent_failed_runs(
     for execution in failures[: limit * 5]:
         if execution.run_id in runs or len(runs) < limit:
             runs.setdefault(execution.run_id, []).append(execution)
+    # A run ends at its first success: at most one row per run.
     succeeded_runs = set(
         Execution.objects.filter(run_id__in=list(runs), status=Execution.Status.SUCCEEDED)
         .order_by()
-        .values_list("run_id", flat=True)
+        .values_list("run_id", flat=True)[: len(runs)]
     )
     if last_success is None:
         last_success = stats.last_executions(Execution.Status.SUCCEEDED)

@@ -36,7 +36,9 @@ class ControlRoomSite(admin.AdminSite):
     # "View site" leads back here: `/` redirects to the overview (flagged_cron_project/urls.py).
     site_url = "/admin/"
 
-    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+    def index(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
         context = {**overview_context(request), **(extra_context or {})}
         return super().index(request, context)
 
@@ -69,4 +71,3 @@ def overview_context(request: HttpRequest, now: dt.datetime | None = None) -> di
             "counts": status_counts(health),
         }
     }
-
