@@ -88,7 +88,7 @@ def log_in(page) -> None:
 
 def test_dashboard_shows_rendered_charts(page, operator):
     log_in(page)
-    page.click("#fc-dashboard-link a.section")
+    page.click("#fc-dashboard-link")
     page.wait_for_selector("#fc-health")
     box = page.locator("#fc-chart-runs svg").bounding_box()
     assert box and box["width"] > 600 and box["height"] > 200
