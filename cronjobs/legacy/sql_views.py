@@ -26,8 +26,9 @@ below 50 % critical, compared in whole numbers so rounding cannot move a task ac
 The pages' rule (cronjobs.reporting.health.TaskHealth.status, docs/admin.md) follows each
 task's own target and, like the alerts, calls a low success rate a warning however low it is;
 for a task with a 90 % target the two agree except below 50 % with no failed last attempt,
-open circuit or critical alert, and tests/test_sql_views.py checks that they agree elsewhere. The statuses are spelled out in SQL; the same test keeps them equal to Execution.FINISHED
-and Execution.FAILURES.
+open circuit or critical alert, and tests/test_sql_views.py checks that they agree elsewhere.
+The statuses are spelled out in SQL; the same test keeps them equal to Execution.FINISHED and
+Execution.FAILURES.
 """
 
 from __future__ import annotations
