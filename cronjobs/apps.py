@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 
@@ -15,6 +16,15 @@ class CronjobsConfig(AppConfig):
         from cronjobs import checks  # noqa: F401
 
         post_migrate.connect(_sync_after_migrate, sender=self)
+
+
+class ControlRoomAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with the control room's site: the overview as its index and the Cron jobs
+    app first (cronjobs/views/overview.py). Named as a string: the site's module imports models,
+    which are not loaded yet when this class is."""
+
+    default = False  # CronjobsConfig stays the one `cronjobs` means in INSTALLED_APPS
+    default_site = "cronjobs.views.overview.ControlRoomSite"
 
 
 def _sync_after_migrate(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:

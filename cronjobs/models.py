@@ -238,7 +238,9 @@ class Execution(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task_id} {self.run_id[:8]}#{self.attempt} {self.status}"
+        """The attempt's title on its page and in the admin's history: 'heartbeat, run
+        9ad93a68, attempt 1 (failed)'."""
+        return f"{self.task.name}, run {self.run_id[:8]}, attempt {self.attempt} ({self.status})"
 
     @property
     def is_failure(self) -> bool:
@@ -374,7 +376,7 @@ class Alert(models.Model):
         indexes = [models.Index(fields=["state", "last_seen"], name="alert_state_last_seen")]
 
     def __str__(self) -> str:
-        return f"{self.kind} alert for {self.task_id} ({self.state})"
+        return f"{self.kind} alert of {self.task.name} ({self.state})"
 
     @property
     def is_unresolved(self) -> bool:

@@ -382,9 +382,9 @@ class TaskSpec:
             wanted="a percentage above 0 and up to 100",
             form="percent, above 0 and up to 100",
             meaning="Below it (attempts that succeeded over `success_window`, once at least 5 "
-            "finished) a `success_rate` alert opens; it resolves when the rate is back. The "
-            "dashboard's health is `warning` below the target and `critical` when failures are "
-            "five times what the target allows (95 % gives 75 %).",
+            "finished) a `success_rate` alert opens; it resolves when the rate is back. Every "
+            "page's health is `warning` while the last 24 hours are below it, as that alert's "
+            "severity is (the health rule, admin.md).",
             group=Group.ALERTS,
             help="Percent of runs that succeed",
             parse=_percentage,

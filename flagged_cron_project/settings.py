@@ -88,7 +88,7 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "cronjobs.apps.ControlRoomAdminConfig",  # django.contrib.admin with the overview as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -205,6 +205,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-nz"
+# One date and time format, with the zone, on every page (flagged_cron_project/formats).
+FORMAT_MODULE_PATH = ["flagged_cron_project.formats"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "").strip() or system_time_zone()
 USE_I18N = True
 USE_TZ = True

@@ -1,14 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from cronjobs.views.dashboard import dashboard_view
 from cronjobs.views.metrics import metrics_view
 
-admin.site.site_header = "flagged-cron"
-admin.site.site_title = "flagged-cron"
-admin.site.index_title = "Control room"
-
 urlpatterns = [
+    # The front door is the overview (cronjobs/views/overview.py).
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     # Before admin.site.urls, whose catch-all would otherwise take the path.
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="cronjobs-dashboard"),
     path("admin/", admin.site.urls),

@@ -23,6 +23,9 @@ STORAGES = {
 # Serve static files the way development does (looked up per request), so WhiteNoise does not
 # warn about a STATIC_ROOT that only `collectstatic` creates.
 WHITENOISE_AUTOREFRESH = True
+# gunicorn started by a test serves the admin's style sheets and scripts from the apps' static
+# folders, as pages in a browser need them, without a collectstatic run.
+WHITENOISE_USE_FINDERS = True
 # Each test process keeps its own cache (tests/conftest.py empties it per test). A gunicorn
 # started by a test (tests/live_gunicorn.py) keeps the database cache its workers share.
 if not os.environ.get("FLAGGED_CRON_LIVE_SERVER"):

@@ -299,8 +299,10 @@ def test_run_checks_its_success_rate_after_finishing(make_spec):
     )
 
 
+# However far below its target, a low rate is a warning, as its success_rate alert is (the
+# health rule, docs/admin.md): 90 % against 99 % was "critical" before issue 24.
 @pytest.mark.parametrize(
-    ("target", "status"), [(95.0, "warning"), (99.0, "critical"), (80.0, "healthy")]
+    ("target", "status"), [(95.0, "warning"), (99.0, "warning"), (80.0, "healthy")]
 )
 def test_health_colour_uses_the_tasks_own_target(target, status):
     from cronjobs.reporting.health import task_health

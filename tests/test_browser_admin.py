@@ -88,7 +88,7 @@ def log_in(page) -> None:
 
 def test_dashboard_shows_rendered_charts(page, operator):
     log_in(page)
-    page.click("#fc-dashboard-link a.section")
+    page.click("#fc-dashboard-link")
     page.wait_for_selector("#fc-health")
     box = page.locator("#fc-chart-runs svg").bounding_box()
     assert box and box["width"] > 600 and box["height"] > 200
@@ -179,7 +179,7 @@ def test_run_now_and_see_the_new_execution(page, operator):
     page.locator("#result_list tr", has_text="heartbeat").locator(".action-select").check()
     page.select_option("select[name=action]", "run_now")
     page.click("button[name=index]")
-    message = page.locator(".messagelist li", has_text="started in the background")
+    message = page.locator(".messagelist li", has_text="Started heartbeat in the background")
     message.locator("a").click()
     rows = page.locator("#result_list")  # absent until the run has inserted its first row
 

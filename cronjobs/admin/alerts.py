@@ -10,7 +10,7 @@ from django.utils.safestring import SafeString
 
 from cronjobs import actions
 from cronjobs.admin.changelist import FastInputsMixin
-from cronjobs.admin.display import ControlRoomMedia
+from cronjobs.admin.display import ControlRoomMedia, named
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import AlertResource
 from cronjobs.models import Alert
@@ -19,6 +19,8 @@ from cronjobs.templatetags.cronjobs_admin import badge
 
 @admin.register(Alert)
 class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[Alert]):
+    # Fits 1440 px beside the filters, the message getting the room; first seen, who
+    # acknowledged and when it was resolved are on the alert's page. On a phone rows stack.
     list_display = (
         "last_seen",
         "task",
@@ -27,9 +29,6 @@ class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[
         "state_badge",
         "message_text",
         "occurrences",
-        "first_seen",
-        "acknowledged_by",
-        "resolved_at",
     )
     list_filter = ("state", "kind", "severity", "task")
     search_fields = ("message", "task__name")
@@ -73,16 +72,27 @@ class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[
 
     @admin.display(description="message")
     def message_text(self, obj: Alert) -> str:
-        return truncatechars(obj.message, 100)
+        return truncatechars(obj.message, 200)
 
     @admin.action(description="Acknowledge the selected alerts", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         actor = actions.Actor.from_request(request)
-        done = sum(actions.acknowledge(actor, alert) for alert in queryset.select_related("task"))
-        self.message_user(request, f"Acknowledged {done} alert(s).")
+        done = [_name(a) for a in queryset.select_related("task") if actions.acknowledge(actor, a)]
+        if not done:
+            self.message_user(request, "Nothing changed: only open alerts can be acknowledged.")
+            return
+        self.message_user(request, f"Acknowledged {named(done)}.")
 
     @admin.action(description="Resolve the selected alerts", permissions=["change"])
     def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         actor = actions.Actor.from_request(request)
-        done = sum(actions.resolve(actor, alert) for alert in queryset.select_related("task"))
-        self.message_user(request, f"Resolved {done} alert(s).")
+        done = [_name(a) for a in queryset.select_related("task") if actions.resolve(actor, a)]
+        if not done:
+            self.message_user(request, "Nothing changed: the alerts were resolved already.")
+            return
+        self.message_user(request, f"Resolved {named(done)}.")
+
+
+def _name(alert: Alert) -> str:
+    """'the failed alert of heartbeat', for a message."""
+    return f"the {alert.kind.replace('_', ' ')} alert of {alert.task.name}"

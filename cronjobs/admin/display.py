@@ -15,9 +15,25 @@ def percent(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.0f}%"
 
 
+# The one way a page writes a moment (the read-only fields' DATETIME_FORMAT is the same,
+# flagged_cron_project/formats): local time in TIME_ZONE, with the zone's name.
+WHEN_FORMAT = "%Y-%m-%d %H:%M %Z"
+
+
 def when(moment: dt.datetime | None) -> str:
-    """Short local time for narrow columns: '29 Nov 07:05'."""
-    return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "-"
+    """A moment in the project's time zone, named: '2026-11-29 07:05 NZDT'; '-' for none."""
+    return timezone.localtime(moment).strftime(WHEN_FORMAT) if moment else "-"
+
+
+def named(names: list[str], most: int = 5) -> str:
+    """Task names for a message, as written (never capitalised; the admin capitalises a
+    message's first letter, so a message never starts with one): 'a, b and c', 'a, b, c, d, e
+    and 3 more'; 'no task' for none."""
+    if not names:
+        return "no task"
+    if len(names) > most:
+        return f"{', '.join(names[:most])} and {len(names) - most} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def seconds(value: float | None) -> str:

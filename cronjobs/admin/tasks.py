@@ -1,12 +1,20 @@
 """The task list and task pages (docs/architecture.md, "The control room").
 
 Tasks are declared in code and the tasks file, so the admin changes `enabled` only and never
-adds or deletes a task. Every change, a list toggle or an action, goes through
-cronjobs.actions, which checks the permission and writes the audit entry.
+adds or deletes a task. Every change, a list toggle, a bulk action or a button on a task's page
+or in the Running now panel, goes through cronjobs.actions, which checks the permission and
+writes the audit entry.
+
+The list sorts by the last run's duration (a correlated subquery on the (task, started_at)
+index, a few index reads per task) and by the 24-hour p95 (from the hour rollups' duration
+histograms, read once per page for every task and handed to the database as a CASE): neither
+reads the history's rows, so the list costs the same on a million executions as on ten.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +23,17 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, F, FloatField, OuterRef, QuerySet, Subquery, Value, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_POST
 
 from cronjobs import actions, windows
 from cronjobs.admin.changelist import FastInputsMixin
@@ -27,11 +41,14 @@ from cronjobs.admin.display import (
     ControlRoomMedia,
     execution_url,
     format_size,
+    named,
     percent,
     run_url,
+    seconds,
     when,
 )
 from cronjobs.models import Alert, Execution, MaintenanceWindow, Task
+from cronjobs.reporting import stats
 from cronjobs.reporting.health import TaskHealth, task_health
 from cronjobs.tasksettings import STORED, Group
 from cronjobs.templatetags.cronjobs_admin import badge
@@ -61,8 +78,9 @@ class SnoozeActionForm(ActionForm):
     """The action bar's extra fields, read by the snooze and maintenance window actions."""
 
     snooze = forms.ChoiceField(choices=SNOOZE_CHOICES, required=False, label="Snooze")
+    # A format, not a date: an example date reads as a value already filled in.
     until = forms.CharField(
-        required=False, label="", widget=forms.TextInput(attrs={"placeholder": "2026-12-01 18:00"})
+        required=False, label="", widget=forms.TextInput(attrs={"placeholder": "YYYY-MM-DD HH:MM"})
     )
     window = forms.ChoiceField(choices=WINDOW_CHOICES, required=False, label="Window")
     window_mode = forms.ChoiceField(
@@ -106,13 +124,49 @@ def task_fieldsets() -> tuple[tuple[str | None, _FieldOpts], ...]:
     return tuple(sections)
 
 
+def with_durations(tasks: QuerySet[Task], day: dict[int, stats.TaskSummary]) -> QuerySet[Task]:
+    """The list's two sortable durations as annotations: `last_duration`, the last ended
+    attempt's (the one the list shows, stats.last_executions), and `p95_24h`, from `day`."""
+    last = Execution.objects.ended().filter(task_id=OuterRef("pk")).order_by("-started_at")
+    p95 = [
+        When(pk=task_id, then=Value(s.p95_duration))
+        for task_id, s in day.items()
+        if s.p95_duration is not None
+    ]
+    return tasks.annotate(
+        last_duration=Subquery(last.values("duration")[:1]),
+        p95_24h=Case(*p95, default=Value(None), output_field=FloatField())
+        if p95
+        else Value(None, output_field=FloatField()),
+    )
+
+
 class TaskChangeList(ChangeList):
+    """Reads each task's 24-hour summary once per page (with the p95, which the list sorts by)
+    and attaches every row's health, so the columns read no row of their own."""
+
+    @cached_property
+    def now(self) -> dt.datetime:
+        return timezone.now()
+
+    @cached_property
+    def day(self) -> dict[int, stats.TaskSummary]:
+        return stats.task_summaries(self.now - dt.timedelta(hours=24), self.now, with_p95=True)
+
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Task]:
+        if not getattr(self, "_annotated", False):
+            self.root_queryset = with_durations(self.root_queryset, self.day)
+            self._annotated = True
+        return super().get_queryset(request, exclude_parameters)
+
     def get_results(self, request: HttpRequest) -> None:
         """Attach each task's health to the rows of this page: iterating fills the queryset's
         cache, so the template and the enabled-toggle formset see the same decorated rows."""
         super().get_results(request)
         rows: list[Task] = list(self.result_list)
-        health = task_health(rows)
+        health = task_health(rows, self.now, day=self.day)
         calendar = windows.Calendar()  # one read of the windows for the whole page
         for task in rows:
             task.health = health[task.pk]  # type: ignore[attr-defined]  # read by TaskAdmin._health
@@ -121,19 +175,18 @@ class TaskChangeList(ChangeList):
 
 @admin.register(Task)
 class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
+    # Fits 1440 px beside the filters; the rest (priority, limits, chains) is on the task's
+    # page. On a phone the rows stack (cronjobs/static/cronjobs/admin.css).
     list_display = (
         "name",
         "enabled",
-        "schedule_in_words",
-        "next_run",
-        "last_status",
+        "health",
         "last_run",
-        "success_24h",
-        "success_30d",
-        "circuit",
-        "snoozed",
-        "maintenance",
-        "priority",
+        "last_duration",
+        "p95_24h",
+        "success",
+        "next_run_and_schedule",
+        "circuit_and_snooze",
     )
     list_display_links = ("name",)
     list_editable = ("enabled",)
@@ -174,7 +227,8 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
             obj.health = health  # type: ignore[attr-defined]  # a per-request decoration
         return health
 
-    @admin.display(description="schedule")
+    # "in words": the row above it is the schedule itself (the setting).
+    @admin.display(description="in words")
     def schedule_in_words(self, obj: Task) -> str:
         return self._health(obj).schedule_in_words
 
@@ -182,31 +236,72 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
     def next_run(self, obj: Task) -> str:
         return when(self._health(obj).next_run)
 
-    @admin.display(description="last status")
-    def last_status(self, obj: Task) -> SafeString:
-        last = self._health(obj).last
-        return badge(last.status if last else None)
+    @admin.display(description="next run")
+    def next_run_and_schedule(self, obj: Task) -> SafeString:
+        health = self._health(obj)
+        return format_html(
+            '{}<br><span class="fc-muted">{}</span>',
+            when(health.next_run),
+            health.schedule_in_words,
+        )
+
+    @admin.display(description="health")
+    def health(self, obj: Task) -> SafeString:
+        health = self._health(obj)
+        if not health.reasons:
+            return badge(health.status)
+        return format_html(
+            '{}<br><span class="fc-reasons">{}</span>', badge(health.status), health.reasons
+        )
 
     @admin.display(description="last run")
-    def last_run(self, obj: Task) -> SafeString | str:
+    def last_run(self, obj: Task) -> SafeString:
         last = self._health(obj).last
         if last is None:
-            return "-"
-        return format_html('<a href="{}">{}</a>', execution_url(last), when(last.started_at))
+            return badge(None)
+        return format_html(
+            '{} <a href="{}">{}</a>', badge(last.status), execution_url(last), when(last.started_at)
+        )
 
-    @admin.display(description="success 24 h")
-    def success_24h(self, obj: Task) -> str:
-        day = self._health(obj).day
-        return f"{percent(day.success_rate)} of {day.finished}"
+    @admin.display(description="last took", ordering=F("last_duration").desc(nulls_last=True))
+    def last_duration(self, obj: Task) -> str:
+        return seconds(getattr(obj, "last_duration", None))
 
-    @admin.display(description="success 30 d")
-    def success_30d(self, obj: Task) -> str:
-        month = self._health(obj).month
-        return f"{percent(month.success_rate)} of {month.finished}"
+    @admin.display(description="p95 24 h", ordering=F("p95_24h").desc(nulls_last=True))
+    def p95_24h(self, obj: Task) -> str:
+        return seconds(getattr(obj, "p95_24h", None))
+
+    @admin.display(description="success")
+    def success(self, obj: Task) -> SafeString:
+        health = self._health(obj)
+        day, month = health.day, health.month
+        return format_html(
+            '{} of {} <span class="fc-muted">24 h</span><br>'
+            '{} of {} <span class="fc-muted">30 d</span>',
+            percent(day.success_rate),
+            day.finished,
+            percent(month.success_rate),
+            month.finished,
+        )
 
     @admin.display(description="circuit")
     def circuit(self, obj: Task) -> SafeString:
         return badge(self._health(obj).circuit)
+
+    @admin.display(description="circuit / snooze / window")
+    def circuit_and_snooze(self, obj: Task) -> SafeString:
+        """The circuit's state, with the snooze and the maintenance window on now below it."""
+        lines = [badge(self._health(obj).circuit)]
+        if obj.is_snoozed():
+            lines.append(
+                format_html(
+                    '<span class="fc-muted">snoozed until {}</span>', when(obj.snoozed_until)
+                )
+            )
+        window = self.maintenance(obj)
+        if window:
+            lines.append(format_html('<span class="fc-muted">{}</span>', window))
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
     @admin.display(description="snoozed until")
     def snoozed(self, obj: Task) -> str:
@@ -277,11 +372,39 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         extra = {
-            "recent_executions": Execution.objects.filter(task_id=object_id)[:RECENT_EXECUTIONS],
+            "recent_executions": Execution.objects.filter(task_id=object_id)
+            .select_related("task")
+            .defer("output", "traceback")[:RECENT_EXECUTIONS],
             "open_alerts": Alert.objects.unresolved().filter(task_id=object_id),
+            "snooze_choices": SNOOZE_CHOICES,
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        """The buttons of a task's page and of the Running now panel: one POST per action
+        (`act/stop/<task name>/`), answered by a redirect back with a message."""
+        view = self.admin_site.admin_view(require_POST(self.act_view))
+        act = path("act/<str:action>/<str:name>/", view, name="cronjobs_task_act")
+        return [act, *super().get_urls()]
+
+    def act_view(self, request: HttpRequest, action: str, name: str) -> HttpResponse:
+        """Staff only and CSRF-checked (admin_view); the permission is the action's own
+        (cronjobs.actions: `change task`), refused with a 403."""
+        do = TASK_BUTTONS.get(action)
+        if do is None:
+            raise Http404(f"no action {action!r}")
+        task = get_object_or_404(Task, name=name)
+        try:
+            level, message = do(actions.Actor.from_request(request), task, request)
+        except actions.Forbidden as exc:
+            raise PermissionDenied(exc.message) from None
+        except actions.ActionError as exc:
+            level, message = messages.WARNING, f"{exc.message}."
+        except ValueError as exc:
+            level, message = messages.ERROR, f"Not snoozed: {exc}."
+        self.message_user(request, message, level)
+        return HttpResponseRedirect(_back(request, task))
 
     def save_model(
         self, request: HttpRequest, obj: Task, form: forms.ModelForm[Task], change: bool
@@ -305,47 +428,33 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Task], enabled: bool) -> None:
         actor = actions.Actor.from_request(request)
-        changed = sum(actions.set_enabled(actor, task, enabled) for task in queryset)
+        changed = [task.name for task in queryset if actions.set_enabled(actor, task, enabled)]
         word = "Enabled" if enabled else "Disabled"
-        self.message_user(request, f"{word} {changed} task(s).")
+        already = "enabled" if enabled else "disabled"
+        if not changed:
+            self.message_user(request, f"Nothing changed: the tasks were {already} already.")
+            return
+        self.message_user(request, f"{word} {named(changed)}.")
 
     @admin.action(description="Run the selected tasks now", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         actor = actions.Actor.from_request(request)
         for task in queryset:
             try:
-                run_id = actions.run_now(actor, task)
+                level, message = _run_now(actor, task, request)
             except actions.ActionError as exc:
-                self.message_user(request, f"Not started: {exc.message}.", messages.WARNING)
-                continue
-            self.message_user(
-                request,
-                format_html(
-                    '{} started in the background: <a href="{}">run {}</a>',
-                    task.name,
-                    run_url(run_id),
-                    run_id[:8],
-                ),
-            )
+                level, message = messages.WARNING, f"Not started: {exc.message}."
+            self.message_user(request, message, level)
 
     @admin.action(description="Stop the selected tasks' runs", permissions=["change"])
     def stop(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         actor = actions.Actor.from_request(request)
         for task in queryset:
             try:
-                run_id = actions.stop(actor, task)
+                level, message = _stop(actor, task, request)
             except actions.ActionError as exc:
-                self.message_user(request, f"Not stopped: {exc.message}.", messages.WARNING)
-                continue
-            self.message_user(
-                request,
-                format_html(
-                    '{}: stop requested for <a href="{}">run {}</a>; it ends within seconds.',
-                    task.name,
-                    run_url(run_id),
-                    run_id[:8],
-                ),
-            )
+                level, message = messages.WARNING, f"Not stopped: {exc.message}."
+            self.message_user(request, message, level)
 
     @admin.action(description="Reset the circuit breaker", permissions=["change"])
     def reset_circuit(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
@@ -353,7 +462,7 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         tasks = list(queryset)
         for task in tasks:
             actions.reset_circuit(actor, task)
-        self.message_user(request, f"Closed the circuit of {len(tasks)} task(s).")
+        self.message_user(request, f"Closed the circuit of {named([t.name for t in tasks])}.")
 
     @admin.action(description="Snooze the selected tasks (pick how long)", permissions=["change"])
     def snooze(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
@@ -370,7 +479,7 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         except actions.ActionError as exc:
             self.message_user(request, f"Not snoozed: {exc.message}.", messages.ERROR)
             return
-        self.message_user(request, f"Snoozed {len(names)} task(s) until {when(until)}.")
+        self.message_user(request, f"Snoozed {named(names)} until {when(until)}.")
 
     @admin.action(
         description="Open a maintenance window for the selected tasks (pick length, mode, reason)",
@@ -404,4 +513,75 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
     def unsnooze(self, request: HttpRequest, queryset: QuerySet[Task]) -> None:
         actor = actions.Actor.from_request(request)
         names = [name for task in queryset for name in actions.unsnooze(actor, task)]
-        self.message_user(request, f"Ended the snooze of {len(names)} task(s).")
+        if not names:
+            self.message_user(request, "Nothing changed: none of the tasks was snoozed.")
+            return
+        self.message_user(request, f"Ended the snooze of {named(names)}.")
+
+
+# The buttons (a task's page, the Running now panel): each returns the message's level and text.
+Outcome = tuple[int, "str | SafeString"]
+
+
+def _run_now(actor: actions.Actor, task: Task, request: HttpRequest) -> Outcome:
+    run_id = actions.run_now(actor, task)
+    return messages.SUCCESS, format_html(
+        'Started {} in the background: <a href="{}">run {}</a>.',
+        task.name,
+        run_url(run_id),
+        run_id[:8],
+    )
+
+
+def _stop(actor: actions.Actor, task: Task, request: HttpRequest) -> Outcome:
+    run_id = actions.stop(actor, task)
+    return messages.SUCCESS, format_html(
+        'Stop requested for {}, <a href="{}">run {}</a>: it ends within seconds.',
+        task.name,
+        run_url(run_id),
+        run_id[:8],
+    )
+
+
+def _reset_circuit(actor: actions.Actor, task: Task, request: HttpRequest) -> Outcome:
+    before = actions.reset_circuit(actor, task)
+    if before == "closed":
+        return messages.SUCCESS, f"The circuit of {task.name} was closed already; it stays closed."
+    return (
+        messages.SUCCESS,
+        f"Closed the circuit of {task.name} (it was {before.replace('_', '-')}).",
+    )
+
+
+def _snooze(actor: actions.Actor, task: Task, request: HttpRequest) -> Outcome:
+    until = snooze_end(request.POST.get("snooze", ""), request.POST.get("until", ""))
+    actions.snooze(actor, task, until)
+    return (
+        messages.SUCCESS,
+        f"Snoozed {task.name} until {when(until)}: no notifications until then.",
+    )
+
+
+def _unsnooze(actor: actions.Actor, task: Task, request: HttpRequest) -> Outcome:
+    if not actions.unsnooze(actor, task):
+        return messages.INFO, f"Nothing changed: {task.name} was not snoozed."
+    return messages.SUCCESS, f"Ended the snooze of {task.name}."
+
+
+TASK_BUTTONS: dict[str, Callable[[actions.Actor, Task, HttpRequest], Outcome]] = {
+    "run": _run_now,
+    "stop": _stop,
+    "reset-circuit": _reset_circuit,
+    "snooze": _snooze,
+    "unsnooze": _unsnooze,
+}
+
+
+def _back(request: HttpRequest, task: Task) -> str:
+    """Where the button was pressed (`next`, this site's own pages only), else the task's page."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse("admin:cronjobs_task_change", args=[task.pk])

@@ -22,11 +22,13 @@ SQLite gets no views: the seed's SQL (NOW(), DATE_SUB, CURDATE) is MySQL's diale
 not run there anyway; cronjobs.reporting.stats gives the same figures on any database.
 
 The health view keeps the seed's fixed cut-offs (a 24-hour success rate below 90 % is a warning,
-below 50 % critical, compared in whole numbers so rounding cannot move a task across a line):
-what cronjobs.reporting.health.TaskHealth.status gives a task whose `success_target` is 90.
-The pages follow each task's own target; tests/test_sql_views.py checks that the two agree at
-90. The statuses are spelled out in SQL; the same test keeps them equal to Execution.FINISHED
-and Execution.FAILURES.
+below 50 % critical, compared in whole numbers so rounding cannot move a task across a line).
+The pages' rule (cronjobs.reporting.health.TaskHealth.status, docs/admin.md) follows each
+task's own target and, like the alerts, calls a low success rate a warning however low it is;
+for a task with a 90 % target the two agree except below 50 % with no failed last attempt,
+open circuit or critical alert, and tests/test_sql_views.py checks that they agree elsewhere.
+The statuses are spelled out in SQL; the same test keeps them equal to Execution.FINISHED and
+Execution.FAILURES.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from django import template
 from django.contrib.admin.templatetags.base import InclusionAdminNode
 from django.contrib.admin.views.main import ChangeList
 from django.template.base import Parser, Token
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -15,6 +16,8 @@ from cronjobs.admin.changelist import calendar_date_hierarchy
 register = template.Library()
 # A success rate on the dashboard reads as it does on the task list.
 register.filter("percent", display.percent)
+# Every moment a template writes reads as the admin's columns do: '2026-12-06 21:31 UTC'.
+register.filter("when", display.when)
 
 
 @register.simple_tag
@@ -25,6 +28,12 @@ def badge(value: str | None, label: str | None = None) -> SafeString:
     return format_html(
         '<span class="fc-badge fc-{}">{}</span>', value, label or value.replace("_", " ")
     )
+
+
+@register.simple_tag
+def time_zone_name() -> str:
+    """The project's time zone, for scripts that write moments as the pages do."""
+    return timezone.get_current_timezone_name()
 
 
 @register.tag(name="calendar_date_hierarchy")

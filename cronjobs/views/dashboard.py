@@ -22,7 +22,6 @@ from django.conf import settings
 from django.contrib import admin
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -30,9 +29,15 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from cronjobs import windows
-from cronjobs.models import Alert, CircuitState, Execution, Task
+from cronjobs.models import Alert, CircuitState, Task
 from cronjobs.reporting import stats
-from cronjobs.reporting.health import MONTH_DAYS, TaskHealth, task_health
+from cronjobs.reporting.health import (
+    MONTH_DAYS,
+    FailedRun,
+    TaskHealth,
+    recent_failed_runs,
+    task_health,
+)
 from cronjobs.views import charts
 
 TREND_DAYS = MONTH_DAYS
@@ -40,8 +45,8 @@ RECENT_FAILURES = 10
 FAILURE_WINDOW = dt.timedelta(days=7)
 REFRESH_SECONDS = 60
 MIN_CHART_DAYS = 7
-# Worst first on the health table.
-STATUS_ORDER = ("critical", "warning", "healthy", "idle", "disabled")
+# Worst first on the health table and the overview.
+STATUS_ORDER = ("critical", "warning", "healthy", "idle", "disabled", "retired")
 MIB = 1024 * 1024
 CACHE_KEY = "cronjobs:dashboard:content"
 
@@ -78,7 +83,7 @@ def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     tasks = list(Task.objects.filter(retired_at__isnull=True))
     trends = stats.daily_trends(TREND_DAYS, now)
-    health = sorted(task_health(tasks, now, trends, with_p95=True).values(), key=_health_order)
+    health = sorted(task_health(tasks, now, trends, with_p95=True).values(), key=health_order)
     names = {task.pk: task.name for task in tasks}
     calendar = windows.Calendar(now)
     for task in tasks:
@@ -88,7 +93,7 @@ def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
         "now": now,
         "refresh_seconds": REFRESH_SECONDS,
         "health": health,
-        "counts": _status_counts(health),
+        "counts": status_counts(health),
         "day_totals": day_totals(trends, days),
         "open_alerts": Alert.objects.unresolved().select_related("task")[:20],
         "circuits": CircuitState.objects.tripped().select_related("task").order_by("-changed_at"),
@@ -98,11 +103,13 @@ def build_context(now: dt.datetime | None = None) -> dict[str, Any]:
     }
 
 
-def _health_order(item: TaskHealth) -> tuple[int, int, str]:
+def health_order(item: TaskHealth) -> tuple[int, int, str]:
+    """Worst first, then by priority and name: the order of every health table."""
     return (STATUS_ORDER.index(item.status), item.task.priority, item.task.name)
 
 
-def _status_counts(health: list[TaskHealth]) -> dict[str, int]:
+def status_counts(health: list[TaskHealth]) -> dict[str, int]:
+    """How many tasks have each health word, worst first."""
     counts = dict.fromkeys(STATUS_ORDER, 0)
     for item in health:
         counts[item.status] += 1
@@ -125,11 +132,9 @@ def day_totals(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[stat
     ]
 
 
-def _recent_failures(now: dt.datetime) -> QuerySet[Execution]:
+def _recent_failures(now: dt.datetime) -> list[FailedRun]:
     # Bounded to a week so the (status, started_at) index range stays short.
-    since = now - FAILURE_WINDOW
-    failures = Execution.objects.failures().filter(started_at__gte=since)
-    return failures.select_related("task").defer("output", "traceback")[:RECENT_FAILURES]
+    return recent_failed_runs(now - FAILURE_WINDOW, RECENT_FAILURES)
 
 
 def chart_days(trends: list[stats.DailyTrend], days: list[dt.date]) -> list[dt.date]:
