@@ -146,3 +146,16 @@ def test_dashboard_shows_the_windows_on_now_and_each_tasks_window():
     page = client.get("/admin/dashboard/?partial=1").content.decode()
     assert "Maintenance windows on now" in page and "till count" in page
     assert page.count("till count") >= 2  # the panel and the task's health row
+
+
+def test_overview_shows_the_window_a_task_is_in_and_its_reason():
+    make_task("tills")
+    make_task("other")
+    _open(mode="skip", reason="stock take in the back room")
+    client = Client()
+    client.force_login(make_user("watcher", "view_task"))
+    page = client.get("/admin/").content.decode()
+    tills = page[page.index('data-task="tills"') :][:2000]
+    assert "stock take in the back room" in tills and "maintenance" in tills
+    other = page[page.index('data-task="other"') :]
+    assert "stock take" not in other[: other.index("</tr>")]

@@ -185,7 +185,7 @@ def test_overview_puts_cron_jobs_first_and_the_domain_below_it(admin_client):
     labels = [app["app_label"] for app in response.context["app_list"]]
     assert labels[:2] == ["cronjobs", "flagged_products"]
     models = [m["object_name"] for m in response.context["app_list"][0]["models"]]
-    assert models == ["Task", "Execution", "Alert", "ApiToken"]
+    assert models == ["Task", "Execution", "Alert", "MaintenanceWindow", "ApiToken"]
 
 
 def test_overview_dates_name_their_zone(admin_client):

@@ -1,6 +1,6 @@
 """The front page, `/admin/` (docs/admin.md, "The overview"): every current task with its health
 word and why, its last and next run and open alerts, worst first; the Running now panel with a
-Stop button per run; the full dashboard one click away. The app list follows it, the Cron jobs
+Stop button per run; the maintenance window each task is in; the full dashboard one click away. The app list follows it, the Cron jobs
 app first and the domain's models (Flagged products) below it.
 
 `ControlRoomSite` is the admin site (settings: cronjobs.apps.ControlRoomAdminConfig): the stock
@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from cronjobs import windows
 from cronjobs.models import Task
 from cronjobs.reporting.health import task_health
 from cronjobs.views.dashboard import health_order, status_counts
@@ -26,7 +27,7 @@ from cronjobs.views.dashboard import health_order, status_counts
 # The apps of the navigation, in this order; any other app follows them alphabetically.
 APP_ORDER = ("cronjobs", "flagged_products", "auth", "axes")
 # Within Cron jobs: what an operator opens most, first.
-MODEL_ORDER = ("Task", "Execution", "Alert", "ApiToken")
+MODEL_ORDER = ("Task", "Execution", "Alert", "MaintenanceWindow", "ApiToken")
 
 
 class ControlRoomSite(admin.AdminSite):
@@ -67,6 +68,9 @@ def overview_context(request: HttpRequest, now: dt.datetime | None = None) -> di
     now = now or timezone.now()
     tasks = list(Task.objects.filter(retired_at__isnull=True))
     health = sorted(task_health(tasks, now, with_month=False).values(), key=health_order)
+    calendar = windows.Calendar(now)  # one read of the windows for the whole page
+    for task in tasks:
+        task.window = calendar.covering(task.name)  # type: ignore[attr-defined]  # the template
     return {
         "overview": {
             "now": now,
