@@ -159,10 +159,10 @@ class TaskLease:
         left = self.lapses_at - now
         if left > self.margin:
             return ""
+        said = [f"last renewal failed: {self.failure[:300]}"] if self.failure else []
         if self._renewal is not None:
-            why = f"the database has not answered for {now - self.tried_at:.1f} s"
-        else:
-            why = self.failure or "no renewal could be sent"
+            said.append(f"a renewal unanswered for {now - self.tried_at:.1f} s")
+        why = "; ".join(said) or "no renewal could be sent"
         return (
             f"lease lost: not renewed for {now - self.renewed_at:.1f} s ({why}); it could "
             f"lapse in {max(left, 0):.1f} s (CRONJOBS_LEASE_TTL={self.ttl:g})"
