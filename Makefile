@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups \
-	bench-ten-million bench-dashboard clean
+	bench-ten-million bench-dashboard bench-fencing clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -106,6 +106,11 @@ bench-ten-million: setup-dev
 # The dashboard's content and charts with 100 tasks and 30 days of history (SQLite in a temp dir).
 bench-dashboard: setup-dev
 	$(BIN)/python bench/dashboard.py $(BENCH_ARGS)
+
+# Fencing (issue 22): a partition to the job's death, and the margin left before its lease
+# could lapse, 20 trials through frozen TCP proxies to MariaDB (flagged_cron_bench_fencing).
+bench-fencing: setup-dev
+	$(BIN)/python bench/fencing.py $(BENCH_ARGS)
 
 # The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
 # while it is stale).

@@ -30,6 +30,8 @@ def main(target_host: str, target_port: int) -> None:
                 continue
             source, sink = key.fileobj, key.data
             assert isinstance(source, socket.socket)
+            if source.fileno() == -1:
+                continue  # closed with its peer earlier in this batch of events
             try:
                 chunk = source.recv(65536)
                 if chunk:

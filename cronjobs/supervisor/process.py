@@ -189,7 +189,9 @@ class _Monitor:
                     self.term_sent_at = now
                 elif self.term_sent_at is not None and now >= self.term_sent_at + self.grace:
                     self._signal_group(signal.SIGKILL)
-                interval = min(interval * 2, 0.25)
+                # Once SIGTERM is out, look often enough that SIGKILL follows the grace closely:
+                # a fenced job must be dead before its lease could lapse.
+                interval = min(interval * 2, 0.25 if self.term_sent_at is None else 0.02)
         finally:
             sel.close()
             os.close(pidfd)

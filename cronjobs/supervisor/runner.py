@@ -295,10 +295,11 @@ class Invocation:
             return None
         if lease.renew_if_due():
             return Halt(Status.CANCELLED, "stopped on request")
-        lost = self.lease_lost()
+        lost = self.fenced or self.lease_lost()
         if lost:
-            self.fenced = lost
-            logs.write("ERROR", self.spec.name, f"run={self.run_id[:8]} {lost}: stopping the job")
+            if not self.fenced:  # asked again on every beat of the grace: say it once
+                self.fenced = lost
+                logs.write("ERROR", self.spec.name, f"run={self.run_id[:8]} {lost}: stopping it")
             return Halt(Status.FAILED, lost, grace=lease.fence_grace)
         if row.pk and peak and time.monotonic() - self.memory_written_at >= MEMORY_EVERY:
             written = lease.background.offer(lambda: history.note_peak(row, peak))
