@@ -9,11 +9,12 @@ from typing import Any
 
 from tests.helpers import wait_for
 
-# Appends "<host> <unix time>" every 50 ms for FC_RUN_FOR seconds; its pid in <host>.pid.
+# Appends "<host> <unix time>" every 50 ms for FC_RUN_FOR seconds, or until <host>.end exists;
+# its pid in <host>.pid.
 STAMPER = """
 echo $$ > "$FC_TEST_DIR/$CRONJOBS_HOST.pid"
 end=$(( $(date +%s) + ${FC_RUN_FOR:-60} ))
-while [ "$(date +%s)" -lt "$end" ]; do
+while [ "$(date +%s)" -lt "$end" ] && [ ! -e "$FC_TEST_DIR/$CRONJOBS_HOST.end" ]; do
     echo "$CRONJOBS_HOST $(date +%s.%N)" >> "$FC_TEST_DIR/stamps"
     sleep 0.05
 done

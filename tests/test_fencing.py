@@ -41,8 +41,8 @@ def test_holder_whose_lease_was_taken_over_stops_at_once(manage, tasks_file, job
     _, stderr = runjob.communicate(timeout=60)
     assert runjob.returncode == 1, stderr
     assert not alive(pid)
-    # On the next beat (1 s), then SIGTERM: sh ends at once.
-    assert max(stamped_by(job_dir, "a")) < taken_at + 1 + 1 + 2
+    # On the next beat (1 s), then SIGTERM: sh ends at once (5 s: a loaded machine's slack).
+    assert max(stamped_by(job_dir, "a")) < taken_at + 5
     attempt = Execution.objects.get(task__name="stamper")  # no retry without the lease
     assert attempt.status == Status.FAILED
     assert attempt.error == "lease lost: taken over by run ffffffff on b"
@@ -85,9 +85,9 @@ def test_a_renewal_stuck_on_a_locked_database_stops_the_job_before_the_lease_cou
     locked_at = time.time()
     try:
         wait_for(lambda: not alive(pid), timeout=20, what="the job to be stopped")
-        # The last renewal was sent at most a beat before the lock: the lease could lapse
-        # 6 s after it, and the job is dead 2 s (a third of the TTL) before that.
-        assert max(stamped_by(job_dir, "a")) < locked_at + 6 - 2 + 0.5
+        lapses = Lease.objects.get(task__name="stamper").expires_at.timestamp()
+        assert max(stamped_by(job_dir, "a")) < lapses  # dead before anyone could take over
+        assert max(stamped_by(job_dir, "a")) < locked_at + 6  # the last renewal came before
     finally:
         lock.execute("ROLLBACK")
         lock.close()
@@ -137,7 +137,10 @@ def test_partitioned_host_stops_its_job_before_another_host_starts_it(
     second = start(manage, host_b)  # overlap = "wait": it takes the lease once it lapses
     wait_for(lambda: "waits for the lease" in daily_log(log_dir), timeout=60)
     os.kill(partition.pid, signal.SIGSTOP)
+    frozen_at = time.time()
     wait_for(lambda: not alive(pid), timeout=20, what="host a's job to be stopped")
+    lapses = Lease.objects.get(task__name="stamper").expires_at.timestamp()
+    assert frozen_at < max(stamped_by(job_dir, "a")) < lapses  # ran on, then died in time
     _, stderr = second.communicate(timeout=120)
     assert second.returncode == 0, stderr
     assert stamped_by(job_dir, "b")

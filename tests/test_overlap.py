@@ -28,9 +28,11 @@ def tasks_file(tmp_path, job_dir):
 
 def test_wait_runs_after_the_running_run_ends(manage, tasks_file, job_dir, log_dir):
     tasks = tasks_file("wait")
-    first = start(manage, {**tasks, "CRONJOBS_HOST": "a", "FC_RUN_FOR": "4"})
+    first = start(manage, {**tasks, "CRONJOBS_HOST": "a", "FC_RUN_FOR": "100"})
     wait_for(lambda: stamped_by(job_dir, "a"))
     second = start(manage, {**tasks, "CRONJOBS_HOST": "b", "FC_RUN_FOR": "1"})
+    wait_for(lambda: "waits for the lease" in daily_log(log_dir), timeout=60)
+    (job_dir / "a.end").touch()  # host a's job ends by itself
     for runjob in (first, second):
         _, stderr = runjob.communicate(timeout=120)
         assert runjob.returncode == 0, stderr
@@ -41,7 +43,9 @@ def test_wait_runs_after_the_running_run_ends(manage, tasks_file, job_dir, log_d
     assert stamped_by(job_dir, "b")
     assert_never_two_at_once(job_dir)
     assert max(stamped_by(job_dir, "a")) < min(stamped_by(job_dir, "b"))
-    assert f"run={b_run.run_id[:8]} waits for the lease (overlap = wait)" in daily_log(log_dir)
+    assert f"run={b_run.run_id[:8]} waits for the lease (overlap = wait): run " in daily_log(
+        log_dir
+    )
 
 
 def test_replace_cancels_the_running_run_then_runs(manage, tasks_file, job_dir, log_dir):
