@@ -161,3 +161,31 @@ def test_partitioned_host_stops_its_job_before_another_host_starts_it(
     assert a_run.error.startswith("lease lost: not renewed for "), a_run.error
     assert "last renewal failed: (2013, " in a_run.error  # MySQL's "Lost connection"
     assert Execution.objects.filter(task__name="stamper").count() == 2  # no retry on a
+
+
+@pytest.mark.mariadb
+def test_the_supervisors_query_timeouts_are_not_the_jobs(tmp_path):
+    """bound_waits gives the supervisor's MySQL connection read and write timeouts; a
+    function job forked from it connects with the project's own settings (a long report query
+    must not fail after the supervisor's 10 s)."""
+    from django.db import connections
+
+    from cronjobs.supervisor.db import bound_waits
+    from cronjobs.supervisor.process import Limits, run_attempt
+
+    seen = tmp_path / "options"
+
+    def job() -> None:
+        options = connections["default"].settings_dict["OPTIONS"]
+        seen.write_text(f"{options.get('read_timeout')} {options.get('write_timeout')}")
+
+    project = connection.settings_dict
+    try:
+        bound_waits(10)
+        assert connection.settings_dict["OPTIONS"]["read_timeout"] == 10
+        assert connection.settings_dict["OPTIONS"]["write_timeout"] == 10
+        result = run_attempt(job, Limits(timeout=30))
+    finally:
+        connection.settings_dict = project
+    assert result.status == Status.SUCCEEDED, result.error
+    assert seen.read_text() == "None None"
