@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups \
-	bench-ten-million bench-dashboard bench-windows bench-overview clean
+	bench-ten-million bench-dashboard bench-windows bench-overview bench-fencing clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -115,6 +115,11 @@ bench-windows: setup-dev
 # stock index it replaced (flagged_cron_bench_overview, seeded once, kept).
 bench-overview: setup-dev
 	$(BIN)/python bench/overview.py $(BENCH_ARGS)
+
+# Fencing (issue 22): a partition to the job's death, and the margin left before its lease
+# could lapse, 20 trials through frozen TCP proxies to MariaDB (flagged_cron_bench_fencing).
+bench-fencing: setup-dev
+	$(BIN)/python bench/fencing.py $(BENCH_ARGS)
 
 # The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
 # while it is stale).

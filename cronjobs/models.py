@@ -83,6 +83,14 @@ class Task(models.Model):
     catch_up = models.BooleanField(
         default=SETTINGS["catch_up"].default, help_text=SETTINGS["catch_up"].help
     )
+    overlap = models.CharField(
+        max_length=10, default=SETTINGS["overlap"].default, help_text=SETTINGS["overlap"].help
+    )
+    on_lease_lost = models.CharField(
+        max_length=10,
+        default=SETTINGS["on_lease_lost"].default,
+        help_text=SETTINGS["on_lease_lost"].help,
+    )
     caught_up_slot = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The last missed slot caught up"
     )

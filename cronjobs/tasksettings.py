@@ -203,6 +203,15 @@ def _ping_url(value: str) -> str:
     return url
 
 
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of " + ", ".join(map(repr, choices)))
+        return value
+
+    return parse
+
+
 def _names(pattern: re.Pattern[str]) -> Callable[[list[Any]], tuple[str, ...]]:
     def parse(values: list[Any]) -> tuple[str, ...]:
         for value in values:
@@ -538,6 +547,41 @@ class TaskSpec:
             "a long outage), never while the task is disabled, snoozed or its circuit is open.",
             group=Group.CHAINS,
             help="The watchdog starts one run for a missed latest slot",
+        ),
+    )
+
+    overlap: str = dataclasses.field(
+        default="skip",
+        metadata=setting(
+            accepts=(str,),
+            wanted='"skip", "wait" or "replace"',
+            form='`"skip"`, `"wait"` or `"replace"`',
+            meaning="What an invocation does while another run of the task holds its lease "
+            "(on any host): `skip` records a `skipped` row (reason `overlap`) and exits 3; "
+            "`wait` waits for that run to end, up to the task's `timeout`, then runs (or, "
+            "still held, skips); `replace` asks that run to stop (its attempt ends `cancelled`, "
+            "`stopped_by` naming the replacement), waits until its lease is released, then "
+            "runs. Never two runs at once in any policy (operations.md, "
+            '"Overlap policies").',
+            group=Group.CHAINS,
+            help="While another run holds the lease: skip, wait or replace",
+            parse=_choice("skip", "wait", "replace"),
+        ),
+    )
+    on_lease_lost: str = dataclasses.field(
+        default="stop",
+        metadata=setting(
+            accepts=(str,),
+            wanted='"stop" or "continue"',
+            form='`"stop"` or `"continue"`',
+            meaning="Fencing: `stop` ends the job (SIGTERM, a short grace, SIGKILL, the whole "
+            "tree) when its lease could lapse within a third of `CRONJOBS_LEASE_TTL` without "
+            "a renewal, or at once when another run took the lease over; the attempt is "
+            "`failed` with a `lease lost` error. `continue` lets the job run on and gives up "
+            'the guarantee that no two runs overlap (operations.md, "Lease").',
+            group=Group.CHAINS,
+            help="When the lease cannot be renewed or was taken over: stop or continue the job",
+            parse=_choice("stop", "continue"),
         ),
     )
 

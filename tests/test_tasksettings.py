@@ -55,6 +55,8 @@ EVERYTHING = {
     "after": ["upstream_one"],
     "hosts": ["web1", "web2"],
     "catch_up": True,
+    "overlap": "replace",
+    "on_lease_lost": "continue",
 }
 
 

@@ -1,6 +1,15 @@
-"""Connection care for a supervisor that may sit idle for hours while its job runs."""
+"""Connection care for a supervisor that may sit idle for hours while its job runs, and must
+never hang on a database that stopped answering (docs/operations.md, "Lease")."""
 
-from django.db import connection
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection, connections
 
 
 def ensure_usable_connection() -> None:
@@ -8,3 +17,85 @@ def ensure_usable_connection() -> None:
     a query has failed. Ping before reusing the supervisor's connection; reconnect if gone."""
     if connection.connection is not None and not connection.is_usable():
         connection.close()
+
+
+def bound_waits(seconds: float) -> None:
+    """Give this thread's MySQL connection read and write timeouts of `seconds`, so a query on
+    a connection whose peer went silent (a partition, a frozen proxy) fails instead of waiting
+    for TCP to give up, which takes a quarter of an hour. The settings of the project are not
+    changed: only this thread's connection object carries them, and the job's worker process
+    goes back to the project's own (process._detach_database_connections)."""
+    if connection.vendor != "mysql":
+        return  # SQLite is a local file: no peer to lose; its lock wait is its own timeout
+    wait = max(1, round(seconds))
+    options = {**connection.settings_dict.get("OPTIONS", {})}
+    options.update(read_timeout=wait, write_timeout=wait)
+    options["connect_timeout"] = min(options.get("connect_timeout", wait), wait)
+    connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
+    if connection.connection is not None and not connection.in_atomic_block:
+        connection.close()  # the next query connects with the timeouts
+
+
+class Background:
+    """One daemon thread with its own database connection that runs one call at a time for a
+    caller that must not wait: the monitor of a running attempt, whose beat may never block on
+    the database. `offer` starts a call only when the thread is idle and returns its Future at
+    once; a call stuck on a frozen connection keeps only this thread busy (and, being a daemon
+    thread, never holds up the process's exit)."""
+
+    def __init__(self, name: str, timeout: float) -> None:
+        self.name, self.timeout = name, timeout
+        self._calls: queue.SimpleQueue[
+            tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._current: concurrent.futures.Future[Any] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None and not self._current.done()
+
+    def offer(self, call: Callable[[], Any]) -> concurrent.futures.Future[Any] | None:
+        """Run `call` on the thread if it is idle; None, doing nothing, when it is busy."""
+        if self.busy:
+            return None
+        if connection.in_atomic_block:
+            # Another connection cannot see the caller's uncommitted rows (its lease row), and
+            # on SQLite it would wait on the caller's write lock: run it on the caller's own.
+            # runjob never runs an attempt inside a transaction; a test wrapped in one does.
+            return _called(call)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+            self._thread.start()
+        self._current = concurrent.futures.Future()
+        self._calls.put((call, self._current))
+        return self._current
+
+    def close(self) -> None:
+        """Let the thread close its connection and end once its current call is over."""
+        if self._thread is not None:
+            self._calls.put(None)
+            self._thread = None
+
+    def _serve(self) -> None:
+        bound_waits(self.timeout)
+        try:
+            while (item := self._calls.get()) is not None:
+                call, future = item
+                future.set_running_or_notify_cancel()
+                try:
+                    future.set_result(call())
+                except BaseException as exc:  # handed to the caller through the Future
+                    future.set_exception(exc)
+                    connection.close()  # a failed call may leave a dead socket: start afresh
+        finally:
+            connections.close_all()
+
+
+def _called(call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    try:
+        future.set_result(call())
+    except Exception as exc:  # handed to the caller through the Future, as on the thread
+        future.set_exception(exc)
+    return future

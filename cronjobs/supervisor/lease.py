@@ -14,10 +14,20 @@ host within a beat, through the database alone.
 
 If the holder dies (SIGKILL, reboot), renewals stop, the lease expires after CRONJOBS_LEASE_TTL
 seconds, and the next invocation takes over and marks the dead run's `running` rows `abandoned`.
+
+Fencing: a holder that cannot renew must not let its job outlive the lease, or another host
+takes the lapsed lease and runs a second copy. By its own monotonic clock it knows when the
+lease could lapse at the earliest (the moment it sent its last successful renewal, plus the TTL:
+the database's clock started that TTL later). Renewals run on a background thread with its own
+connection (`Background`), so a frozen connection is a renewal that has not answered, never a
+monitor that hangs; `lost()` says when the lease is no longer safe to run under: taken over by
+another run, or within `margin` (a third of the TTL) of that earliest lapse. The runner then
+stops the job, with a grace short enough (`fence_grace`) for it to be dead with time to spare.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -32,7 +42,7 @@ from django.db.models.functions import Now
 
 from cronjobs import history
 from cronjobs.models import Lease, Task
-from cronjobs.supervisor.db import ensure_usable_connection
+from cronjobs.supervisor.db import Background, ensure_usable_connection
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +71,39 @@ class Taken:
     abandoned_run: str = ""  # the expired holder we replaced, if any
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """What one renewal found: renewed (sent at `sent`), a stop request, or another holder."""
+
+    sent: float
+    renewed: bool = False
+    stop_requested_by: str = ""
+    taken_by: str = ""
+
+
 class TaskLease:
-    """The lease of one task for one run. `acquire()` once, `renew_if_due()` often, `release()`
-    at the end."""
+    """The lease of one task for one run. `acquire()` once, `renew_if_due()` and `lost()` on
+    every beat of the monitor (neither ever waits on the database), `release()` at the end."""
 
     def __init__(self, task: Task, run_id: str, host: str, ttl: float | None = None):
         self.task, self.run_id, self.host = task, run_id, host
         self.ttl = ttl if ttl is not None else settings.CRONJOBS_LEASE_TTL
         self.beat = min(self.ttl / 3, settings.CRONJOBS_LEASE_BEAT)
-        self.renewed_at = 0.0
+        self.margin = self.ttl / 3  # stop the job this long before the lease could lapse
+        # The job gets SIGKILL half-way through the margin at the latest.
+        self.fence_grace = min(float(settings.CRONJOBS_KILL_GRACE), self.margin / 2)
+        self.renewed_at = 0.0  # monotonic: when the last successful renewal (or take) was sent
+        self.tried_at = 0.0  # monotonic: when the last renewal was sent
+        self.failure = ""  # why the latest renewal failed; "" once one succeeds again
+        self.taken_by = ""  # the run that took the lease over, once seen
         self.stop_requested_by = ""  # set once the holder sees a stop request
+        self.background = Background(f"lease-{task.name}", timeout=self.beat)
+        self._renewal: concurrent.futures.Future[Answer] | None = None
+
+    @property
+    def lapses_at(self) -> float:
+        """The monotonic moment the lease could lapse at the earliest."""
+        return self.renewed_at + self.ttl
 
     def acquire(self) -> Taken:
         """1. Read the current holder. 2. Compare-and-set it to us if it is free or expired
@@ -84,6 +117,7 @@ class TaskLease:
             free = Q()
         # A stop requested while a run-now was pending is for this run: keep it then.
         clear_stop = {} if reserved else {"stop_requested_at": None, "stop_requested_by": ""}
+        sent = time.monotonic()
         taken = Lease.objects.filter(free, task=self.task, run_id=current.run_id).update(
             run_id=self.run_id,
             host=self.host,
@@ -94,39 +128,88 @@ class TaskLease:
         )
         if not taken:
             return Taken(ok=False, holder=Lease.objects.filter(task=self.task).first())
-        self.renewed_at = time.monotonic()
+        self.renewed_at = self.tried_at = sent
         if current.run_id and not reserved:
             abandon_run(current)
             return Taken(ok=True, abandoned_run=current.run_id)
         return Taken(ok=True)
 
     def renew_if_due(self) -> str:
-        """Renew on the beat; returns who asked to stop the run, or "" (the usual answer).
-        One UPDATE a beat: it matches nothing when the lease was lost or a stop is pending,
-        and only then is the row read to tell which."""
-        if self.stop_requested_by or time.monotonic() - self.renewed_at < self.beat:
-            return self.stop_requested_by
-        self.renewed_at = time.monotonic()
-        mine = Lease.objects.filter(task=self.task, run_id=self.run_id)
-        try:
-            ensure_usable_connection()
-            if mine.filter(stop_requested_at__isnull=True).update(
-                expires_at=_db_now_plus(self.ttl)
-            ):
-                return ""
-            row = mine.values("stop_requested_at", "stop_requested_by").first()
-        except DatabaseError as exc:  # the job goes on; the lease may lapse meanwhile
-            log.warning("lease of %s not renewed: %s", self.task.name, exc)
-            return ""
-        if row is None:
-            log.warning(
-                "lease of %s was taken over while run %s was running", self.task.name, self.run_id
-            )
-            return ""
-        self.stop_requested_by = row["stop_requested_by"] or "an operator"
+        """The monitor's beat; returns who asked to stop the run, or "" (the usual answer).
+        Never waits: it takes the answer of the renewal sent on an earlier beat, if there is
+        one, and sends the next on the background thread when the beat is due and the last one
+        has answered."""
+        self._take_answer()
+        due = time.monotonic() - self.tried_at >= self.beat
+        if due and not (self.stop_requested_by or self.taken_by):
+            sent = time.monotonic()
+            future = self.background.offer(lambda: self._renew(sent))
+            if future is not None:
+                self.tried_at, self._renewal = sent, future
         return self.stop_requested_by
 
+    def lost(self) -> str:
+        """Why the job may no longer run under this lease, or "" while it may: another run
+        took the lease over, or no renewal succeeded for so long that the lease could lapse
+        within the margin."""
+        self._take_answer()
+        if self.taken_by:
+            return f"lease lost: taken over by {self.taken_by}"
+        now = time.monotonic()
+        left = self.lapses_at - now
+        if left > self.margin:
+            return ""
+        said = [f"last renewal failed: {self.failure[:300]}"] if self.failure else []
+        if self._renewal is not None:
+            said.append(f"a renewal unanswered for {now - self.tried_at:.1f} s")
+        why = "; ".join(said) or "no renewal could be sent"
+        return (
+            f"lease lost: not renewed for {now - self.renewed_at:.1f} s ({why}); it could "
+            f"lapse in {max(left, 0):.1f} s (CRONJOBS_LEASE_TTL={self.ttl:g})"
+        )
+
+    def _take_answer(self) -> None:
+        future = self._renewal
+        if future is None or not future.done():
+            return
+        self._renewal = None
+        try:
+            answer = future.result()
+        except DatabaseError as exc:
+            self.failure = str(exc).strip() or type(exc).__name__
+            log.warning("lease of %s not renewed: %s", self.task.name, self.failure)
+            return
+        if answer.renewed:
+            self.renewed_at, self.failure = max(self.renewed_at, answer.sent), ""
+        elif answer.taken_by:
+            self.taken_by = answer.taken_by
+            log.warning(
+                "lease of %s was taken over by %s while run %s was running",
+                self.task.name,
+                answer.taken_by,
+                self.run_id,
+            )
+        else:
+            self.stop_requested_by = answer.stop_requested_by or "an operator"
+
+    def _renew(self, sent: float) -> Answer:
+        """On the background thread: one UPDATE a beat. It matches nothing when the lease was
+        lost or a stop is pending, and only then is the row read to tell which."""
+        ensure_usable_connection()
+        mine = Lease.objects.filter(task=self.task, run_id=self.run_id)
+        if mine.filter(stop_requested_at__isnull=True).update(expires_at=_db_now_plus(self.ttl)):
+            return Answer(sent, renewed=True)
+        row = Lease.objects.filter(task=self.task).values("run_id", "host", "stop_requested_by")
+        found = row.first()
+        if found is None or found["run_id"] != self.run_id:
+            holder = f"run {found['run_id'][:8]} on {found['host']}" if found else "nobody"
+            if found is not None and not found["run_id"]:
+                holder = "nobody (the lease was freed)"
+            return Answer(sent, taken_by=holder)
+        return Answer(sent, stop_requested_by=found["stop_requested_by"])
+
     def release(self) -> None:
+        self.background.close()
         try:
             ensure_usable_connection()
             Lease.objects.filter(task=self.task, run_id=self.run_id).update(

@@ -60,6 +60,17 @@ class Limits:
     output_cap: int = 64 * 1024
 
 
+@dataclasses.dataclass(frozen=True)
+class Halt:
+    """Why the supervisor ends an attempt before its end (an operator's stop, a lost lease):
+    the status the attempt ends with, its error, and the seconds between SIGTERM and SIGKILL
+    (None: `Limits.grace`)."""
+
+    status: Status
+    error: str
+    grace: float | None = None
+
+
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
 
 
@@ -82,7 +93,7 @@ def run_attempt(
     work: Work,
     limits: Limits,
     on_output: Callable[[bytes], None] = lambda chunk: None,
-    on_tick: Callable[[int], str] = lambda peak: "",
+    on_tick: Callable[[int], Halt | None] = lambda peak: None,
     cwd: str | None = None,
     env: dict[str, str] | None = None,
 ) -> AttemptResult:
@@ -91,8 +102,9 @@ def run_attempt(
     1. Fork the keeper, which forks the worker (a command goes through launcher.py).
     2. Pump output to `on_output` and keep a capped tail; sample the tree's memory, current
        RSS and each process's kernel high-water mark (VmHWM).
-    3. On timeout, or when `on_tick` (called with the peak so far) answers who asked to stop
-       the attempt: SIGTERM to the group, wait `grace`, SIGKILL. Over the memory limit: SIGKILL.
+    3. On timeout, or when `on_tick` (called with the peak so far) answers a `Halt` (a stop
+       request, a lost lease): SIGTERM to the group, wait the grace, SIGKILL. Over the memory
+       limit: SIGKILL.
     4. Reap the keeper; wait4's rusage gives CPU; the peak comes from the samples and the
        kernel high-water marks the launcher and the keeper report.
     """
@@ -126,7 +138,7 @@ class _Monitor:
         keeper: int,
         limits: Limits,
         on_output: Callable[[bytes], None],
-        on_tick: Callable[[int], str],
+        on_tick: Callable[[int], Halt | None],
         command: bool = False,
     ) -> None:
         self.keeper, self.limits, self.command = keeper, limits, command
@@ -136,6 +148,8 @@ class _Monitor:
         self.reports: list[dict[str, Any]] = []
         self.res_buffer = b""
         self.killed_for: Status | None = None
+        self.halt: Halt | None = None
+        self.grace = limits.grace
         self.term_sent_at: float | None = None
         self.keeper_exited = False
         self.peak_rss = 0
@@ -165,14 +179,19 @@ class _Monitor:
                         sel.unregister(key.fd)
                 now = time.monotonic()
                 self._sample_memory()
-                stop = self.on_tick(max(self.peak_rss, self.high_water))
-                if self.term_sent_at is None and (stop or now >= deadline):
-                    self.killed_for = Status.CANCELLED if stop else Status.TIMED_OUT
+                halt = self.on_tick(max(self.peak_rss, self.high_water))
+                if self.term_sent_at is None and (halt or now >= deadline):
+                    self.killed_for = halt.status if halt else Status.TIMED_OUT
+                    if halt:
+                        self.halt = halt
+                        self.grace = self.grace if halt.grace is None else halt.grace
                     self._signal_group(signal.SIGTERM)
                     self.term_sent_at = now
-                elif self.term_sent_at is not None and now >= self.term_sent_at + self.limits.grace:
+                elif self.term_sent_at is not None and now >= self.term_sent_at + self.grace:
                     self._signal_group(signal.SIGKILL)
-                interval = min(interval * 2, 0.25)
+                # Once SIGTERM is out, look often enough that SIGKILL follows the grace closely:
+                # a fenced job must be dead before its lease could lapse.
+                interval = min(interval * 2, 0.25 if self.term_sent_at is None else 0.02)
         finally:
             sel.close()
             os.close(pidfd)
@@ -263,7 +282,7 @@ class _Monitor:
         if self.term_sent_at is not None:
             # The kernel does not reuse a pid while it names a live process group, so after
             # reaping the keeper this probe only ever sees the job's own stragglers.
-            give_up = self.term_sent_at + self.limits.grace
+            give_up = self.term_sent_at + self.grace
             while time.monotonic() < give_up:
                 try:
                     os.killpg(self.keeper, 0)
@@ -302,7 +321,9 @@ class _Monitor:
             cpu_user=self.rusage.ru_utime if self.rusage else 0.0,
             cpu_system=self.rusage.ru_stime if self.rusage else 0.0,
             output=text,
-            error=error.get("error", "") or self._describe(status, exit_code, signum, text),
+            error=self.halt.error
+            if self.halt
+            else error.get("error", "") or self._describe(status, exit_code, signum, text),
             traceback=error.get("traceback", ""),
         )
 
@@ -327,8 +348,6 @@ class _Monitor:
     ) -> str:
         if status == Status.TIMED_OUT:
             return f"timed out after {self.limits.timeout:g} s"
-        if status == Status.CANCELLED:
-            return "stopped on request"
         if status == Status.MEMORY_EXCEEDED:
             limit, peak = self.limits.memory_limit, max(self.peak_rss, self.high_water)
             return f"memory limit of {limit} bytes exceeded (peak {peak} bytes)"
@@ -553,6 +572,8 @@ def _detach_database_connections() -> None:
         if conn.connection is not None:
             _inherited_connections.append(conn.connection)
             conn.connection = None
+        # The supervisor's read and write timeouts (db.bound_waits) are not the job's.
+        conn.settings_dict = connections.settings[conn.alias]
 
 
 def _close_database_connections() -> None:

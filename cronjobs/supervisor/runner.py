@@ -2,9 +2,10 @@
 one invocation").
 
     resolve -> leave it to its hosts if pinned elsewhere -> skip if disabled -> skip a scheduled
-    invocation in a `skip` maintenance window -> consult the circuit -> take the lease ->
-    attempts -> update circuit and alerts -> release the lease -> logs -> after a success, the
-    tasks declared `after` it (`run_chain`)
+    invocation in a `skip` maintenance window -> consult the circuit -> take the lease (skip, wait
+    or replace: the task's `overlap`) -> attempts, each stopped when the lease is lost (fencing)
+    -> update circuit and alerts -> release the lease -> logs -> after a success, the tasks
+    declared `after` it (`run_chain`)
 
 Every attempt gets an Execution row inserted as `running` before the child starts and is finalised
 afterwards whatever happens, so the history never shows a success in advance. When the database
@@ -34,8 +35,8 @@ from cronjobs import history, windows
 from cronjobs.models import CircuitState, Execution, Lease, Task
 from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
-from cronjobs.supervisor.lease import TaskLease
-from cronjobs.supervisor.process import AttemptResult, Limits, run_attempt
+from cronjobs.supervisor.lease import Taken, TaskLease, request_stop
+from cronjobs.supervisor.process import AttemptResult, Halt, Limits, run_attempt
 from cronjobs.supervisor.registry import JobContext, registry
 from cronjobs.supervisor.sync import sync_task
 from cronjobs.tasksettings import TaskSpec
@@ -90,6 +91,8 @@ class Invocation:
         self.lease: TaskLease | None = None
         self.circuit: CircuitState | None = None  # read once, by circuit.consult
         self.memory_written_at = 0.0
+        self.fenced = ""  # why the job was stopped for its lease, once it was
+        self.lease_warned = False  # on_lease_lost = "continue": the loss is logged once
 
     def run(self) -> Outcome:
         if not self.spec.may_run_on(self.host):
@@ -108,10 +111,10 @@ class Invocation:
             return self.skip(SkipReason.CIRCUIT_OPEN, decision.reason)
         self.circuit = decision.state
         self.lease = TaskLease(self.task, self.run_id, self.host)
-        taken = self.lease.acquire()
+        taken, why = self.take_lease()
         if not taken.ok:
             circuit.release_trial(self.task, self.run_id)
-            return self.skip(SkipReason.OVERLAP, _holder_text(taken.holder))
+            return self.skip(SkipReason.OVERLAP, why)
         if taken.abandoned_run:
             logs.write(
                 "WARNING", self.spec.name, f"took over from dead run {taken.abandoned_run[:8]}"
@@ -134,6 +137,47 @@ class Invocation:
         if self.trigger not in windows.SCHEDULED:
             return None
         return windows.Calendar().covering(self.spec.name, mode=windows.Mode.SKIP)
+
+    def take_lease(self) -> tuple[Taken, str]:
+        """Take the lease as the task's `overlap` says; when not taken, also why.
+
+        `skip`: one try. `wait`: try again every WAIT_POLL seconds until the holder is gone.
+        `replace`: the same, after asking each holder in turn to stop (the operators' stop
+        path: the holder's attempt ends `cancelled`, `stopped_by` naming this run). Both wait
+        `overlap_patience()` at most. The lease is only ever taken when free, so a waiting or
+        replacing run never overlaps the run it waits for."""
+        assert self.lease is not None and self.task is not None
+        taken = self.lease.acquire()
+        policy = self.spec.overlap
+        if taken.ok or policy == "skip":
+            return taken, _holder_text(taken.holder)
+        patience = self.overlap_patience()
+        give_up = time.monotonic() + patience
+        asked: set[str] = set()
+        logs.write(
+            "INFO",
+            self.spec.name,
+            f"run={self.run_id[:8]} waits for the lease (overlap = {policy}): "
+            f"{_holder_text(taken.holder)}",
+        )
+        while not taken.ok:
+            holder = taken.holder
+            if policy == "replace" and holder and holder.run_id and holder.run_id not in asked:
+                by = f"replacement run {self.run_id[:8]} on {self.host}"
+                stopped = request_stop(self.task, by) or holder.run_id
+                asked.add(stopped)
+                logs.write("INFO", self.spec.name, f"{by} asked run {stopped[:8]} to stop")
+            if time.monotonic() >= give_up:
+                return taken, f"{_holder_text(holder)}; waited {patience:g} s (overlap = {policy})"
+            self.sleep(WAIT_POLL)
+            taken = self.lease.acquire()
+        return taken, ""
+
+    def overlap_patience(self) -> float:
+        """How long `overlap = "wait"` or `"replace"` waits for the lease: the task's timeout.
+        This is the one place to bound it further, e.g. by the time left before a slot's start
+        deadline once invocations know their slot (issue 22's slot claims)."""
+        return float(self.spec.timeout)
 
     def skip(self, reason: str, why: str) -> Outcome:
         now = timezone.now()
@@ -164,6 +208,8 @@ class Invocation:
             opened = self.update_circuit(row)
             if row.status in (Status.SUCCEEDED, Status.MEMORY_EXCEEDED, Status.CANCELLED):
                 break  # over its memory limit it will be again; a stopped run stays stopped
+            if self.fenced:
+                break  # no lease, no more attempts: another host may be running the task
             if opened:
                 logs.write("WARNING", self.spec.name, "circuit opened: no more attempts")
                 break
@@ -175,6 +221,10 @@ class Invocation:
                     who = self.lease.stop_requested_by
                     logs.write("INFO", self.spec.name, f"stopped by {who} between attempts")
                     return Outcome(self.run_id, Status.CANCELLED, rows)
+                if self.lease_lost():
+                    self.fenced = self.lease_lost()
+                    logs.write("ERROR", self.spec.name, f"{self.fenced}: no more attempts")
+                    break
         return Outcome(self.run_id, rows[-1].status, rows)
 
     def update_circuit(self, row: Execution) -> bool:
@@ -184,7 +234,9 @@ class Invocation:
         assert self.task is not None  # run() synced it before any attempt
         try:
             ensure_usable_connection()
-            if row.status == Status.CANCELLED:  # an operator's stop says nothing of the job
+            if row.status == Status.CANCELLED or self.fenced:
+                # An operator's stop, or the supervisor's own for its lease, says nothing of
+                # the job.
                 circuit.release_trial(self.task, self.run_id)
                 return False
             return circuit.record_attempt(self.task, self.run_id, row, self.circuit)
@@ -199,7 +251,7 @@ class Invocation:
         while True:
             self.sleep(min(step, remaining))
             remaining -= step
-            if self.lease and self.lease.renew_if_due():
+            if self.lease and (self.lease.renew_if_due() or self.lease_lost()):
                 return
             if remaining <= 0:
                 return
@@ -241,18 +293,48 @@ class Invocation:
         self.finish(row, result)
         return row
 
-    def tick(self, row: Execution, peak: int) -> str:
-        """The monitor's beat: renew the lease (which answers whether someone asked to stop the
-        run) and, every MEMORY_EVERY seconds, write the attempt's peak memory so far on the
-        running row, so the "Running now" panel can show it from any host."""
-        stop = self.lease.renew_if_due() if self.lease else ""
+    def tick(self, row: Execution, peak: int) -> Halt | None:
+        """The monitor's beat, which never waits on the database: renew the lease (which
+        answers whether someone asked to stop the run), stop the job when the lease is lost
+        (fencing), and every MEMORY_EVERY seconds write the attempt's peak memory so far on the
+        running row, so the "Running now" panel can show it from any host. The writes run on
+        the lease's background thread."""
+        lease = self.lease
+        if lease is None:
+            return None
+        if lease.renew_if_due():
+            return Halt(Status.CANCELLED, "stopped on request")
+        lost = self.fenced or self.lease_lost()
+        if lost:
+            if not self.fenced:  # asked again on every beat of the grace: say it once
+                self.fenced = lost
+                logs.write("ERROR", self.spec.name, f"run={self.run_id[:8]} {lost}: stopping it")
+            return Halt(Status.FAILED, lost, grace=lease.fence_grace)
         if row.pk and peak and time.monotonic() - self.memory_written_at >= MEMORY_EVERY:
-            self.memory_written_at = time.monotonic()
-            try:
-                history.note_peak(row, peak)
-            except DatabaseError as exc:
-                log.warning("memory of %s not written: %s", self.spec.name, exc)
-        return stop
+            written = lease.background.offer(lambda: history.note_peak(row, peak))
+            if written is not None:
+                self.memory_written_at = time.monotonic()
+                written.add_done_callback(self._memory_not_written)
+        return None
+
+    def lease_lost(self) -> str:
+        """Why the job must stop for its lease, or "". With `on_lease_lost = "continue"` the
+        loss is logged once and the job goes on, without the guarantee."""
+        lost = self.lease.lost() if self.lease else ""
+        if not lost or self.spec.on_lease_lost == "stop":
+            return lost
+        if not self.lease_warned:
+            self.lease_warned = True
+            logs.write(
+                "WARNING",
+                self.spec.name,
+                f"run={self.run_id[:8]} {lost}; the job goes on (on_lease_lost = continue)",
+            )
+        return ""
+
+    def _memory_not_written(self, written: Any) -> None:
+        if written.exception() is not None:
+            log.warning("memory of %s not written: %s", self.spec.name, written.exception())
 
     def save(self, row: Execution) -> None:
         """Write the row and its rollups, or spool it when the database cannot be reached."""
@@ -374,6 +456,7 @@ def metrics_record(task: str, row: Execution) -> dict[str, Any]:
     return record
 
 
+WAIT_POLL = 1.0  # seconds between looks at a held lease (overlap = "wait" or "replace")
 SKIP_HOST = "host"  # not a row's skip_reason: a pinned task on another host records nothing
 MEMORY_EVERY = 10.0  # seconds between writes of a running attempt's memory
 

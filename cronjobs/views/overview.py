@@ -1,7 +1,7 @@
 """The front page, `/admin/` (docs/admin.md, "The overview"): every current task with its health
-word and why, its last and next run and open alerts, worst first; the Running now panel with a
-Stop button per run; the maintenance window each task is in; the full dashboard one click away. The app list follows it, the Cron jobs
-app first and the domain's models (Flagged products) below it.
+word and why, its last and next run, open alerts and the maintenance window it is in, worst
+first; the Running now panel with a Stop button per run; the full dashboard one click away. The
+app list follows it, the Cron jobs app first and the domain's models (Flagged products) below it.
 
 `ControlRoomSite` is the admin site (settings: cronjobs.apps.ControlRoomAdminConfig): the stock
 site with this index and that app order. The page reads what the task list reads (one health

@@ -8,11 +8,13 @@ import sys
 from types import FrameType
 from typing import Any, NoReturn
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from cronjobs.models import Execution
 from cronjobs.supervisor import spool
+from cronjobs.supervisor.db import bound_waits
 from cronjobs.supervisor.registry import registry
 from cronjobs.supervisor.runner import (
     EXIT_FAILED,
@@ -22,6 +24,8 @@ from cronjobs.supervisor.runner import (
     run_chain,
     spool_not_run,
 )
+
+SUPERVISOR_WAIT = 10  # seconds: the least read and write timeout of the supervisor's queries
 
 
 class SupervisorTerminated(Exception):
@@ -61,6 +65,9 @@ class Command(BaseCommand):
             raise CommandError("name one task, or use --all or --list", returncode=EXIT_USAGE)
         # cron and `kill` send SIGTERM: record the attempt as failed instead of vanishing.
         signal.signal(signal.SIGTERM, _terminate)
+        # A silent database (a partition) fails the supervisor's queries, so its rows go to
+        # the spool, instead of holding it for as long as TCP takes to give up.
+        bound_waits(max(settings.CRONJOBS_LEASE_TTL, SUPERVISOR_WAIT))
         self.replay_spool()
         if options["all"]:
             sys.exit(self.run_all(options["trigger"]))
