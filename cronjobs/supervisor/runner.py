@@ -34,6 +34,7 @@ from cronjobs.models import CircuitState, Execution, Lease, Task
 from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import TaskLease
+from cronjobs.supervisor.liveoutput import OUTPUT_EVERY, LiveTail
 from cronjobs.supervisor.process import AttemptResult, Limits, run_attempt
 from cronjobs.supervisor.registry import JobContext, registry
 from cronjobs.supervisor.sync import sync_task
@@ -89,6 +90,7 @@ class Invocation:
         self.lease: TaskLease | None = None
         self.circuit: CircuitState | None = None  # read once, by circuit.consult
         self.memory_written_at = 0.0
+        self.output_written_at = 0.0
 
     def run(self) -> Outcome:
         if not self.spec.may_run_on(self.host):
@@ -209,13 +211,20 @@ class Invocation:
         )
         self.save(row)
         output = logs.OutputLog(self.spec.name, self.run_id, number)
+        live = LiveTail(settings.CRONJOBS_OUTPUT_TAIL)
+
+        def on_output(chunk: bytes) -> None:
+            output.feed(chunk)
+            live.feed(chunk)
+
         logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} attempt {number} started")
+        self.output_written_at = 0.0
         try:
             result = run_attempt(
                 self.work(number),
                 self.limits(),
-                on_output=output.feed,
-                on_tick=lambda peak: self.tick(row, peak),
+                on_output=on_output,
+                on_tick=lambda peak: self.tick(row, peak, live),
                 cwd=str(settings.BASE_DIR),
                 env=self.environment(number) if self.spec.kind == Task.Kind.COMMAND else None,
             )
@@ -229,14 +238,19 @@ class Invocation:
             raise
         finally:
             output.close()
+            live.finish()
+        result.output, row.output_bytes = live.text(), live.size
         self.finish(row, result)
         return row
 
-    def tick(self, row: Execution, peak: int) -> str:
+    def tick(self, row: Execution, peak: int, live: LiveTail | None = None) -> str:
         """The monitor's beat: renew the lease (which answers whether someone asked to stop the
-        run) and, every MEMORY_EVERY seconds, write the attempt's peak memory so far on the
-        running row, so the "Running now" panel can show it from any host."""
+        run); every OUTPUT_EVERY seconds, write what the attempt printed since on the running
+        row (the live view); every MEMORY_EVERY seconds, its peak memory so far (the "Running
+        now" panel). Both read the same from any host."""
         stop = self.lease.renew_if_due() if self.lease else ""
+        if row.pk and live and time.monotonic() - self.output_written_at >= OUTPUT_EVERY:
+            self.note_output(row, live)
         if row.pk and peak and time.monotonic() - self.memory_written_at >= MEMORY_EVERY:
             self.memory_written_at = time.monotonic()
             try:
@@ -244,6 +258,16 @@ class Invocation:
             except DatabaseError as exc:
                 log.warning("memory of %s not written: %s", self.spec.name, exc)
         return stop
+
+    def note_output(self, row: Execution, live: LiveTail) -> None:
+        news = live.take()
+        if news is None:
+            return
+        self.output_written_at = time.monotonic()
+        try:
+            history.note_output(row, *news)
+        except DatabaseError as exc:
+            log.warning("output of %s not written: %s", self.spec.name, exc)
 
     def save(self, row: Execution) -> None:
         """Write the row and its rollups, or spool it when the database cannot be reached."""
