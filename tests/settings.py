@@ -23,6 +23,9 @@ STORAGES = {
 # Serve static files the way development does (looked up per request), so WhiteNoise does not
 # warn about a STATIC_ROOT that only `collectstatic` creates.
 WHITENOISE_AUTOREFRESH = True
+# A gunicorn started by a test runs with DEBUG off: WhiteNoise finds the apps' static files
+# itself (as with DEBUG on), so its pages have their scripts and styles without collectstatic.
+WHITENOISE_USE_FINDERS = True
 # Each test process keeps its own cache (tests/conftest.py empties it per test). A gunicorn
 # started by a test (tests/live_gunicorn.py) keeps the database cache its workers share.
 if not os.environ.get("FLAGGED_CRON_LIVE_SERVER"):
