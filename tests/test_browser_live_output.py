@@ -20,7 +20,7 @@ TASKS = """
 command = [
     "sh",
     "-c",
-    "i=0; until [ -e $FC_TEST_DIR/enough ]; do i=$((i+1)); echo tick $i; sleep 0.3; done; echo done",
+    "i=0; until [ -e $FC_TEST_DIR/enough ]; do i=$((i+1)); echo tick $i; sleep 0.3; done; echo end",
 ]
 pass_env = ["FC_TEST_DIR"]
 timeout = 120
@@ -68,7 +68,7 @@ def test_a_running_attempts_page_grows_without_reload_and_stops_at_the_end(
             text = page.inner_text("#fc-live-output")
             assert page.evaluate("window.fcSamePage") is True
             lines = [line for line in text.splitlines() if line]
-            assert lines == [f"tick {i}" for i in range(1, len(lines))] + ["done"]
+            assert lines == [f"tick {i}" for i in range(1, len(lines))] + ["end"]
             assert "ended: succeeded" in page.inner_text("#fc-live-note")
             browser.close()
         assert runjob.wait(timeout=30) == 0
