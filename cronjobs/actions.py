@@ -1,5 +1,5 @@
 """Operator actions: enable, disable, run now, stop, reset the circuit, acknowledge and resolve,
-snooze and unsnooze.
+snooze and unsnooze, make and revoke a status badge.
 
 Each action is one function that the admin, the JSON API and the management commands all call.
 It checks the actor's permission (one rule for every door), does the change, and writes the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
 import time
 import weakref
 from datetime import datetime, timedelta
@@ -26,11 +27,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
-from django.db import models
+from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from cronjobs.models import Alert, ApiToken, Execution, Task
+from cronjobs.models import Alert, ApiToken, Execution, StatusBadge, Task
 from cronjobs.supervisor import alerts, circuit, lease, logs, notify, process, runner
 from cronjobs.supervisor.registry import registry
 
@@ -336,6 +337,30 @@ def unsnooze(actor: Actor, task: Task | None) -> list[str]:
     return names
 
 
+def new_badge(actor: Actor, task: Task | None) -> StatusBadge:
+    """Give the task's status badge (every task's when `task` is None) a new secret URL: made
+    if there was none, and the old URL stops working if there was."""
+    actor.require(TASK_PERMISSION)
+    badge = StatusBadge.objects.filter(task=task).first() or StatusBadge(task=task)
+    badge.secret = secrets.token_urlsafe(24)
+    badge.created_at = timezone.now()
+    badge.save()
+    _audit(actor, badge, "Status badge URL made")
+    return badge
+
+
+def revoke_badge(actor: Actor, task: Task | None) -> bool:
+    """Delete the status badge's secret: its URL answers 404 from now on. False if none."""
+    actor.require(TASK_PERMISSION)
+    badge = StatusBadge.objects.filter(task=task).first()
+    if badge is None:
+        return False
+    with transaction.atomic():
+        _audit(actor, badge, "Status badge revoked")
+        badge.delete()
+    return True
+
+
 def _targets(task: Task | None) -> models.QuerySet[Task]:
     if task is None:
         return Task.objects.filter(retired_at__isnull=True)
@@ -348,8 +373,13 @@ def _name(actor: Actor) -> str:
     return actor.user.get_username() if actor.user.is_authenticated else str(actor)
 
 
-def _audit(actor: Actor, obj: Task | Alert, what: str) -> None:
-    """An admin LogEntry (the admin's History page) and a daily-log line, whatever the door."""
+def _audit(actor: Actor, obj: Task | Alert | StatusBadge, what: str) -> None:
+    """An admin LogEntry (the admin's History page) and a daily-log line, whatever the door.
+    A task's badge is recorded on its task; the badge of all tasks on itself."""
+    if isinstance(obj, StatusBadge) and obj.task is not None:
+        obj = obj.task
+    elif isinstance(obj, StatusBadge):
+        what = what.replace("Status badge", "Status badge of all tasks", 1)
     user = actor.user if actor.user.is_authenticated else _author_for(actor)
     message = what if actor.door == "admin" else f"{what} through the {actor.door} by {actor}"
     LogEntry.objects.create(
@@ -361,8 +391,9 @@ def _audit(actor: Actor, obj: Task | Alert, what: str) -> None:
         change_message=message,
     )
     task = obj if isinstance(obj, Task) else obj.task
+    name = task.name if task is not None else "all-tasks"
     door = {"admin": "the admin", "api": "the API", "command": "the command line"}[actor.door]
-    logs.write("INFO", task.name, f"{what[0].lower()}{what[1:]} through {door} by {actor}")
+    logs.write("INFO", name, f"{what[0].lower()}{what[1:]} through {door} by {actor}")
 
 
 def _author_for(actor: Actor) -> User:

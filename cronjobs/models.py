@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db import models
 from django.db.models import Max
+from django.urls import reverse
 from django.utils import timezone
 
 from cronjobs.tasksettings import SETTINGS
@@ -544,3 +545,6 @@ class StatusBadge(models.Model):
 
     def __str__(self) -> str:
         return f"badge of {self.task.name if self.task else 'all tasks'}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("status-badge", args=[self.pk, self.secret])

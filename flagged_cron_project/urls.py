@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from cronjobs.views.badges import badge_view
 from cronjobs.views.dashboard import dashboard_view
 from cronjobs.views.metrics import metrics_view
 
@@ -14,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("cronjobs.views.api")),
     path("metrics", metrics_view, name="prometheus-metrics"),
+    path("badge/<int:badge_id>/<str:secret>.svg", badge_view, name="status-badge"),
 ]
 
 # Django's own 400s (a malformed or oversized request) are JSON on the API, like its errors.

@@ -17,11 +17,12 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from cronjobs import actions
+from cronjobs.admin import badges
 from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import (
     ControlRoomMedia,
@@ -241,7 +242,19 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
             "open_alerts": Alert.objects.unresolved().filter(task_id=object_id),
             **(extra_context or {}),
         }
+        task = Task.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if task is not None:
+            extra["status_badges"] = badges.panel(request, task)
+            extra["may_change_badges"] = request.user.has_perm(actions.TASK_PERMISSION)
         return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        """The status badges' buttons post to <task>/badge/ (cronjobs/admin/badges.py)."""
+        view = self.admin_site.admin_view(badges.change_badge)
+        return [
+            path("<path:object_id>/badge/", view, name="cronjobs_task_badge"),
+            *super().get_urls(),
+        ]
 
     def save_model(
         self, request: HttpRequest, obj: Task, form: forms.ModelForm[Task], change: bool
