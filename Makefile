@@ -29,7 +29,10 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
-demo: setup
+# The address is checked before anything is installed: a busy port is said at once.
+demo:
+	@bin/port-free $(DEMO_ADDR) DEMO_ADDR
+	@$(MAKE) --no-print-directory setup
 	bin/demo $(DEMO_ADDR)
 
 # Production: migrate, collectstatic, gunicorn on 127.0.0.1:8000 (docs/deploy.md).
