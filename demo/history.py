@@ -42,9 +42,7 @@ ERRORS = {
         "OperationalError: (1205, 'Lock wait timeout exceeded; try restarting transaction')",
         "OperationalError: (2006, 'MySQL server has gone away')",
     ),
-    "refresh_leaderboard": (
-        "OperationalError: (1213, 'Deadlock found when trying to get lock')",
-    ),
+    "refresh_leaderboard": ("OperationalError: (1213, 'Deadlock found when trying to get lock')",),
     "check_achievements": (
         "OperationalError: (1205, 'Lock wait timeout exceeded; try restarting transaction')",
     ),
