@@ -50,7 +50,7 @@ class HistoryChangeList(ChangeList):
         self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
     ) -> QuerySet[Execution]:
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.defer("output", "traceback").prefetch_related("task")
+        return queryset.defer("output", "output_bytes", "traceback").prefetch_related("task")
 
 
 @admin.register(Execution)

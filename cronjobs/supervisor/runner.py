@@ -234,13 +234,11 @@ class Invocation:
                 duration=(timezone.now() - row.started_at).total_seconds(),
                 error=f"supervisor interrupted: {type(exc).__name__}: {exc}".rstrip(": "),
             )
-            self.finish(row, result)
+            self.finish(row, result, live)
             raise
         finally:
             output.close()
-            live.finish()
-        result.output, row.output_bytes = live.text(), live.size
-        self.finish(row, result)
+        self.finish(row, result, live)
         return row
 
     def tick(self, row: Execution, peak: int, live: LiveTail | None = None) -> str:
@@ -335,8 +333,12 @@ class Invocation:
             output_cap=settings.CRONJOBS_OUTPUT_TAIL,
         )
 
-    def finish(self, row: Execution, result: AttemptResult) -> None:
-        """Finalise the attempt's row and write both log files."""
+    def finish(self, row: Execution, result: AttemptResult, live: LiveTail | None = None) -> None:
+        """Finalise the attempt's row and write both log files. Its output is the live tail's
+        (`live`), so the finished row's offsets continue the ones the live view followed."""
+        if live is not None:
+            live.finish()
+            result.output, row.output_bytes = live.text(), live.size
         row.status = result.status
         row.finished_at = timezone.now()
         row.duration = round(result.duration, 3)

@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from cronjobs import actions, schedules
@@ -322,8 +323,8 @@ class OutputBody(TypedDict):
 def output_payload(run_id: str, offset: int, attempt: int | None = None) -> OutputBody | None:
     """A run's output from byte `offset` on (`Execution.output_from`): of `attempt`, or of
     its latest attempt. `running` is whether the run goes on: this attempt runs, or its
-    supervisor still holds the task's lease (waiting to retry). None for an unknown run or
-    attempt; ValueError for an offset past the end. Two queries."""
+    supervisor still holds the task's unexpired lease (waiting to retry). None for an unknown
+    run or attempt; ValueError for an offset past the end. Two queries."""
     attempts = Execution.objects.filter(run_id=run_id, attempt__gte=1).only(
         "run_id", "attempt", "status", "output", "output_bytes", "task_id"
     )
@@ -335,7 +336,8 @@ def output_payload(run_id: str, offset: int, attempt: int | None = None) -> Outp
     piece = row.output_from(offset, OUTPUT_CHUNK)
     running = row.status == Execution.Status.RUNNING
     if not running:
-        running = Lease.objects.filter(task_id=row.task_id, run_id=run_id).exists()
+        held = Lease.objects.filter(task_id=row.task_id, run_id=run_id, expires_at__gt=Now())
+        running = held.exists()  # an expired lease is a dead supervisor's
     return {
         "run_id": run_id,
         "attempt": row.attempt,
