@@ -14,7 +14,7 @@ from django.utils import timezone
 from cronjobs import actions
 from cronjobs.models import StatusBadge, Task
 from cronjobs.views.badges import COLOURS
-from tests.api_fixtures import CALLERS, client_for, post_with_csrf
+from tests.api_fixtures import CALLERS, client_for
 from tests.helpers import make_execution, make_task, make_user
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +134,14 @@ BUTTON_MATRIX = [
 @pytest.mark.parametrize(("caller", "status", "made"), BUTTON_MATRIX)
 def test_only_a_user_who_may_change_tasks_makes_a_badge(caller, status, made):
     task = make_task("nightly")
-    response = post_with_csrf(client_for(caller), f"/admin/cronjobs/task/{task.pk}/badge/")
+    client = client_for(caller)
+    secret = "x" * 32
+    client.cookies["csrftoken"] = secret
+    response = client.post(
+        f"/admin/cronjobs/task/{task.pk}/badge/",
+        {"which": "task", "do": "new"},
+        headers={"x-csrftoken": secret},
+    )
     assert response.status_code == status
     if caller in ("anonymous", "non_staff", "read_only", "read_write"):
         assert "/admin/login/" in response["Location"]
@@ -168,6 +175,20 @@ def test_the_buttons_make_renew_and_revoke_with_an_audit_entry(client):
     ) == ["Status badge revoked", "Status badge URL made"]
     assert LogEntry.objects.filter(change_message="Status badge of all tasks URL made").exists()
     assert client.get(url).status_code == 405
+
+
+@pytest.mark.parametrize(
+    "form",
+    [{}, {"which": "task"}, {"which": "everyone", "do": "new"}, {"which": "task", "do": "x"}],
+)
+def test_a_form_that_is_not_the_pages_changes_nothing_and_says_so(client, form):
+    task = make_task("nightly")
+    client.force_login(make_user("operator", "view_task", "change_task"))
+    url = f"/admin/cronjobs/task/{task.pk}/badge/"
+    page = client.post(url, form, follow=True).content.decode()
+    assert "not one of this page" in page
+    assert not StatusBadge.objects.exists()
+    assert client.post("/admin/cronjobs/task/999999/badge/", form).status_code == 404
 
 
 def test_a_viewer_sees_the_badge_but_no_buttons(client):

@@ -42,11 +42,16 @@ def change_badge(request: HttpRequest, object_id: str) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     task = get_object_or_404(Task, pk=object_id)
-    target = task if request.POST.get("which") == "task" else None
+    page = HttpResponseRedirect(reverse("admin:cronjobs_task_change", args=[task.pk]))
+    which, do = request.POST.get("which"), request.POST.get("do")
+    if which not in ("task", "all") or do not in ("new", "revoke"):
+        messages.error(request, "Status badge not changed: the form was not one of this page's.")
+        return page
+    target = task if which == "task" else None
     whose = f"of {task.name}" if target else "of all tasks"
     actor = actions.Actor.from_request(request)
     try:
-        if request.POST.get("do") == "revoke":
+        if do == "revoke":
             done = actions.revoke_badge(actor, target)
             said = f"The status badge {whose} is revoked: its URL answers 404 now."
             if not done:
@@ -58,4 +63,4 @@ def change_badge(request: HttpRequest, object_id: str) -> HttpResponse:
         messages.error(request, f"Status badge {whose} not changed: {exc.message}.")
     else:
         messages.success(request, said)
-    return HttpResponseRedirect(reverse("admin:cronjobs_task_change", args=[task.pk]))
+    return page
