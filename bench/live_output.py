@@ -162,6 +162,7 @@ def main() -> None:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # its "received SIGTERM" when the bench ends it
     )
     while not (
         row := Execution.objects.filter(task__name="bench_printer", status="running")
