@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups \
-	bench-ten-million bench-dashboard bench-windows bench-overview bench-fencing clean
+	bench-ten-million bench-dashboard bench-windows bench-overview bench-fencing bench-live-output clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,7 +29,10 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
-demo: setup
+# The address is checked before anything is installed: a busy port is said at once.
+demo:
+	@bin/port-free $(DEMO_ADDR) DEMO_ADDR
+	@$(MAKE) --no-print-directory setup
 	bin/demo $(DEMO_ADDR)
 
 # Production: migrate, collectstatic, gunicorn on 127.0.0.1:8000 (docs/deploy.md).
@@ -102,6 +105,11 @@ bench-rollups: setup-dev
 # MariaDB (flagged_cron_bench10m, seeded once by LOAD DATA, kept; the prune runs on a copy).
 bench-ten-million: setup-dev
 	$(BIN)/python bench/ten_million.py $(BENCH_ARGS)
+
+# Live output: a job printing 1 MB/s followed by 20 pollers through gunicorn, beside 20 pollers
+# of /api/running/ (MariaDB, flagged_cron_bench_live).
+bench-live-output: setup-dev
+	$(BIN)/python bench/live_output.py $(BENCH_ARGS)
 
 # The dashboard's content and charts with 100 tasks and 30 days of history (SQLite in a temp dir).
 bench-dashboard: setup-dev

@@ -1,5 +1,5 @@
 """Operator actions: enable, disable, run now, stop, reset the circuit, acknowledge and resolve,
-snooze and unsnooze, open and end a maintenance window.
+snooze and unsnooze, open and end a maintenance window, make and revoke a status badge.
 
 Each action is one function that the admin, the JSON API and the management commands all call.
 It checks the actor's permission (one rule for every door), does the change, and writes the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import secrets
 import time
 import weakref
 from datetime import datetime, timedelta
@@ -26,12 +27,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
-from django.db import models
+from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from cronjobs import windows
-from cronjobs.models import Alert, ApiToken, Execution, MaintenanceWindow, Task
+from cronjobs.models import Alert, ApiToken, Execution, MaintenanceWindow, StatusBadge, Task
 from cronjobs.supervisor import alerts, circuit, lease, logs, notify, process, runner
 from cronjobs.supervisor.registry import registry
 
@@ -400,6 +401,30 @@ def end_window(actor: Actor, window: MaintenanceWindow) -> bool:
     return True
 
 
+def new_badge(actor: Actor, task: Task | None) -> StatusBadge:
+    """Give the task's status badge (every task's when `task` is None) a new secret URL: made
+    if there was none, and the old URL stops working if there was."""
+    actor.require(TASK_PERMISSION)
+    badge = StatusBadge.objects.filter(task=task).first() or StatusBadge(task=task)
+    badge.secret = secrets.token_urlsafe(24)
+    badge.created_at = timezone.now()
+    badge.save()
+    _audit(actor, badge, "Status badge URL made")
+    return badge
+
+
+def revoke_badge(actor: Actor, task: Task | None) -> bool:
+    """Delete the status badge's secret: its URL answers 404 from now on. False if none."""
+    actor.require(TASK_PERMISSION)
+    badge = StatusBadge.objects.filter(task=task).first()
+    if badge is None:
+        return False
+    with transaction.atomic():
+        _audit(actor, badge, "Status badge revoked")
+        badge.delete()
+    return True
+
+
 def _targets(task: Task | None) -> models.QuerySet[Task]:
     if task is None:
         return Task.objects.filter(retired_at__isnull=True)
@@ -413,9 +438,17 @@ def _name(actor: Actor) -> str:
 
 
 def _audit(
-    actor: Actor, obj: Task | Alert | MaintenanceWindow, what: str, flag: int = CHANGE
+    actor: Actor,
+    obj: Task | Alert | MaintenanceWindow | StatusBadge,
+    what: str,
+    flag: int = CHANGE,
 ) -> None:
-    """An admin LogEntry (the admin's History page) and a daily-log line, whatever the door."""
+    """An admin LogEntry (the admin's History page) and a daily-log line, whatever the door.
+    A task's badge is recorded on its task; the badge of all tasks on itself."""
+    if isinstance(obj, StatusBadge) and obj.task is not None:
+        obj = obj.task
+    elif isinstance(obj, StatusBadge):
+        what = what.replace("Status badge", "Status badge of all tasks", 1)
     user = actor.user if actor.user.is_authenticated else _author_for(actor)
     message = what if actor.door == "admin" else f"{what} through the {actor.door} by {actor}"
     LogEntry.objects.create(
@@ -428,6 +461,8 @@ def _audit(
     )
     if isinstance(obj, MaintenanceWindow):
         subject = "maintenance"
+    elif isinstance(obj, StatusBadge):
+        subject = "all-tasks"
     else:
         subject = (obj if isinstance(obj, Task) else obj.task).name
     door = {"admin": "the admin", "api": "the API", "command": "the command line"}[actor.door]

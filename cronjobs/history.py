@@ -77,6 +77,14 @@ def note_peak(row: Execution, peak: int) -> None:
     Execution.objects.filter(pk=row.pk, status=Status.RUNNING).update(peak_rss_bytes=peak)
 
 
+def note_output(row: Execution, text: str, size: int) -> None:
+    """A running attempt's output so far (its tail, and how many bytes in all), on its row, so
+    the live view can follow it from any host (cronjobs/supervisor/liveoutput.py)."""
+    Execution.objects.filter(pk=row.pk, status=Status.RUNNING).update(
+        output=text, output_bytes=size
+    )
+
+
 def abandon(run_id: str, why: str) -> int:
     """Mark the `running` rows of a run whose supervisor died `abandoned` (error `why`), each
     with its rollup change; returns how many were still running."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Max
+from django.urls import reverse
 from django.utils import timezone
 
 from cronjobs.tasksettings import SETTINGS
@@ -143,6 +144,21 @@ class Task(models.Model):
         return len(failed.order_by().values_list("run_id", flat=True).distinct()[:limit])
 
 
+# UTF-8 bytes that continue a character (10xxxxxx): text cut there starts mid-character.
+CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
+
+
+class OutputSlice(NamedTuple):
+    """Part of an attempt's output (`Execution.output_from`): `text`, where the next read
+    starts (`offset`), the bytes between the asked offset and `text` that are no longer held
+    (`skipped`), and the bytes printed so far (`size`)."""
+
+    text: str
+    offset: int
+    skipped: int
+    size: int
+
+
 class ExecutionQuerySet(models.QuerySet["Execution"]):
     def running(self) -> ExecutionQuerySet:
         return self.filter(status=Execution.Status.RUNNING)
@@ -215,6 +231,12 @@ class Execution(models.Model):
     cpu_user = models.FloatField(null=True, blank=True, help_text="Seconds")
     cpu_system = models.FloatField(null=True, blank=True, help_text="Seconds")
     output = models.TextField(blank=True, help_text="Tail of stdout and stderr")
+    # How many bytes of output the attempt has printed so far (as UTF-8): `output` holds the
+    # last of them, and the live view's offsets count in them (`output_from`). Null on rows
+    # written before it was counted, whose output starts at byte 0.
+    output_bytes = models.BigIntegerField(
+        null=True, blank=True, help_text="Bytes of output printed, as UTF-8; output is their tail"
+    )
     error = models.TextField(blank=True, help_text="One-line summary of what went wrong")
     traceback = models.TextField(blank=True)
     # Trigger `after`: the run of the upstream task whose success started this one.
@@ -274,6 +296,24 @@ class Execution(models.Model):
         if unknown := sorted(set(leaving_out) - set(names)):
             raise ValueError(f"not columns of Execution: {', '.join(unknown)}")
         return tuple(name for name in names if name not in leaving_out)
+
+    def output_from(self, offset: int, limit: int) -> OutputSlice:
+        """The output from byte `offset` on, at most `limit` bytes of it, as the live view reads
+        it. Bytes before what the row still holds (a long output keeps only its tail) are
+        `skipped`; both ends of the text fall on whole characters. ValueError when `offset` is
+        past the end of the output so far."""
+        held = self.output.encode("utf-8")
+        size = len(held) if self.output_bytes is None else self.output_bytes
+        if offset > size:
+            raise ValueError(f"offset {offset} is past the end of the output ({size} bytes)")
+        first = size - len(held)  # the byte number of the first byte the row holds
+        begin = max(offset, first) - first
+        piece = held[begin : begin + limit]
+        lead = len(piece) - len(piece.lstrip(CONTINUATION_BYTES))  # the rest of a character
+        text = piece[lead:].decode("utf-8", errors="ignore")  # drops only a cut last character
+        start = first + begin + lead
+        end = start + len(text.encode("utf-8"))
+        return OutputSlice(text=text, offset=end, skipped=start - offset, size=size)
 
     def readings(self, names: Iterable[str]) -> Iterator[tuple[str, Any]]:
         """(name, value) for each column in `names`, with `job_memory_bytes` right after
@@ -567,3 +607,22 @@ class TallyMark(models.Model):
         """How far the tally has counted; BEGINNING before it first moved."""
         upto = cls.objects.filter(pk=1).values_list("upto", flat=True).first()
         return upto or cls.BEGINNING
+
+
+class StatusBadge(models.Model):
+    """The secret of one status badge's URL (cronjobs/views/badges.py): one task's, or every
+    task's when `task` is null. The secret is in the URL, which is shown on the task's page, so
+    it is stored as it is (as Healthchecks stores its badge keys); deleting the row revokes
+    the URL, a new secret replaces it."""
+
+    task = models.OneToOneField(
+        Task, null=True, blank=True, on_delete=models.CASCADE, related_name="status_badge"
+    )
+    secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"badge of {self.task.name if self.task else 'all tasks'}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("status-badge", args=[self.pk, self.secret])

@@ -1,7 +1,9 @@
 """Past executions for the demo (`manage.py seed_history`), so a fresh `make demo` shows days
 of history on the dashboard instead of one run per task.
 
-For every active task it follows the task's own schedule back `days` days: mostly successes,
+For every active task of the demo's own (the built-in tasks and the Flagged Products jobs,
+declared in `cronjobs.jobs` and `flagged_products.jobs`; never a task you declared) it follows
+the task's own schedule back `days` days: mostly successes,
 some failed first attempts that a retry fixed, a few runs that failed every attempt, an
 overlap skip now and then, one timed-out attempt, and one task whose circuit is open now
 (five failed attempts within the last hour, an open CircuitState, open `circuit_open` and
@@ -28,13 +30,33 @@ HOST = "demo-history"
 MARK = " [demo history]"
 BATCH = 1000
 MANUAL_RUNS_PER_DAY = 2  # for tasks without a schedule
-ERRORS = (
-    "OperationalError: (2006, 'MySQL server has gone away')",
-    "RateLimitError: 429 Too Many Requests",
-    "TimeoutError: the stock API did not answer within 30 s",
-    "exited with status 1",
-    "IntegrityError: duplicate entry for key 'flag_outlet_product_date'",
-)
+# Whose history is invented: tasks declared in these modules (Task.target "module:function").
+DEMO_MODULES = ("cronjobs.jobs", "flagged_products.jobs")
+# What each demo task's failures say: errors that task could really meet.
+ERRORS = {
+    "generate_daily_products": (
+        "IntegrityError: duplicate entry for key 'flag_outlet_product_date'",
+        "OperationalError: (2006, 'MySQL server has gone away')",
+    ),
+    "refresh_store_stats": (
+        "OperationalError: (1205, 'Lock wait timeout exceeded; try restarting transaction')",
+        "OperationalError: (2006, 'MySQL server has gone away')",
+    ),
+    "refresh_leaderboard": ("OperationalError: (1213, 'Deadlock found when trying to get lock')",),
+    "check_achievements": (
+        "OperationalError: (1205, 'Lock wait timeout exceeded; try restarting transaction')",
+    ),
+    "generate_ai_insights": (
+        "RateLimitError: 429 Too Many Requests",
+        "APITimeoutError: the insights endpoint did not answer within 60 s",
+    ),
+    "heartbeat": ("OperationalError: (2013, 'Lost connection to MySQL server during query')",),
+    "watchdog": ("OperationalError: (2013, 'Lost connection to MySQL server during query')",),
+    "prune_history": (
+        "OperationalError: (1205, 'Lock wait timeout exceeded; try restarting transaction')",
+    ),
+}
+ANY_TASK_ERRORS = ("OperationalError: (2006, 'MySQL server has gone away')",)
 Status = Execution.Status
 
 
@@ -50,13 +72,32 @@ class Plan:
     rows: list[Execution] = dataclasses.field(default_factory=list)
 
 
+def demo_tasks() -> list[Task]:
+    """The demo's own active tasks, by priority: declared in DEMO_MODULES."""
+    active = Task.objects.filter(retired_at__isnull=True, kind=Task.Kind.CALLABLE)
+    return [
+        task
+        for task in active.order_by("priority", "name")
+        if task.target.partition(":")[0] in DEMO_MODULES
+    ]
+
+
+def has_history() -> bool:
+    """Any attempt or skip recorded, real or invented: `seed_history --if-empty` stops here."""
+    return Execution.objects.exists()
+
+
 def seed(
     days: int = 14, seed: int = 6, circuit_task: str = "", now: dt.datetime | None = None
 ) -> dict[str, int]:
-    """Replace the demo history; returns how many executions and alerts were written."""
-    tasks = list(Task.objects.filter(retired_at__isnull=True).order_by("priority", "name"))
+    """Replace the demo history of the demo's own tasks; returns how many executions and
+    alerts were written."""
+    tasks = demo_tasks()
     if not tasks:
-        raise ValueError("no tasks: run `manage.py synctasks` first")
+        raise ValueError(
+            "none of the demo's tasks (declared in "
+            f"{' or '.join(DEMO_MODULES)}) is in the database: run `manage.py synctasks` first"
+        )
     plan = Plan(
         days=days,
         now=now or timezone.now(),
@@ -190,7 +231,7 @@ def _run(
 def _error(task: Task, status: str, rng: random.Random) -> str:
     if status == Status.TIMED_OUT:
         return f"timed out after {task.timeout} s"
-    return rng.choice(ERRORS) if status == Status.FAILED else ""
+    return rng.choice(ERRORS.get(task.name, ANY_TASK_ERRORS)) if status == Status.FAILED else ""
 
 
 def _failure_streak(plan: Plan) -> None:
@@ -215,7 +256,7 @@ def _open_circuit(plan: Plan) -> int:
     )
     # Raised through supervisor.alerts so they de-duplicate like real ones; then dated back.
     raised = [
-        (Alert.Kind.FAILED, "all attempts failed: RateLimitError: 429 Too Many Requests", 58, 2),
+        (Alert.Kind.FAILED, f"all attempts failed: {_error(task, Status.FAILED, plan.rng)}", 58, 2),
         (Alert.Kind.CIRCUIT_OPEN, "5 failed attempts within 1 hour", 26, 1),
     ]
     for kind, message, minutes, occurrences in raised:

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from cronjobs.views.badges import badge_view
 from cronjobs.views.dashboard import dashboard_view
 from cronjobs.views.metrics import metrics_view
 
@@ -13,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("cronjobs.views.api")),
     path("metrics", metrics_view, name="prometheus-metrics"),
+    path("badge/<int:badge_id>/<str:secret>.svg", badge_view, name="status-badge"),
 ]
 
 # Django's own 400s (a malformed or oversized request) are JSON on the API, like its errors.

@@ -11,7 +11,7 @@ from cronjobs.models import Lease, Task
 from cronjobs.supervisor.registry import build_spec
 from cronjobs.tasksettings import TaskSpec
 from tests.api_fixtures import CALLERS, READ_PERMS, WRITE_PERMS, client_for, post_with_csrf
-from tests.helpers import ago, make_task
+from tests.helpers import ago, make_execution, make_task
 
 # (method, URL, permission needed). Writes name the task "nightly" (tests create it).
 ENDPOINTS = [
@@ -22,6 +22,7 @@ ENDPOINTS = [
     ("GET", "/api/metrics/", "view_execution"),
     ("GET", "/api/logs/", "view_execution"),
     ("GET", "/api/running/", "view_execution"),
+    ("GET", f"/api/runs/{'f' * 32}/output/?offset=2", "view_execution"),
     ("GET", "/metrics", "view_execution"),
     ("HEAD", "/api/status/", "view_execution"),
     ("GET", "/api/windows/", "view_maintenancewindow"),
@@ -98,10 +99,12 @@ def test_access_matrix(task, no_processes, method, url, permission, caller):
 
 
 def hold_lease(task: Task) -> None:
-    """The task's lease held by a run on another host, as a running supervisor holds it."""
+    """The task's lease held by a run on another host, as a running supervisor holds it, with
+    its attempt's row (its output read by GET /api/runs/<run_id>/output/)."""
     Lease.objects.create(
         task=task, run_id="f" * 32, host="elsewhere", pid=1, expires_at=ago(minutes=-10)
     )
+    make_execution(task, "running", run_id="f" * 32, host="elsewhere", output="so far\n")
 
 
 @pytest.mark.django_db

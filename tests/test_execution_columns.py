@@ -52,6 +52,7 @@ def every_column_set() -> Execution:
         cpu_user=1.25,
         cpu_system=0.5,
         output="line one\nline two\n",
+        output_bytes=18,
         error="stopped by alice",
         traceback="Traceback (most recent call last): ...",
         upstream_run_id="b" * 32,

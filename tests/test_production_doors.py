@@ -22,7 +22,7 @@ from django.test import Client
 from cronjobs import tokens
 from cronjobs.models import Execution, Task
 from tests.api_fixtures import READ_PERMS, WRITE_PERMS
-from tests.helpers import ROOT, make_task, make_user, wait_for
+from tests.helpers import ROOT, make_execution, make_task, make_user, wait_for
 from tests.live_gunicorn import gunicorn
 from tests.test_api_auth import CALLERS, ENDPOINTS, expected_status
 
@@ -85,7 +85,8 @@ def caller_headers() -> dict[str, dict[str, str]]:
 
 
 def test_access_matrix_through_gunicorn(log_dir):
-    make_task("nightly")  # not declared on this host: an allowed run-now is refused with 409
+    task = make_task("nightly")  # not declared on this host: an allowed run-now is refused (409)
+    make_execution(task, "running", run_id="f" * 32, output="so far\n")  # its output is read
     headers = caller_headers()
     assert set(headers) == set(CALLERS)
     wrong = []
@@ -172,6 +173,12 @@ def _is_held_run(process: psutil.Process, log_dir) -> bool:
 
 # (method, path): each must answer a JSON 4xx, never a 500 or an HTML page.
 BAD_INPUTS = [
+    ("GET", "/api/runs/nope/output/"),
+    ("GET", "/api/runs/nope/output/?offset=-1"),
+    ("GET", "/api/runs/nope/output/?offset=abc"),
+    ("GET", "/api/runs/nope/output/?offset=" + "9" * 5000),
+    ("GET", "/api/runs/nope/output/?offset=9007199254740992"),
+    ("GET", "/api/runs/nope/output/?attempt=x"),
     ("GET", "/api/tasks/HEARTBEAT/"),
     ("GET", "/api/tasks/Heartbeat/"),
     ("GET", "/api/tasks/heartbeat%20/"),

@@ -23,10 +23,15 @@ def tasks():
     Task.objects.all().delete()
     with time_machine.travel(NOW, tick=False):
         yield [
-            make_task("generate_daily_products", schedule="5 7 * * *", timeout=600, priority=1),
-            make_task("refresh_store_stats", schedule="*/30 * * * *", timeout=180, priority=2),
-            make_task("generate_ai_insights", schedule="0 * * * *", timeout=600, priority=4),
+            demo_task("generate_daily_products", schedule="5 7 * * *", timeout=600, priority=1),
+            demo_task("refresh_store_stats", schedule="*/30 * * * *", timeout=180, priority=2),
+            demo_task("generate_ai_insights", schedule="0 * * * *", timeout=600, priority=4),
         ]
+
+
+def demo_task(name: str, **fields) -> Task:
+    """A task of the demo's own, as synctasks leaves a Flagged Products job."""
+    return make_task(name, target=f"flagged_products.jobs:{name}", **fields)
 
 
 def test_history_follows_each_schedule_with_realistic_outcomes(tasks, capsys):
@@ -82,6 +87,35 @@ def test_without_tasks_it_says_to_sync_first():
     Task.objects.all().delete()
     with pytest.raises(CommandError, match="synctasks"):
         call_command("seed_history")
+
+
+def test_tasks_you_declared_get_no_invented_history(tasks):
+    command = make_task("disk_usage", kind=Task.Kind.COMMAND, target='["df", "-h", "/"]')
+    other_app = make_task("nightly_export", target="shop.jobs:nightly_export")
+    call_command("seed_history", "--days", "3")
+    assert Execution.objects.filter(task=tasks[0]).exists()
+    assert not Execution.objects.filter(task__in=[command, other_app]).exists()
+    assert not Alert.objects.filter(task__in=[command, other_app]).exists()
+
+
+def test_if_empty_leaves_a_history_that_has_any_row(tasks, capsys):
+    call_command("seed_history", "--days", "3", "--if-empty")
+    seeded = Execution.objects.count()
+    assert seeded > 0
+    make_execution(tasks[0], "succeeded", host="app1")  # a real run since
+    call_command("seed_history", "--days", "3", "--if-empty")
+    assert Execution.objects.count() == seeded + 1
+    assert "left as it is" in capsys.readouterr().out
+
+
+def test_each_failure_says_something_its_task_could_meet(tasks):
+    call_command("seed_history", "--days", "14")
+    failed = Execution.objects.filter(status="failed")
+    errors = dict(failed.values_list("task__name", "error").distinct())
+    assert errors  # some failures were seeded
+    for name, error in failed.values_list("task__name", "error").distinct():
+        assert error in history.ERRORS[name], (name, error)
+    assert not failed.filter(task=tasks[2], error__contains="MySQL").exists()
 
 
 def test_demo_alerts_notify_no_receiver(tasks, settings, mailoutbox):

@@ -51,7 +51,7 @@ class HistoryChangeList(ChangeList):
         self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
     ) -> QuerySet[Execution]:
         queryset = super().get_queryset(request, exclude_parameters)
-        return queryset.defer("output", "traceback").prefetch_related("task")
+        return queryset.defer("output", "output_bytes", "traceback").prefetch_related("task")
 
 
 @admin.register(Execution)
@@ -120,7 +120,9 @@ class ExecutionAdmin(
         ("Resources", {"fields": ("peak_memory", "job_memory", "cpu_user", "cpu_system")}),
         ("Output", {"fields": ("output_tail", "traceback_text")}),
     )
-    Media = ControlRoomMedia
+
+    class Media(ControlRoomMedia):
+        js = ("cronjobs/live_output.js",)
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return HistoryChangeList
@@ -212,7 +214,21 @@ class ExecutionAdmin(
 
     @admin.display(description="output (tail)")
     def output_tail(self, obj: Execution) -> SafeString:
-        return format_html('<pre class="fc-output">{}</pre>', obj.output or "(no output)")
+        """A running attempt's output is followed live by cronjobs/static/cronjobs/live_output.js
+        from GET /api/runs/<run_id>/output/, starting where the page's text ends."""
+        if obj.status != Execution.Status.RUNNING:
+            return format_html('<pre class="fc-output">{}</pre>', obj.output or "(no output)")
+        url = reverse("api-run-output", args=[obj.run_id]) + f"?attempt={obj.attempt}"
+        size = obj.output_from(0, 0).size
+        return format_html(
+            '<p class="fc-live-note" id="fc-live-note" aria-live="polite">following the output'
+            ' live</p><pre class="fc-output" id="fc-live-output" data-url="{}" data-offset="{}"'
+            ' data-run-url="{}">{}</pre>',
+            url,
+            size,
+            run_url(obj.run_id),
+            obj.output,
+        )
 
     @admin.display(description="traceback")
     def traceback_text(self, obj: Execution) -> SafeString | str:

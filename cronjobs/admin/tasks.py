@@ -36,6 +36,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 
 from cronjobs import actions, windows
+from cronjobs.admin import badges
 from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import (
     ControlRoomMedia,
@@ -379,6 +380,10 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
             "snooze_choices": SNOOZE_CHOICES,
             **(extra_context or {}),
         }
+        task = Task.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if task is not None:
+            extra["status_badges"] = badges.panel(request, task)
+            extra["may_change_badges"] = request.user.has_perm(actions.TASK_PERMISSION)
         return super().change_view(request, object_id, form_url, extra)
 
     def get_urls(self) -> list[URLPattern]:
@@ -386,7 +391,13 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         (`act/stop/<task name>/`), answered by a redirect back with a message."""
         view = self.admin_site.admin_view(require_POST(self.act_view))
         act = path("act/<str:action>/<str:name>/", view, name="cronjobs_task_act")
-        return [act, *super().get_urls()]
+        # The status badges' buttons post to <task>/badge/ (cronjobs/admin/badges.py).
+        badge = path(
+            "<path:object_id>/badge/",
+            self.admin_site.admin_view(badges.change_badge),
+            name="cronjobs_task_badge",
+        )
+        return [act, badge, *super().get_urls()]
 
     def act_view(self, request: HttpRequest, action: str, name: str) -> HttpResponse:
         """Staff only and CSRF-checked (admin_view); the permission is the action's own

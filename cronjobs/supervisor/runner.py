@@ -36,6 +36,7 @@ from cronjobs.models import CircuitState, Execution, Lease, Task
 from cronjobs.supervisor import alerts, circuit, logs, pings, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import Taken, TaskLease, request_stop
+from cronjobs.supervisor.liveoutput import OUTPUT_EVERY, LiveTail
 from cronjobs.supervisor.process import AttemptResult, Halt, Limits, run_attempt
 from cronjobs.supervisor.registry import JobContext, registry
 from cronjobs.supervisor.sync import sync_task
@@ -93,6 +94,7 @@ class Invocation:
         self.memory_written_at = 0.0
         self.fenced = ""  # why the job was stopped for its lease, once it was
         self.lease_warned = False  # on_lease_lost = "continue": the loss is logged once
+        self.output_written_at = 0.0
 
     def run(self) -> Outcome:
         if not self.spec.may_run_on(self.host):
@@ -270,13 +272,20 @@ class Invocation:
         )
         self.save(row)
         output = logs.OutputLog(self.spec.name, self.run_id, number)
+        live = LiveTail(settings.CRONJOBS_OUTPUT_TAIL)
+
+        def on_output(chunk: bytes) -> None:
+            output.feed(chunk)
+            live.feed(chunk)
+
         logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} attempt {number} started")
+        self.output_written_at = 0.0
         try:
             result = run_attempt(
                 self.work(number),
                 self.limits(),
-                on_output=output.feed,
-                on_tick=lambda peak: self.tick(row, peak),
+                on_output=on_output,
+                on_tick=lambda peak: self.tick(row, peak, live),
                 cwd=str(settings.BASE_DIR),
                 env=self.environment(number) if self.spec.kind == Task.Kind.COMMAND else None,
             )
@@ -286,19 +295,20 @@ class Invocation:
                 duration=(timezone.now() - row.started_at).total_seconds(),
                 error=f"supervisor interrupted: {type(exc).__name__}: {exc}".rstrip(": "),
             )
-            self.finish(row, result)
+            self.finish(row, result, live)
             raise
         finally:
             output.close()
-        self.finish(row, result)
+        self.finish(row, result, live)
         return row
 
-    def tick(self, row: Execution, peak: int) -> Halt | None:
+    def tick(self, row: Execution, peak: int, live: LiveTail | None = None) -> Halt | None:
         """The monitor's beat, which never waits on the database: renew the lease (which
         answers whether someone asked to stop the run), stop the job when the lease is lost
-        (fencing), and every MEMORY_EVERY seconds write the attempt's peak memory so far on the
-        running row, so the "Running now" panel can show it from any host. The writes run on
-        the lease's background thread."""
+        (fencing); every OUTPUT_EVERY seconds write what the attempt printed since on the
+        running row (the live view), and every MEMORY_EVERY seconds its peak memory so far (the
+        "Running now" panel), so both read the same from any host. The writes run on the
+        lease's background thread, one at a time."""
         lease = self.lease
         if lease is None:
             return None
@@ -310,6 +320,8 @@ class Invocation:
                 self.fenced = lost
                 logs.write("ERROR", self.spec.name, f"run={self.run_id[:8]} {lost}: stopping it")
             return Halt(Status.FAILED, lost, grace=lease.fence_grace)
+        if row.pk and live and time.monotonic() - self.output_written_at >= OUTPUT_EVERY:
+            self.note_output(row, live)
         if row.pk and peak and time.monotonic() - self.memory_written_at >= MEMORY_EVERY:
             written = lease.background.offer(lambda: history.note_peak(row, peak))
             if written is not None:
@@ -335,6 +347,24 @@ class Invocation:
     def _memory_not_written(self, written: Any) -> None:
         if written.exception() is not None:
             log.warning("memory of %s not written: %s", self.spec.name, written.exception())
+
+    def note_output(self, row: Execution, live: LiveTail) -> None:
+        """Offer what was printed since the last write to the background thread (taken only
+        when the thread is idle, so nothing taken is dropped for a busy thread)."""
+        assert self.lease is not None
+        if self.lease.background.busy:
+            return
+        news = live.take()
+        if news is None:
+            return
+        written = self.lease.background.offer(lambda: history.note_output(row, *news))
+        if written is not None:
+            self.output_written_at = time.monotonic()
+            written.add_done_callback(self._output_not_written)
+
+    def _output_not_written(self, written: Any) -> None:
+        if written.exception() is not None:
+            log.warning("output of %s not written: %s", self.spec.name, written.exception())
 
     def save(self, row: Execution) -> None:
         """Write the row and its rollups, or spool it when the database cannot be reached."""
@@ -402,8 +432,12 @@ class Invocation:
             output_cap=settings.CRONJOBS_OUTPUT_TAIL,
         )
 
-    def finish(self, row: Execution, result: AttemptResult) -> None:
-        """Finalise the attempt's row and write both log files."""
+    def finish(self, row: Execution, result: AttemptResult, live: LiveTail | None = None) -> None:
+        """Finalise the attempt's row and write both log files. Its output is the live tail's
+        (`live`), so the finished row's offsets continue the ones the live view followed."""
+        if live is not None:
+            live.finish()
+            result.output, row.output_bytes = live.text(), live.size
         row.status = result.status
         row.finished_at = timezone.now()
         row.duration = round(result.duration, 3)

@@ -186,12 +186,18 @@ def parse_params(request: HttpRequest, ranges: dict[str, tuple[int, int, int]]) 
 
 
 ASCII_DIGITS = re.compile(r"-?[0-9]+")
+# No parameter's range needs more characters than this, leading zeros allowed.
+LONGEST_NUMBER = 40
 
 
 def _whole_number(name: str, raw: str, low: int, high: int) -> int:
-    """ASCII digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits."""
+    """ASCII digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits.
+    A number longer than the limits is out of range before int() reads it (Python refuses to
+    convert more than 4,300 digits, and reading a long one costs time)."""
     if not ASCII_DIGITS.fullmatch(raw):
         raise ApiError(400, f"{name} must be a whole number from {low} to {high} (digits 0-9)")
+    if len(raw) > LONGEST_NUMBER:
+        raise ApiError(400, f"{name} must be from {low} to {high}, not a {len(raw)}-digit number")
     value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, f"{name} must be from {low} to {high}, not {value}")
@@ -236,6 +242,24 @@ def log_tail(request: HttpRequest, actor: actions.Actor) -> Body:
     params = parse_params(request, {"lines": (1, 5000, 100)})
     name, lines = actions.log_tail(params["lines"])
     return {"file": name, "date": timezone.localdate().isoformat(), "lines": lines}
+
+
+# Offsets beyond this are refused before any lookup: no output is that long, and every
+# offset stays exact in a JavaScript number.
+MAX_OUTPUT_OFFSET = 2**53 - 1
+
+
+@authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
+def run_output(request: HttpRequest, actor: actions.Actor, run_id: str) -> Body:
+    params = parse_params(request, {"offset": (0, MAX_OUTPUT_OFFSET, 0), "attempt": (1, 32767, 0)})
+    try:
+        body = payloads.output_payload(run_id, params["offset"], params["attempt"] or None)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    if body is None:
+        which = f"attempt {params['attempt']} of run" if params["attempt"] else "run"
+        raise ApiError(404, f"no {which} {run_id!r}")
+    return body
 
 
 @authorize(method="POST", write=True)
@@ -418,6 +442,7 @@ urlpatterns = [
     path("logs/", log_tail, name="api-logs"),
     path("windows/", maintenance_windows, name="api-windows"),
     path("windows/<int:pk>/end/", end_maintenance_window, name="api-window-end"),
+    path("runs/<str:run_id>/output/", run_output, name="api-run-output"),
     path("<path:rest>", not_found),
 ]
 

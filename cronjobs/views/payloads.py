@@ -10,6 +10,7 @@ import functools
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from cronjobs import actions, schedules, windows
@@ -393,6 +394,51 @@ def running_payload() -> RunningBody:
             }
         )
     return {"generated_at": iso(now), "host": settings.CRONJOBS_HOST, "running": running}
+
+
+# The most output text one answer of GET /api/runs/<run_id>/output/ carries (docs/api.md).
+OUTPUT_CHUNK = 64 * 1024
+
+
+class OutputBody(TypedDict):
+    run_id: str
+    attempt: int
+    status: str
+    running: bool
+    offset: int
+    skipped: int
+    size: int
+    text: str
+
+
+def output_payload(run_id: str, offset: int, attempt: int | None = None) -> OutputBody | None:
+    """A run's output from byte `offset` on (`Execution.output_from`): of `attempt`, or of
+    its latest attempt. `running` is whether the run goes on: this attempt runs, or its
+    supervisor still holds the task's unexpired lease (waiting to retry). None for an unknown
+    run or attempt; ValueError for an offset past the end. Two queries."""
+    attempts = Execution.objects.filter(run_id=run_id, attempt__gte=1).only(
+        "run_id", "attempt", "status", "output", "output_bytes", "task_id"
+    )
+    if attempt is not None:
+        attempts = attempts.filter(attempt=attempt)
+    row = attempts.order_by("-attempt").first()
+    if row is None:
+        return None
+    piece = row.output_from(offset, OUTPUT_CHUNK)
+    running = row.status == Execution.Status.RUNNING
+    if not running:
+        held = Lease.objects.filter(task_id=row.task_id, run_id=run_id, expires_at__gt=Now())
+        running = held.exists()  # an expired lease is a dead supervisor's
+    return {
+        "run_id": run_id,
+        "attempt": row.attempt,
+        "status": row.status,
+        "running": running,
+        "offset": piece.offset,
+        "skipped": piece.skipped,
+        "size": piece.size,
+        "text": piece.text,
+    }
 
 
 def summary_dict(name: str, summary: stats.TaskSummary) -> Columns:
