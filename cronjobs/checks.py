@@ -67,6 +67,10 @@ def check_receiver_urls(
     found: list[checks.CheckMessage] = []
     urls = [("ALERT_WEBHOOK_URL", settings.ALERT_WEBHOOK_URL, notify.url_problem)]
     urls += [("ALERT_URLS", url, notify.apprise_problem) for url in settings.ALERT_URLS]
+    urls += [
+        ("ALERT_ESCALATION_URLS", url, notify.apprise_problem)
+        for url in settings.ALERT_ESCALATION_URLS
+    ]
     for name in ("CRONJOBS_PING_URL_TEMPLATE", "CRONJOBS_WATCHDOG_PING_URL"):
         urls.append((name, getattr(settings, name), notify.url_problem))
     for name, url, problem_of in urls:

@@ -36,7 +36,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 
-from cronjobs.models import Execution, OutcomeTally, Rollup, TallyMark, Task
+from cronjobs.models import DurationBaseline, Execution, OutcomeTally, Rollup, TallyMark, Task
 from cronjobs.reporting.rollups import (
     COUNTED,
     GROUP_AGGREGATES,
@@ -63,12 +63,14 @@ def save(row: Execution) -> None:
     so a concurrent abandon or replay of the same row waits for this one and then sees it."""
     with transaction.atomic():
         if row.pk is not None and row.status != Status.RUNNING and _finish_running(row):
+            note_duration(row)
             return
         stored = None
         if row.pk is not None:
             stored = Execution.objects.select_for_update().filter(pk=row.pk).first()
         row.save()
         replace(stored, row)
+        note_duration(row)
 
 
 def note_peak(row: Execution, peak: int) -> None:
@@ -101,6 +103,35 @@ def _finish_running(row: Execution, fields: Iterable[str] | None = None) -> bool
         return False
     add(row)
     return True
+
+
+def note_duration(row: Execution) -> None:
+    """Append a successful attempt's duration to its task's DurationBaseline when the task has
+    `duration_alerts = "auto"`, keeping the newest `duration_baseline + 1` (the attempt being
+    judged and the baseline before it). Called inside the transaction that finalises the row,
+    after its writes: on MySQL the baseline row is locked (SELECT ... FOR UPDATE), on SQLite the
+    transaction already holds the write lock, so two hosts finishing at once lose no sample.
+    Two small queries; nothing for a task without duration alerts or for a failed attempt."""
+    if row.status != Status.SUCCEEDED or row.duration is None or row.pk is None:
+        return
+    task = row.task  # the runner's row carries its Task: no query
+    if task.duration_alerts != "auto":
+        return
+    sample = [row.pk, round(row.duration, 6)]
+    state = DurationBaseline.objects.select_for_update().filter(task_id=row.task_id).first()
+    if state is None:
+        try:
+            with transaction.atomic():
+                DurationBaseline.objects.create(task_id=row.task_id, samples=[sample])
+            return
+        except IntegrityError:  # another host created it a moment ago
+            state = DurationBaseline.objects.select_for_update().get(task_id=row.task_id)
+    if any(kept[0] == row.pk for kept in state.samples):
+        return  # a replayed spool line: counted once
+    samples = [*state.samples, sample][-(task.duration_baseline + 1) :]
+    DurationBaseline.objects.filter(task_id=row.task_id).update(
+        samples=samples, updated_at=timezone.now()
+    )
 
 
 # Rollups ------------------------------------------------------------------------------------

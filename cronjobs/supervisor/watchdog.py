@@ -1,6 +1,7 @@
 """The watchdog (docs/operations.md, "Watchdog and pruning"): `late` alerts for tasks that missed
-their schedule, one catch-up run for a `catch_up` task whose latest slot passed unrun, and
-abandonment of runs whose supervisor died without anyone invoking the task again."""
+their schedule, one catch-up run for a `catch_up` task whose latest slot passed unrun,
+abandonment of runs whose supervisor died without anyone invoking the task again, and the
+alerts' reminders, escalations and end of flapping (docs/operations.md, "Alerting")."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class LateReport(TypedDict):
 class SweepReport(LateReport):
     abandoned_runs: int
     caught_up: list[str]
+    reminders: alerts.Reminders
+    calmed: list[str]  # tasks whose `flapping` alert resolved
 
 
 def grace_for(task: Task) -> timedelta:
@@ -181,7 +184,13 @@ def sweep() -> SweepReport:
     try:
         alerts.end_snoozes()
         abandoned = lease.reap_expired()
-        report: SweepReport = {"abandoned_runs": abandoned, "caught_up": catch_up(), **check_late()}
+        report: SweepReport = {
+            "abandoned_runs": abandoned,
+            "caught_up": catch_up(),
+            **check_late(),
+            "reminders": alerts.send_reminders(),
+            "calmed": alerts.calm_flapping(),
+        }
         check_success_rates()
     except Exception as exc:
         pinger.fail(f"watchdog on {settings.CRONJOBS_HOST} failed: {type(exc).__name__}: {exc}")
