@@ -408,6 +408,11 @@ class Alert(models.Model):
     def is_unresolved(self) -> bool:
         return self.open_key is not None
 
+    @property
+    def summary(self) -> str:
+        """`#12 failed alert for tills (open)`: how notices and pages name another alert."""
+        return f"#{self.pk} {self.kind} alert for {self.task.name} ({self.state})"
+
 
 class DurationBaseline(models.Model):
     """The latest successful attempts' durations of a task with `duration_alerts = "auto"`,

@@ -497,7 +497,7 @@ def message(alert: Alert, label: str) -> notify.Message:
     task = alert.task
     title = f"[flagged-cron] {label}: {alert.kind} alert for {task.name}"
     link = admin_link(alert)
-    folded = [_describe(a) for a in alert.folded.select_related("task").order_by("first_seen")]
+    folded = [a.summary for a in alert.folded.select_related("task").order_by("first_seen")]
     body = (
         f"Task:        {task.name}\n"
         f"Alert:       {alert.kind} ({alert.severity}), {label}\n"
@@ -508,7 +508,7 @@ def message(alert: Alert, label: str) -> notify.Message:
         f"Last seen:   {timezone.localtime(alert.last_seen):%Y-%m-%d %H:%M:%S %Z}\n"
         f"Occurrences: {alert.occurrences}\n"
         + (f"Reminders:   {alert.repeats}\n" if alert.repeats else "")
-        + (f"Incident:    {_describe(alert.incident)}\n" if alert.incident_id else "")
+        + (f"Incident:    {alert.incident.summary}\n" if alert.incident else "")
         + (f"Folded:      {'; '.join(folded)}\n" if folded else "")
         + (f"Details:     {link}\n" if link else "")
     )
@@ -531,12 +531,6 @@ def message(alert: Alert, label: str) -> notify.Message:
         "folded": folded,
     }
     return notify.Message(title, body, payload)
-
-
-def _describe(alert: Alert | None) -> str:
-    if alert is None:
-        return "none"
-    return f"#{alert.pk} {alert.kind} alert for {alert.task.name} ({alert.state})"
 
 
 def admin_link(alert: Alert) -> str:
