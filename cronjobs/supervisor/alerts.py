@@ -162,10 +162,13 @@ def check_success_rate(task: Task, now: datetime | None = None) -> float | None:
     return judge_success_rate(task, summaries.get(task.pk) or stats.TaskSummary(task.pk))
 
 
-def judge_success_rate(task: Task, summary: stats.TaskSummary) -> float | None:
+def judge_success_rate(
+    task: Task, summary: stats.TaskSummary, open_alert: bool = True
+) -> float | None:
     """The `success_rate` alert from the task's summary over its `success_window`. Fewer than
     RATE_MIN_ATTEMPTS finished attempts say nothing about a rate: one failure of a daily task
-    is the `failed` alert's news."""
+    is the `failed` alert's news. `open_alert=False` (the caller knows the task has no open
+    `success_rate` alert) saves the query that would look for one to resolve."""
     rate, finished = summary.success_rate, summary.finished
     if rate is not None and finished >= RATE_MIN_ATTEMPTS and rate < task.success_target:
         hours = f"{task.success_window / 3600:g} h"
@@ -175,7 +178,7 @@ def judge_success_rate(task: Task, summary: stats.TaskSummary) -> float | None:
             f"{rate:.1f} % of {finished} attempts succeeded in the last {hours} "
             f"(target {task.success_target:g} %)",
         )
-    else:
+    elif open_alert:
         resolve_kinds(task, [Kind.SUCCESS_RATE], "success rate back on target")
     return rate
 

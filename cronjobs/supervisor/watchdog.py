@@ -163,8 +163,13 @@ def _current_tasks() -> QuerySet[Task]:
 def check_success_rates(now: datetime | None = None) -> None:
     """`success_rate` for every current task, so a rate that recovers as failures age out of
     the window resolves its alert even when the task does not run. One window query for all
-    the tasks that share a `success_window`, not one per task."""
+    the tasks that share a `success_window`, and one for the open `success_rate` alerts, not
+    one per task."""
     now = now or timezone.now()
+    kind = alerts.Kind.SUCCESS_RATE
+    open_alerts = set(
+        Alert.objects.unresolved().filter(kind=kind).values_list("task_id", flat=True)
+    )
     by_window: dict[int, list[Task]] = defaultdict(list)
     for task in Task.objects.filter(enabled=True, retired_at__isnull=True):
         by_window[task.success_window].append(task)
@@ -174,7 +179,7 @@ def check_success_rates(now: datetime | None = None) -> None:
         summaries = stats.task_summaries(since, now, with_p95=False, task_ids=ids)
         for task in tasks:
             summary = summaries.get(task.pk) or stats.TaskSummary(task.pk)
-            alerts.judge_success_rate(task, summary)
+            alerts.judge_success_rate(task, summary, open_alert=task.pk in open_alerts)
 
 
 def sweep() -> SweepReport:
