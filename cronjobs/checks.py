@@ -83,4 +83,13 @@ def check_receiver_urls(
                     id="cronjobs.E002",
                 )
             )
+    if settings.ALERT_ESCALATE_AFTER and not settings.ALERT_ESCALATION_URLS:
+        found.append(
+            checks.Warning(
+                "ALERT_ESCALATE_AFTER is set but ALERT_ESCALATION_URLS is empty: nothing will "
+                "be escalated",
+                hint="Set ALERT_ESCALATION_URLS (Apprise URLs), or unset ALERT_ESCALATE_AFTER.",
+                id="cronjobs.W023",
+            )
+        )
     return found

@@ -23,9 +23,10 @@ Cutting the noise (docs/operations.md, "Alerting"):
   `circuit_open` alert, points at that incident (`Alert.incident`) and is not notified on its
   own; the incident's later notices list it, and when the incident resolves the folded alerts
   still open are notified once;
-* flapping: a task whose alerts opened or resolved more than FLAP_CHANGES times in the last
-  hour gets one `flapping` alert instead of a notice per change; it resolves after an hour
-  with no change, and the task's alerts then still open are notified once.
+* flapping: a task with one kind of alert that opened or resolved more than FLAP_CHANGES
+  times in the last hour gets one `flapping` alert instead of a notice per change; it
+  resolves after an hour with no change, and the task's alerts then still open are notified
+  once.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ SEVERITY: dict[str, Alert.Severity] = {
 FOLDABLE = (Kind.LATE, Kind.FAILED)
 # An open alert of one of these kinds on an upstream task is an incident for its dependants.
 UPSTREAM_INCIDENTS = (Kind.FAILED, Kind.CIRCUIT_OPEN)
-# Flapping: more than FLAP_CHANGES alert opens and resolves of one task within FLAP_WINDOW.
+# Flapping: more than FLAP_CHANGES opens and resolves of one kind of a task's alerts within
+# FLAP_WINDOW.
 FLAP_CHANGES = 4
 FLAP_WINDOW = timedelta(hours=1)
 OUTAGE_TASK = "watchdog"  # an outage is no one task's: it is filed under the supervisor's own
@@ -390,25 +392,29 @@ def _flapping(alert: Alert, now: datetime) -> bool:
     raise_alert(
         task,
         Kind.FLAPPING,
-        f"{changes} alert changes in the last hour (more than {FLAP_CHANGES}): notices of each "
-        "change are held until an hour passes without one",
+        f"an alert opened or resolved {changes} times in the last hour (more than "
+        f"{FLAP_CHANGES}): notices of each change are held until an hour passes without one",
     )
     return True
 
 
 def _changes(task_id: int, now: datetime) -> int:
-    """Alert opens plus resolves of the task in the FLAP_WINDOW before `now` (one query)."""
+    """The most opens plus resolves of one kind of the task's alerts in the FLAP_WINDOW before
+    `now` (one query). Per kind: one bad run that opens `failed`, `slow` and `success_rate` at
+    once, and the good run that resolves them, is not flapping."""
     since = now - FLAP_WINDOW
     counts = (
         Alert.objects.filter(task_id=task_id)
         .exclude(kind=Kind.FLAPPING)
         .filter(Q(first_seen__gte=since) | Q(resolved_at__gte=since))
-        .aggregate(
+        .values("kind")
+        .annotate(
             opened=Count("id", filter=Q(first_seen__gte=since)),
             resolved=Count("id", filter=Q(resolved_at__gte=since)),
         )
+        .order_by()
     )
-    return int(counts["opened"] or 0) + int(counts["resolved"] or 0)
+    return max((row["opened"] + row["resolved"] for row in counts), default=0)
 
 
 def calm_flapping(now: datetime | None = None) -> list[str]:
