@@ -50,8 +50,8 @@ def setup(url: str) -> None:
     os.environ["CRONJOBS_TASKS_FILE"] = str(ROOT / "bench" / "no-such-tasks.toml")
     os.environ["ALERT_URLS"] = "json://127.0.0.1:9/pager"  # closed port: fails at once
     os.environ["ALERT_ESCALATION_URLS"] = "json://127.0.0.1:9/boss"
-    os.environ["ALERT_REPEAT_EVERY"] = "1"
-    os.environ["ALERT_ESCALATE_AFTER"] = "1"
+    os.environ["ALERT_REPEAT_EVERY"] = "600"
+    os.environ["ALERT_ESCALATE_AFTER"] = "600"
     if url.startswith("mysql"):
         from bench.seed_executions import create_database
 

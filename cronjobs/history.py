@@ -70,7 +70,8 @@ def save(row: Execution) -> None:
             stored = Execution.objects.select_for_update().filter(pk=row.pk).first()
         row.save()
         replace(stored, row)
-        note_duration(row)
+        if stored is None or stored.status == Status.RUNNING:  # not a replay of a final row
+            note_duration(row)
 
 
 def note_peak(row: Execution, peak: int) -> None:
@@ -107,31 +108,40 @@ def _finish_running(row: Execution, fields: Iterable[str] | None = None) -> bool
 
 def note_duration(row: Execution) -> None:
     """Append a successful attempt's duration to its task's DurationBaseline when the task has
-    `duration_alerts = "auto"`, keeping the newest `duration_baseline + 1` (the attempt being
-    judged and the baseline before it). Called inside the transaction that finalises the row,
-    after its writes: on MySQL the baseline row is locked (SELECT ... FOR UPDATE), on SQLite the
-    transaction already holds the write lock, so two hosts finishing at once lose no sample.
-    Two small queries; nothing for a task without duration alerts or for a failed attempt."""
+    `duration_alerts = "auto"`: `[execution id, seconds]`, newest last, dropping the oldest once
+    `duration_baseline + 1` are kept (the attempt being judged and the baseline before it).
+    Called once per attempt, when it becomes final, inside the transaction that finalises it:
+    one upsert whose JSON the database appends to under the row's lock (like the rollups), so
+    two hosts finishing at once lose no sample. Nothing for a task without duration alerts
+    or for a failed attempt."""
     if row.status != Status.SUCCEEDED or row.duration is None or row.pk is None:
         return
     task = row.task  # the runner's row carries its Task: no query
     if task.duration_alerts != "auto":
         return
+    keep = task.duration_baseline + 1
     sample = [row.pk, round(row.duration, 6)]
-    state = DurationBaseline.objects.select_for_update().filter(task_id=row.task_id).first()
-    if state is None:
-        try:
-            with transaction.atomic():
-                DurationBaseline.objects.create(task_id=row.task_id, samples=[sample])
-            return
-        except IntegrityError:  # another host created it a moment ago
-            state = DurationBaseline.objects.select_for_update().get(task_id=row.task_id)
-    if any(kept[0] == row.pk for kept in state.samples):
-        return  # a replayed spool line: counted once
-    samples = [*state.samples, sample][-(task.duration_baseline + 1) :]
-    DurationBaseline.objects.filter(task_id=row.task_id).update(
-        samples=samples, updated_at=timezone.now()
-    )
+    table = connection.ops.quote_name(DurationBaseline._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    if connection.vendor == "mysql":
+        append = "JSON_ARRAY_APPEND(samples, '$', JSON_ARRAY(%s, %s))"
+        sql = (
+            f"INSERT INTO {table} (task_id, samples, updated_at) "
+            "VALUES (%s, JSON_ARRAY(JSON_ARRAY(%s, %s)), %s) ON DUPLICATE KEY UPDATE "
+            f"samples = IF(JSON_LENGTH(samples) >= %s, JSON_REMOVE({append}, '$[0]'), {append}), "
+            "updated_at = VALUES(updated_at)"
+        )
+    else:
+        append = "json_insert(samples, '$[#]', json_array(%s, %s))"
+        sql = (
+            f"INSERT INTO {table} (task_id, samples, updated_at) "
+            "VALUES (%s, json_array(json_array(%s, %s)), %s) ON CONFLICT (task_id) DO UPDATE SET "
+            f"samples = CASE WHEN json_array_length(samples) >= %s "
+            f"THEN json_remove({append}, '$[0]') ELSE {append} END, "
+            "updated_at = excluded.updated_at"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [row.task_id, *sample, now, keep, *sample, *sample])
 
 
 # Rollups ------------------------------------------------------------------------------------

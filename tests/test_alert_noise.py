@@ -341,22 +341,24 @@ def test_two_watchdog_processes_send_each_reminder_and_escalation_once(manage, t
     with endpoint() as pager, endpoint() as boss:
         alert = alerts.raise_alert(make_task("tills"), "failed", "count failed")
         Alert.objects.filter(pk=alert.pk).update(
-            notified_at=timezone.now() - timedelta(seconds=5),
-            first_seen=timezone.now() - timedelta(seconds=5),
+            notified_at=timezone.now() - timedelta(minutes=5),
+            first_seen=timezone.now() - timedelta(minutes=5),
         )
-        start_at = time.time() + 4  # both processes are up by then and start together
-        code = (
-            "import time\n"
-            f"while time.time() < {start_at}: time.sleep(0.001)\n"
+        start_at = time.time() + 6  # both processes are up by then and start together
+        code = (  # everything imported first, so both passes run at the same instant
+            "import time, apprise\n"
             "from cronjobs.supervisor import alerts\n"
+            f"while time.time() < {start_at}: time.sleep(0.001)\n"
             "print(alerts.send_reminders())\n"
         )
         env = manage.env(
             {
                 "ALERT_URLS": pager.url("/pager", scheme="json"),
                 "ALERT_ESCALATION_URLS": boss.url("/boss", scheme="json"),
-                "ALERT_REPEAT_EVERY": "2",
-                "ALERT_ESCALATE_AFTER": "3",
+                # Due once each; a second pass would need another minute (a loaded machine
+                # may start the two processes seconds apart).
+                "ALERT_REPEAT_EVERY": "60",
+                "ALERT_ESCALATE_AFTER": "60",
             }
         )
         hosts = [
@@ -371,6 +373,10 @@ def test_two_watchdog_processes_send_each_reminder_and_escalation_once(manage, t
         ]
         outputs = [host.communicate(timeout=60) for host in hosts]
         assert all(host.returncode == 0 for host in hosts), outputs
+        # Both passed over it; one claimed each send, the other found it claimed.
+        assert sum(f"'repeated': [{alert.pk}]" in out for out, _ in outputs) == 1, outputs
+        assert sum(f"'escalated': [{alert.pk}]" in out for out, _ in outputs) == 1, outputs
+        assert sum("'repeated': []" in out for out, _ in outputs) == 1, outputs
         assert len(pager.hits) == 1 and len(boss.hits) == 1
         assert "REPEAT 1" in pager.hits[0].json()["title"]
         assert "ESCALATED" in boss.hits[0].json()["title"]

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, TypedDict
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -258,15 +258,22 @@ def judge_duration(task: Task, spec: TaskSpec, rows: list[Execution]) -> str | N
     success = rows[-1]
     if success.duration is None:
         return None
-    samples = (
-        DurationBaseline.objects.filter(task=task).values_list("samples", flat=True).first() or []
+    anomalies: list[str] = [Kind.TOO_SHORT, Kind.TOO_LONG]
+    # One query: the samples, and whether an anomaly alert is open to resolve.
+    found = (
+        DurationBaseline.objects.filter(task=task)
+        .annotate(open=Exists(Alert.objects.unresolved().filter(task=task, kind__in=anomalies)))
+        .values_list("samples", "open")
+        .first()
     )
+    samples, has_open = found or ([], False)
     base = durations.baseline(samples, spec.duration_baseline, {row.pk for row in rows if row.pk})
     if base is None:
         return None
     verdict = base.verdict(success.duration)
     if verdict is None:
-        resolve_kinds(task, [Kind.TOO_SHORT, Kind.TOO_LONG], "a run took its usual time")
+        if has_open:
+            resolve_kinds(task, anomalies, "a run took its usual time")
         return ""
     other = Kind.TOO_LONG if verdict == Kind.TOO_SHORT else Kind.TOO_SHORT
     resolve_kinds(task, [other], "a run took its usual time")
