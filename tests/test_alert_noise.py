@@ -194,6 +194,18 @@ def test_repeat_every_2_s_escalate_after_3_s_and_one_recovery(settings, pager, b
     assert len(pager.hits) == sent  # a resolved alert is never repeated
 
 
+def test_the_webhook_payload_names_the_event_and_the_reminders():
+    alert = alerts.raise_alert(make_task("tills"), "failed", "count failed")
+    Alert.objects.filter(pk=alert.pk).update(repeats=2)
+    alert.refresh_from_db()
+    events = {
+        label: alerts.message(alert, label).payload["event"]
+        for label in ("REPEAT 2, unacknowledged", "ESCALATED, unacknowledged 3 s", "OPEN")
+    }
+    assert list(events.values()) == ["repeat", "escalated", "open"]
+    assert alerts.message(alert, "OPEN").payload["repeats"] == 2
+
+
 def test_acknowledging_stops_repeats_and_escalation(settings, pager, boss, django_user_model):
     settings.ALERT_REPEAT_EVERY, settings.ALERT_ESCALATE_AFTER = 2, 3
     alert = alerts.raise_alert(make_task("tills"), "failed", "count failed")

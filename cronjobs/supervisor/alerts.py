@@ -534,7 +534,7 @@ def message(alert: Alert, label: str) -> notify.Message:
         "kind": alert.kind,
         "severity": alert.severity,
         "state": alert.state,
-        "event": label.split(" ")[0].lower(),
+        "event": label.split()[0].strip(",").lower(),
         "message": alert.message,
         "host": settings.CRONJOBS_HOST,
         "occurrences": alert.occurrences,
