@@ -10,7 +10,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups \
-	bench-ten-million bench-dashboard bench-windows bench-overview bench-fencing bench-live-output clean
+	bench-ten-million bench-dashboard bench-windows bench-overview bench-fencing bench-live-output \
+	bench-alerts clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -96,6 +97,12 @@ bench-import: setup-dev
 # Stop latency and the watchdog with 500 catch_up tasks (issue 14; SQLite in a temp dir).
 bench-scheduling: setup-dev
 	$(BIN)/python bench/scheduling.py
+
+# Issue 23: the duration baseline's cost per successful attempt and a watchdog pass with 500
+# tasks and 100 open alerts, on SQLite (temp dir) then MariaDB.
+bench-alerts: setup-dev
+	$(BIN)/python bench/alert_noise.py
+	$(BIN)/python bench/alert_noise.py --url "$(subst flagged_cron,flagged_cron_bench_alerts,$(MARIADB_URL))"
 
 # What the per-hour and per-day rollups add to finalising an attempt (MariaDB).
 bench-rollups: setup-dev

@@ -67,6 +67,10 @@ def check_receiver_urls(
     found: list[checks.CheckMessage] = []
     urls = [("ALERT_WEBHOOK_URL", settings.ALERT_WEBHOOK_URL, notify.url_problem)]
     urls += [("ALERT_URLS", url, notify.apprise_problem) for url in settings.ALERT_URLS]
+    urls += [
+        ("ALERT_ESCALATION_URLS", url, notify.apprise_problem)
+        for url in settings.ALERT_ESCALATION_URLS
+    ]
     for name in ("CRONJOBS_PING_URL_TEMPLATE", "CRONJOBS_WATCHDOG_PING_URL"):
         urls.append((name, getattr(settings, name), notify.url_problem))
     for name, url, problem_of in urls:
@@ -79,4 +83,13 @@ def check_receiver_urls(
                     id="cronjobs.E002",
                 )
             )
+    if settings.ALERT_ESCALATE_AFTER and not settings.ALERT_ESCALATION_URLS:
+        found.append(
+            checks.Warning(
+                "ALERT_ESCALATE_AFTER is set but ALERT_ESCALATION_URLS is empty: nothing will "
+                "be escalated",
+                hint="Set ALERT_ESCALATION_URLS (Apprise URLs), or unset ALERT_ESCALATE_AFTER.",
+                id="cronjobs.W023",
+            )
+        )
     return found

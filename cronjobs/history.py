@@ -36,7 +36,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 
-from cronjobs.models import Execution, OutcomeTally, Rollup, TallyMark, Task
+from cronjobs.models import DurationBaseline, Execution, OutcomeTally, Rollup, TallyMark, Task
 from cronjobs.reporting.rollups import (
     COUNTED,
     GROUP_AGGREGATES,
@@ -63,12 +63,15 @@ def save(row: Execution) -> None:
     so a concurrent abandon or replay of the same row waits for this one and then sees it."""
     with transaction.atomic():
         if row.pk is not None and row.status != Status.RUNNING and _finish_running(row):
+            note_duration(row)
             return
         stored = None
         if row.pk is not None:
             stored = Execution.objects.select_for_update().filter(pk=row.pk).first()
         row.save()
         replace(stored, row)
+        if stored is None or stored.status == Status.RUNNING:  # not a replay of a final row
+            note_duration(row)
 
 
 def note_peak(row: Execution, peak: int) -> None:
@@ -109,6 +112,44 @@ def _finish_running(row: Execution, fields: Iterable[str] | None = None) -> bool
         return False
     add(row)
     return True
+
+
+def note_duration(row: Execution) -> None:
+    """Append a successful attempt's duration to its task's DurationBaseline when the task has
+    `duration_alerts = "auto"`: `[execution id, seconds]`, newest last, dropping the oldest once
+    `duration_baseline + 1` are kept (the attempt being judged and the baseline before it).
+    Called once per attempt, when it becomes final, inside the transaction that finalises it:
+    one upsert whose JSON the database appends to under the row's lock (like the rollups), so
+    two hosts finishing at once lose no sample. Nothing for a task without duration alerts
+    or for a failed attempt."""
+    if row.status != Status.SUCCEEDED or row.duration is None or row.pk is None:
+        return
+    task = row.task  # the runner's row carries its Task: no query
+    if task.duration_alerts != "auto":
+        return
+    keep = task.duration_baseline + 1
+    sample = [row.pk, round(row.duration, 6)]
+    table = connection.ops.quote_name(DurationBaseline._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    if connection.vendor == "mysql":
+        append = "JSON_ARRAY_APPEND(samples, '$', JSON_ARRAY(%s, %s))"
+        sql = (
+            f"INSERT INTO {table} (task_id, samples, updated_at) "
+            "VALUES (%s, JSON_ARRAY(JSON_ARRAY(%s, %s)), %s) ON DUPLICATE KEY UPDATE "
+            f"samples = IF(JSON_LENGTH(samples) >= %s, JSON_REMOVE({append}, '$[0]'), {append}), "
+            "updated_at = VALUES(updated_at)"
+        )
+    else:
+        append = "json_insert(samples, '$[#]', json_array(%s, %s))"
+        sql = (
+            f"INSERT INTO {table} (task_id, samples, updated_at) "
+            "VALUES (%s, json_array(json_array(%s, %s)), %s) ON CONFLICT (task_id) DO UPDATE SET "
+            f"samples = CASE WHEN json_array_length(samples) >= %s "
+            f"THEN json_remove({append}, '$[0]') ELSE {append} END, "
+            "updated_at = excluded.updated_at"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [row.task_id, *sample, now, keep, *sample, *sample])
 
 
 # Rollups ------------------------------------------------------------------------------------

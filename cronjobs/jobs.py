@@ -23,7 +23,8 @@ def heartbeat(ctx: JobContext) -> None:
     priority=1,
     description=(
         "Raises late alerts for missed schedules, abandons runs of dead supervisors, starts "
-        "catch-up runs, ends snoozes that ran out, checks success rates, pings "
+        "catch-up runs, ends snoozes that ran out, sends alert reminders and escalations, "
+        "checks success rates, pings "
         "CRONJOBS_WATCHDOG_PING_URL."
     ),
 )

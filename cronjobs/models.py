@@ -74,6 +74,15 @@ class Task(models.Model):
     success_window = models.PositiveIntegerField(
         default=SETTINGS["success_window"].default, help_text=SETTINGS["success_window"].help
     )
+    duration_alerts = models.CharField(
+        max_length=4,
+        default=SETTINGS["duration_alerts"].default,
+        help_text=SETTINGS["duration_alerts"].help,
+    )
+    duration_baseline = models.PositiveSmallIntegerField(
+        default=SETTINGS["duration_baseline"].default,
+        help_text=SETTINGS["duration_baseline"].help,
+    )
     ping_url = models.CharField(max_length=500, blank=True, help_text=SETTINGS["ping_url"].help)
     snoozed_until = models.DateTimeField(
         null=True, blank=True, help_text="No notifications and no late alerts until then"
@@ -391,6 +400,9 @@ class Alert(models.Model):
         ABANDONED = "abandoned"
         SUCCESS_RATE = "success_rate"
         OUTAGE = "outage"
+        TOO_SHORT = "too_short"
+        TOO_LONG = "too_long"
+        FLAPPING = "flapping"
 
     class Severity(models.TextChoices):
         WARNING = "warning"
@@ -416,6 +428,23 @@ class Alert(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # One page per incident (docs/operations.md, "Alerting"): a dependant's `late` or `failed`
+    # alert raised while an outage or an upstream failure is open points at that alert and is
+    # not notified on its own; the incident's notices list it.
+    incident = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="folded",
+        help_text="The open incident this alert was folded into (not notified on its own)",
+    )
+    repeats = models.PositiveIntegerField(
+        default=0, help_text="Reminders the watchdog sent (ALERT_REPEAT_EVERY)"
+    )
+    escalated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it went to ALERT_ESCALATION_URLS"
+    )
 
     objects = AlertQuerySet.as_manager()
 
@@ -429,6 +458,26 @@ class Alert(models.Model):
     @property
     def is_unresolved(self) -> bool:
         return self.open_key is not None
+
+    @property
+    def summary(self) -> str:
+        """`#12 failed alert for tills (open)`: how notices and pages name another alert."""
+        return f"#{self.pk} {self.kind} alert for {self.task.name} ({self.state})"
+
+
+class DurationBaseline(models.Model):
+    """The latest successful attempts' durations of a task with `duration_alerts = "auto"`,
+    newest last, as `[execution id, seconds]` pairs: the baseline its next success is judged
+    against (cronjobs/supervisor/alerts.py) without reading the history. cronjobs/history.py
+    appends to it in the transaction that finalises the attempt and keeps the newest
+    `duration_baseline` pairs."""
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, primary_key=True)
+    samples = models.JSONField(default=list)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"duration baseline {self.task_id} ({len(self.samples)} runs)"
 
 
 class MaintenanceWindowQuerySet(models.QuerySet["MaintenanceWindow"]):

@@ -196,6 +196,22 @@ def _percentage(value: float) -> float:
     return float(value)
 
 
+DURATION_ALERTS = ("off", "auto")
+MIN_BASELINE, MAX_BASELINE = 5, 200
+
+
+def _duration_alerts(value: str) -> str:
+    if value.strip().lower() not in DURATION_ALERTS:
+        raise ValueError(f"{value!r} is not one of {DURATION_ALERTS}")
+    return value.strip().lower()
+
+
+def _baseline(value: int) -> int:
+    if not MIN_BASELINE <= value <= MAX_BASELINE:
+        raise ValueError(f"{value} is not between {MIN_BASELINE} and {MAX_BASELINE}")
+    return value
+
+
 def _ping_url(value: str) -> str:
     url = value.strip()
     if url and not re.match(r"^https?://[^/\s]+", url):
@@ -409,6 +425,33 @@ class TaskSpec:
             group=Group.ALERTS,
             help="Seconds",
             parse=_positive,
+        ),
+    )
+    duration_alerts: str = dataclasses.field(
+        default="off",
+        metadata=setting(
+            accepts=(str,),
+            wanted='"off" or "auto"',
+            form='`"off"` or `"auto"`',
+            meaning="`auto`: a successful attempt far outside the task's own recent successes "
+            'raises `too_short` or `too_long` (docs/operations.md, "Duration anomalies"); a '
+            "success back inside resolves both. `slow_after` stays the fixed long-side limit.",
+            group=Group.ALERTS,
+            help="auto: alert on runs far shorter or longer than usual",
+            parse=_duration_alerts,
+        ),
+    )
+    duration_baseline: int = dataclasses.field(
+        default=20,
+        metadata=setting(
+            accepts=_WHOLE,
+            wanted="a whole number of successful runs, 5 or more",
+            form=f"whole number, {MIN_BASELINE} to {MAX_BASELINE}",
+            meaning="How many of the latest successful attempts form the baseline (their "
+            f"median and spread); nothing is judged before {MIN_BASELINE} are known.",
+            group=Group.ALERTS,
+            help="Successful runs that form the duration baseline",
+            parse=_baseline,
         ),
     )
     ping_url: str = dataclasses.field(

@@ -262,6 +262,12 @@ ALERT_EMAILS = envlist("ALERT_EMAILS")
 ALERT_WEBHOOK_URL = os.environ.get("ALERT_WEBHOOK_URL", "").strip()
 ALERT_TIMEOUT = envint("ALERT_TIMEOUT", 5, minimum=1)
 ALERT_REPEAT_HOURS = envint("ALERT_REPEAT_HOURS", 4, minimum=1)
+# Repeats and escalation (docs/operations.md, "Alerting"), in whole seconds, 0 = off: the
+# watchdog re-notifies an unacknowledged critical alert every ALERT_REPEAT_EVERY, and sends it
+# once to ALERT_ESCALATION_URLS (Apprise URLs, separated by spaces) after ALERT_ESCALATE_AFTER.
+ALERT_REPEAT_EVERY = envint("ALERT_REPEAT_EVERY", 0, minimum=0)
+ALERT_ESCALATE_AFTER = envint("ALERT_ESCALATE_AFTER", 0, minimum=0)
+ALERT_ESCALATION_URLS = os.environ.get("ALERT_ESCALATION_URLS", "").split()
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10, minimum=1)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")

@@ -46,6 +46,7 @@ def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[
     priority=1,
     memory_limit=MEMORY_LIMIT,
     success_target=SUCCESS_TARGET,
+    duration_alerts="auto",
     catch_up=True,  # missed at 07:05 (host down): a late list beats no list
     description="Flag the products each outlet's staff count today.",
 )
@@ -59,6 +60,7 @@ def generate_daily_products(ctx: JobContext) -> None:
     priority=2,
     memory_limit=MEMORY_LIMIT,
     success_target=SUCCESS_TARGET,
+    duration_alerts="auto",
     description="Cache per-outlet counting statistics.",
 )
 def refresh_store_stats(ctx: JobContext) -> None:
@@ -71,6 +73,7 @@ def refresh_store_stats(ctx: JobContext) -> None:
     priority=3,
     memory_limit=MEMORY_LIMIT,
     success_target=SUCCESS_TARGET,
+    duration_alerts="auto",
     description="Rank staff by counting points as of yesterday: day, week, month, all time.",
 )
 def refresh_leaderboard(ctx: JobContext) -> None:
@@ -83,6 +86,7 @@ def refresh_leaderboard(ctx: JobContext) -> None:
     priority=3,
     memory_limit=MEMORY_LIMIT,
     success_target=SUCCESS_TARGET,
+    duration_alerts="auto",
     after=["refresh_leaderboard"],  # badges read the board: award them on a fresh one
     description="Award counting badges, judged on closed days (after refresh_leaderboard).",
 )
@@ -96,6 +100,7 @@ def check_achievements(ctx: JobContext) -> None:
     priority=4,
     memory_limit=MEMORY_LIMIT,
     success_target=INSIGHTS_SUCCESS_TARGET,
+    duration_alerts="auto",
     description="Write per-outlet insights (OpenAI-compatible API, or rules).",
 )
 def generate_ai_insights(ctx: JobContext) -> None:

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 from django.core import checks
+from django.utils import timezone
 
 from cronjobs.models import Alert
 from cronjobs.supervisor import alerts, notify
@@ -89,7 +90,8 @@ def test_schemeless_webhook_url_leaves_a_succeeded_run_at_exit_0_and_token_unpri
     manage, log_dir
 ):
     task = sync_task(registry.get("test_succeed"))
-    make_alert(task, "failed")  # the success will resolve it: a notification to send
+    # The success will resolve it: a notified alert, so a recovery to send.
+    make_alert(task, "failed", notified_at=timezone.now())
     url = f"hooks.slack.com/services/{TOKEN}"
     result = manage("runjob", "test_succeed", env_extra={"ALERT_WEBHOOK_URL": url})
     assert result.returncode == 0, result.stderr

@@ -46,6 +46,8 @@ EVERYTHING = {
     "alert_after": 3,
     "success_target": 95,
     "success_window": 3600,
+    "duration_alerts": "auto",
+    "duration_baseline": 30,
     "ping_url": "http://127.0.0.1:9/ping/secret-uuid",
     "log_level": "debug",
     "priority": 2,

@@ -6,6 +6,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from cronjobs import actions
@@ -29,10 +31,15 @@ class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[
         "state_badge",
         "message_text",
         "occurrences",
+        "repeats",
+        "incident_link",
+        "first_seen",
+        "acknowledged_by",
+        "resolved_at",
     )
     list_filter = ("state", "kind", "severity", "task")
     search_fields = ("message", "task__name")
-    list_select_related = ("task", "acknowledged_by")
+    list_select_related = ("task", "acknowledged_by", "incident__task")
     actions = ("acknowledge", "resolve")
     resource_classes = [AlertResource]
     readonly_fields = (
@@ -45,6 +52,10 @@ class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[
         "first_seen",
         "last_seen",
         "notified_at",
+        "repeats",
+        "escalated_at",
+        "incident_link",
+        "folded_alerts",
         "acknowledged_by",
         "acknowledged_at",
         "resolved_at",
@@ -73,6 +84,22 @@ class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[
     @admin.display(description="message")
     def message_text(self, obj: Alert) -> str:
         return truncatechars(obj.message, 200)
+
+    @admin.display(description="incident", ordering="incident")
+    def incident_link(self, obj: Alert) -> SafeString | str:
+        """The open incident this alert was folded into (one page per incident)."""
+        if obj.incident is None:
+            return "-"
+        url = reverse("admin:cronjobs_alert_change", args=[obj.incident_id])
+        return format_html('<a href="{}">{}</a>', url, obj.incident.summary)
+
+    @admin.display(description="folded into this incident")
+    def folded_alerts(self, obj: Alert) -> SafeString | str:
+        folded = list(obj.folded.select_related("task").order_by("first_seen"))
+        if not folded:
+            return "-"
+        links = [(reverse("admin:cronjobs_alert_change", args=[a.pk]), a.summary) for a in folded]
+        return format_html_join(", ", '<a href="{}">{}</a>', links)
 
     @admin.action(description="Acknowledge the selected alerts", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cronjobs', '0016_task_overlap_on_lease_lost'),
+        ('cronjobs', '0017_alert_noise'),
     ]
 
     operations = [

@@ -7,7 +7,8 @@ scheme and host, and the caller carries on. Receivers are configured as
 
 * `ALERT_URLS`: Apprise URLs (`mailto://`, `slack://`, `msteams://`, `tgram://`, `json://`, ...);
 * `ALERT_EMAILS`: a shorthand for email through Django's mail settings;
-* `ALERT_WEBHOOK_URL`: a shorthand for a Slack-style JSON POST.
+* `ALERT_WEBHOOK_URL`: a shorthand for a Slack-style JSON POST;
+* `ALERT_ESCALATION_URLS`: Apprise URLs that hear only escalations (and their recovery).
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ class _ScrubSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        for url in [*settings.ALERT_URLS, settings.ALERT_WEBHOOK_URL]:
+        for url in [
+            *settings.ALERT_URLS,
+            *settings.ALERT_ESCALATION_URLS,
+            settings.ALERT_WEBHOOK_URL,
+        ]:
             if url:
                 text = scrub(text, url)
         record.msg, record.args = text, None
@@ -123,9 +128,20 @@ def receivers() -> list[Receiver]:
     return found
 
 
+def escalation_receivers() -> list[Receiver]:
+    """ALERT_ESCALATION_URLS: who hears of a critical alert nobody acknowledged in time."""
+    urls = settings.ALERT_ESCALATION_URLS
+    return [Receiver(f"escalation {redact(url)}", url, _apprise_sender(url)) for url in urls]
+
+
 def send_to_all(message: Message) -> dict[str, bool]:
     """Send to every receiver; label -> succeeded. Never raises."""
     return {receiver.label: _send_one(receiver, message) for receiver in receivers()}
+
+
+def send_to_escalation(message: Message) -> dict[str, bool]:
+    """Send to every escalation receiver; label -> succeeded. Never raises."""
+    return {r.label: _send_one(r, message) for r in escalation_receivers()}
 
 
 def _send_one(receiver: Receiver, message: Message) -> bool:

@@ -2,7 +2,8 @@
 their schedule, one catch-up run for a `catch_up` task whose latest slot passed unrun, and
 abandonment of runs whose supervisor died without anyone invoking the task again. A slot that
 fell in a `skip` maintenance window was skipped on purpose: it is neither late nor caught up;
-and the end of a `mute` window sends the alerts it held back (cronjobs/windows.py)."""
+the end of a `mute` window sends the alerts it held back (cronjobs/windows.py); and the
+alerts' reminders, escalations and end of flapping (docs/operations.md, "Alerting")."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class LateReport(TypedDict):
 class SweepReport(LateReport):
     abandoned_runs: int
     caught_up: list[str]
+    reminders: alerts.Reminders
+    calmed: list[str]  # tasks whose `flapping` alert resolved
 
 
 def grace_for(task: Task) -> timedelta:
@@ -203,22 +206,20 @@ def check_success_rates(now: datetime | None = None) -> None:
     the tasks that share a `success_window`, and one for the open `success_rate` alerts, not
     one per task."""
     now = now or timezone.now()
+    kind = alerts.Kind.SUCCESS_RATE
+    open_alerts = set(
+        Alert.objects.unresolved().filter(kind=kind).values_list("task_id", flat=True)
+    )
     by_window: dict[int, list[Task]] = defaultdict(list)
     for task in Task.objects.filter(enabled=True, retired_at__isnull=True):
         by_window[task.success_window].append(task)
-    # Tasks on target with no alert to resolve (nearly all) cost no query.
-    rate_alerts = set(
-        Alert.objects.unresolved()
-        .filter(kind=alerts.Kind.SUCCESS_RATE)
-        .values_list("task_id", flat=True)
-    )
     for window, tasks in by_window.items():
         since = now - timedelta(seconds=window)
         ids = [task.pk for task in tasks]
         summaries = stats.task_summaries(since, now, with_p95=False, task_ids=ids)
         for task in tasks:
             summary = summaries.get(task.pk) or stats.TaskSummary(task.pk)
-            alerts.judge_success_rate(task, summary, has_alert=task.pk in rate_alerts)
+            alerts.judge_success_rate(task, summary, open_alert=task.pk in open_alerts)
 
 
 def sweep() -> SweepReport:
@@ -229,7 +230,13 @@ def sweep() -> SweepReport:
         alerts.end_snoozes()
         alerts.end_windows()
         abandoned = lease.reap_expired()
-        report: SweepReport = {"abandoned_runs": abandoned, "caught_up": catch_up(), **check_late()}
+        report: SweepReport = {
+            "abandoned_runs": abandoned,
+            "caught_up": catch_up(),
+            **check_late(),
+            "reminders": alerts.send_reminders(),
+            "calmed": alerts.calm_flapping(),
+        }
         check_success_rates()
     except Exception as exc:
         pinger.fail(f"watchdog on {settings.CRONJOBS_HOST} failed: {type(exc).__name__}: {exc}")

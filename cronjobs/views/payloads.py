@@ -34,6 +34,9 @@ class AlertBody(TypedDict):
     first_seen: str | None
     last_seen: str | None
     occurrences: int
+    incident_id: int | None  # the open incident it is folded into (not notified on its own)
+    repeats: int  # reminders sent (ALERT_REPEAT_EVERY)
+    escalated_at: str | None  # sent to ALERT_ESCALATION_URLS
 
 
 class RunningAttempt(TypedDict):
@@ -312,6 +315,9 @@ def alert_dict(alert: Alert) -> AlertBody:
         "first_seen": iso(alert.first_seen),
         "last_seen": iso(alert.last_seen),
         "occurrences": alert.occurrences,
+        "incident_id": alert.incident_id,
+        "repeats": alert.repeats,
+        "escalated_at": iso(alert.escalated_at),
     }
 
 
