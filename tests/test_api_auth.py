@@ -39,7 +39,9 @@ CALLER_PERMS = {
     "read_only": READ_PERMS,  # its owner may write; the token may not
     "read_write": WRITE_PERMS,
     "orphan_token": WRITE_PERMS,  # made on the command line by the host's operator
-    "deactivated_owner": None,
+    "deactivated_owner": None,  # a token dies with its creator
+    "deleted_owner": None,
+    "demoted_owner": None,
     "revoked": None,
 }
 

@@ -21,7 +21,7 @@ from django.test import Client
 
 from cronjobs import tokens
 from cronjobs.models import Execution, Task
-from tests.api_fixtures import READ_PERMS, WRITE_PERMS
+from tests.api_fixtures import READ_PERMS, WRITE_PERMS, lose_owner
 from tests.helpers import ROOT, make_task, make_user, wait_for
 from tests.live_gunicorn import gunicorn
 from tests.test_api_auth import CALLERS, ENDPOINTS, expected_status
@@ -55,14 +55,15 @@ def _session_headers(username: str, perms: tuple[str, ...], staff: bool = True) 
     return {"Cookie": f"sessionid={session}; csrftoken={'c' * 32}", "X-CSRFToken": "c" * 32}
 
 
-def _token_headers(name: str, read_only: bool, owner_perms=WRITE_PERMS, **owner) -> dict:
+def _token_headers(name: str, read_only: bool, owner_perms=WRITE_PERMS, owner: str = "") -> dict:
     user = None
     if owner_perms is not None:
         user = make_user(f"{name}-owner", *owner_perms)
-        for field, value in owner.items():
-            setattr(user, field, value)
-        user.save()
-    _, secret = tokens.create_token(name, read_only=read_only, created_by=user)
+    _, secret = tokens.create_token(
+        name, read_only=read_only, created_by=user, from_command_line=user is None
+    )
+    if user is not None:
+        lose_owner(user, owner)
     if name == "old":
         tokens.revoke(name)
     return {"Authorization": f"Bearer {secret}"}
@@ -79,7 +80,9 @@ def caller_headers() -> dict[str, dict[str, str]]:
         "read_only": _token_headers("grafana", read_only=True),
         "read_write": _token_headers("deploy", read_only=False),
         "orphan_token": _token_headers("cli", read_only=False, owner_perms=None),
-        "deactivated_owner": _token_headers("gone", read_only=False, is_active=False),
+        "deactivated_owner": _token_headers("gone", read_only=False, owner="deactivated"),
+        "deleted_owner": _token_headers("deleted", read_only=False, owner="deleted"),
+        "demoted_owner": _token_headers("demoted", read_only=False, owner="demoted"),
         "revoked": _token_headers("old", read_only=False),
     }
 
