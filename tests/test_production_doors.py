@@ -39,8 +39,10 @@ class Answer:
         return json.loads(self.body)
 
 
-def call(method: str, url: str, headers: dict[str, str] | None = None) -> Answer:
-    request = urllib.request.Request(url, method=method, headers=headers or {})
+def call(
+    method: str, url: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> Answer:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return Answer(response.status, dict(response.headers), response.read())
@@ -197,6 +199,10 @@ BAD_INPUTS = [
     ("PUT", "/api/status/"),
     ("GET", "/api/unknown/endpoint/"),
     ("GET", "/metrics?hours=24"),
+    ("GET", "/api/metrics/?hours=" + "9" * 5000),  # int() refuses over 4,300 digits
+    ("GET", "/api/logs/?lines=" + "9" * 5000),
+    ("GET", "/api/logs/?lines=-" + "9" * 5000),
+    ("POST", "/api/tasks/nightly/snooze/?minutes=" + "9" * 5000),
 ]
 
 
@@ -223,10 +229,55 @@ def test_every_bad_input_is_a_json_4xx_through_gunicorn(log_dir):
     assert Task.objects.get(name="heartbeat").enabled is True  # not disabled as "HEARTBEAT"
 
 
+# JSON bodies of a snooze: each a JSON 400 (and the plain body after them works).
+BAD_BODIES = [
+    b'{"minutes": ' + b"9" * 5000 + b"}",
+    b'{"minutes": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",  # too deep for the parser
+    b'{"minutes": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+    b'{"minutes": 5, "pad": "' + b"x" * 100_000 + b'"}',
+]
+
+
+def test_absurd_json_bodies_are_a_json_400_through_gunicorn(log_dir):
+    make_task("nightly")
+    _, secret = tokens.create_token(
+        "deploy", read_only=False, created_by=make_user("ops", *WRITE_PERMS)
+    )
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    with gunicorn(log_dir, workers=1, CRONJOBS_WRITE_RATE="1000") as base:
+        url = f"{base}/api/tasks/nightly/snooze/"
+        answers = [call("POST", url, headers, body) for body in BAD_BODIES]
+        fine = call("POST", url, headers, b'{"minutes": 5}')
+    assert [(a.status, "error" in a.json()) for a in answers] == [(400, True)] * len(BAD_BODIES)
+    assert fine.status == 200, fine.body
+
+
 def test_execution_list_clamps_an_absurd_page(admin_client):
-    for page in ("99999999999999999999", "-5", "abc", "٣"):
+    for page in ("99999999999999999999", "9" * 5000, "-5", "abc", "٣"):
         response = admin_client.get(f"/admin/cronjobs/execution/?p={page}")
         assert response.status_code in (200, 302), page
+
+
+def test_every_admin_page_answers_absurd_ids_and_pages_without_an_error(admin_client):
+    """Every registered model's list with a 5,000-digit or non-numeric page, and its object
+    pages with ids that name nothing: a page, a redirect, a 404 or a refusal, never a 500."""
+    from django.contrib import admin
+
+    make_task("nightly")
+    big = "9" * 5000
+    wrong = []
+    for model in admin.site._registry:
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        urls = [f"{base}?p={big}", f"{base}?p=abc", f"{base}?o={big}", f"{base}?q={big}"]
+        for object_id in ("abc", big, "-1", "1.5", "%00"):
+            urls += [f"{base}{object_id}/change/", f"{base}{object_id}/history/"]
+        for url in urls:
+            status = admin_client.get(url).status_code
+            if status not in (200, 302, 403, 404):
+                wrong.append((url[:80], status))
+    assert wrong == []
+    for object_id in ("abc", big, "1.5"):
+        assert admin_client.get(f"/admin/cronjobs/task/{object_id}/change/").status_code == 404
 
 
 PRODUCTION_ENV = {

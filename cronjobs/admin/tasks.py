@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -236,9 +236,14 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        """The task page, with its recent attempts and open alerts; an id that names no task
+        (not a number, or too long for one) is a 404."""
+        task = self.get_object(request, unquote(object_id))
+        if task is None:
+            raise Http404(f"no task with id {object_id[:40]!r}")
         extra = {
-            "recent_executions": Execution.objects.filter(task_id=object_id)[:RECENT_EXECUTIONS],
-            "open_alerts": Alert.objects.unresolved().filter(task_id=object_id),
+            "recent_executions": Execution.objects.filter(task=task)[:RECENT_EXECUTIONS],
+            "open_alerts": Alert.objects.unresolved().filter(task=task),
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, extra)

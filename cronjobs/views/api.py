@@ -186,12 +186,16 @@ def parse_params(request: HttpRequest, ranges: dict[str, tuple[int, int, int]]) 
 
 
 ASCII_DIGITS = re.compile(r"-?[0-9]+")
+MAX_DIGITS = 18  # far beyond any range here
 
 
 def _whole_number(name: str, raw: str, low: int, high: int) -> int:
     """ASCII digits only: int() would also take "+5", " 5", "1_0" and other scripts' digits."""
     if not ASCII_DIGITS.fullmatch(raw):
         raise ApiError(400, f"{name} must be a whole number from {low} to {high} (digits 0-9)")
+    # Bounded by length before int(), which refuses strings of over 4,300 digits.
+    if len(raw) > MAX_DIGITS:
+        raise ApiError(400, f"{name} must be from {low} to {high}, not a {len(raw)}-digit number")
     value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, f"{name} must be from {low} to {high}, not {value}")
@@ -302,14 +306,50 @@ def _body_params(request: HttpRequest) -> dict[str, str]:
     """Parameters from the query string, a form body or a JSON object body."""
     params = {**request.GET.dict(), **request.POST.dict()}
     if request.content_type == "application/json" and request.body:
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            raise ApiError(400, "the body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "the JSON body must be an object")
-        params.update({key: str(value) for key, value in body.items()})
+        params.update(json_object(request.body))
     return params
+
+
+# A request's JSON body: an object of plain values, small enough to read at once.
+MAX_JSON_BYTES = 16 * 1024
+
+
+def json_object(raw: bytes) -> dict[str, str]:
+    """The JSON object of a request body, its values as text; checked for size and nesting
+    before it is parsed (a deeply nested body would exhaust the parser's recursion)."""
+    if len(raw) > MAX_JSON_BYTES:
+        raise ApiError(400, f"the JSON body is {len(raw)} bytes; at most {MAX_JSON_BYTES}")
+    if _nesting(raw) > 1:
+        raise ApiError(400, "the JSON body must be one object of plain values, not nested")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the JSON body must be an object")
+    return {key: str(value) for key, value in body.items()}
+
+
+def _nesting(raw: bytes) -> int:
+    """How deep `{` and `[` nest outside strings (escapes inside strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x7D, 0x5D):  # } ]
+            depth -= 1
+    return deepest
 
 
 def _snooze_end(params: dict[str, str]) -> datetime:
