@@ -39,6 +39,10 @@ ALERT_PERMISSION = "cronjobs.change_alert"
 # Reads need the permission of the admin page that shows the same rows (docs/api.md).
 VIEW_TASK_PERMISSION = "cronjobs.view_task"
 VIEW_EXECUTION_PERMISSION = "cronjobs.view_execution"
+VIEW_ALERT_PERMISSION = "cronjobs.view_alert"
+# What a page or body showing task health and alert messages beside the runs needs (the status
+# summary, the dashboard): each part's own view permission.
+OVERVIEW_PERMISSIONS = (VIEW_EXECUTION_PERMISSION, VIEW_TASK_PERMISSION, VIEW_ALERT_PERMISSION)
 # Commands and owner-less tokens have no user; LogEntry needs one, so they are recorded under
 # this inactive account (it cannot log in) with the command or token named in the message.
 SYSTEM_USERNAME = "flagged-cron-system"

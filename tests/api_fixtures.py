@@ -24,7 +24,7 @@ CALLERS = (
     "demoted_owner",
     "revoked",
 )
-READ_PERMS = ("view_task", "view_execution")
+READ_PERMS = ("view_task", "view_execution", "view_alert")
 WRITE_PERMS = (*READ_PERMS, "change_task")
 
 

@@ -70,9 +70,9 @@ def check_access(request: HttpRequest, permission: str) -> actions.Actor:
     """The caller, allowed `permission`. Raise ApiError 401 (who are you?), or ActionError 403
     (not allowed to do that) or 429 (too many writes)."""
     actor = _caller(request)
-    actor.require(permission)
     if actor.token is None:
-        _check_csrf(request)
+        _check_csrf(request)  # first: a forged request must not use up the write quota
+    actor.require(permission)
     return actor
 
 
@@ -225,6 +225,8 @@ def task_detail(request: HttpRequest, actor: actions.Actor, name: str) -> Body:
 
 @authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
 def status(request: HttpRequest, actor: actions.Actor) -> Body:
+    for permission in actions.OVERVIEW_PERMISSIONS:  # it shows task health and alert messages
+        actor.require(permission)
     parse_params(request, {})
     return payloads.status_payload()
 
