@@ -77,8 +77,9 @@ class Browser:
 
     def __init__(self, base: str, address: str) -> None:
         self.base, self.address = base, address
+        self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect()
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
         )
 
     def log_in(self, username: str, password: str, spoof: str = "") -> int:

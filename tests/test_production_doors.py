@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -339,3 +340,24 @@ def test_the_debug_page_settings_hide_database_and_token_credentials(settings):
     assert "hunter2" not in SafeExceptionReporterFilter().cleanse_setting(
         "HTTP_AUTHORIZATION", "Bearer hunter2"
     )
+
+
+def test_pages_carry_the_content_security_policy_and_sessions_last_twelve_hours(
+    log_dir, django_user_model
+):
+    from tests.test_login_lockout import Browser
+
+    django_user_model.objects.create_superuser("operator", "op@example.com", "doors-pw-1")
+    with gunicorn(log_dir, workers=1) as base:
+        login = call("GET", f"{base}/admin/login/")
+        api = call("GET", f"{base}/api/status/")
+        browser = Browser(base, "127.0.0.1")
+        started = time.time()
+        assert browser.log_in("operator", "doors-pw-1") == 302
+        page = browser._open(f"{base}/admin/", {})
+    for answer in (login, api, page):
+        policy = answer.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "unsafe-inline" not in policy
+    assert page.status == 200
+    (session,) = [cookie for cookie in browser.cookies if cookie.name == "sessionid"]
+    assert abs(session.expires - started - 12 * 3600) < 120
