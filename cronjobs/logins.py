@@ -60,11 +60,10 @@ class LoginThrottle(AxesDatabaseHandler):  # type: ignore[misc]
             for attempts in self.get_user_attempts(request, credentials)
         )
         if address >= settings.AXES_ADDRESS_FAILURE_LIMIT:
-            return max(pair, get_failure_limit(request, credentials))
+            return max(int(pair), int(get_failure_limit(request, credentials)))
         return int(pair)
 
     def user_logged_in(self, sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
         super().user_logged_in(sender, request, user, **kwargs)
-        AccessAttempt.objects.filter(
-            username=user.get_username(), ip_address=request.axes_ip_address
-        ).delete()
+        address = getattr(request, "axes_ip_address", None)  # set by axes' middleware
+        AccessAttempt.objects.filter(username=user.get_username(), ip_address=address).delete()

@@ -70,7 +70,7 @@ class LimitedImportForm(ImportForm):  # type: ignore[misc]  # import_export has 
         upload, choice = cleaned.get("import_file"), cleaned.get("format")
         if upload is None or choice in (None, ""):
             return cleaned
-        problem = import_limits.problem(upload, self.formats[int(choice)])
+        problem = import_limits.problem(upload, self.formats[int(str(choice))])
         if problem:
             self.add_error("import_file", f"{problem}; use manage.py import_legacy_metrics")
         return cleaned

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import tablib
+import tablib  # type: ignore[import-untyped]  # no stubs exist
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet

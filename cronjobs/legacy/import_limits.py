@@ -64,7 +64,7 @@ def _lines(upload: UploadedFile) -> Iterator[str]:
 
 def _sheet_rows(upload: UploadedFile) -> Iterator[object]:
     """The first sheet's rows, read lazily (openpyxl's read-only mode streams the sheet)."""
-    import openpyxl
+    import openpyxl  # type: ignore[import-untyped]  # no stubs pinned; used here only
 
     try:
         book = openpyxl.load_workbook(upload, read_only=True, data_only=True)
