@@ -25,9 +25,6 @@ from django.conf import settings
 from django.db.models import Sum
 from django.http import HttpRequest
 
-# axes reads these in order; `LoginThrottle.get_failures` relies on it.
-LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
-
 
 def client_address(request: HttpRequest) -> str | None:
     """The real client's address behind FORWARDED_PROXY_COUNT proxies (see the module)."""
@@ -54,7 +51,8 @@ class LoginThrottle(AxesDatabaseHandler):  # type: ignore[misc]
 
     def get_failures(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> int:
         """The pair's failures, or the limit itself while the address is locked out (axes
-        compares one number with AXES_FAILURE_LIMIT)."""
+        compares one number with AXES_FAILURE_LIMIT). The attempts come in the order of
+        settings.AXES_LOCKOUT_PARAMETERS: the pair, then the address."""
         pair, address = (
             attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
             for attempts in self.get_user_attempts(request, credentials)

@@ -319,6 +319,7 @@ AXES_HANDLER = "cronjobs.logins.LoginThrottle"
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_ADDRESS_FAILURE_LIMIT = envint("AXES_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
 AXES_COOLOFF_TIME = envint("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
+# In this order: cronjobs.logins.LoginThrottle reads the pair first, then the address.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = False  # cronjobs.logins.LoginThrottle resets the pair itself
 # The number of proxies in front that append to X-Forwarded-For; 0 trusts REMOTE_ADDR only. The
