@@ -367,7 +367,16 @@ def test_admin_import_refuses_a_big_xlsx_by_its_rows_and_any_file_by_its_size(
     path.write_bytes(data.export("xlsx"))
     _never_parsed(monkeypatch)
     client = admin_client_as("superuser")
-    assert b"more than 50 rows" in upload(client, path, "2").content
+    assert b"more than 50 rows" in upload(client, path, "2").content  # its declared size
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)  # writes no size: the rows are counted
+    sheet = book.create_sheet()
+    for row in [HEADER, *_many_rows(51)]:
+        sheet.append(row)
+    unsized = tmp_path / "unsized.xlsx"
+    book.save(unsized)
+    assert b"more than 50 rows" in upload(client, unsized, "2").content
     monkeypatch.setattr(LegacyMetricsResource, "ADMIN_BYTE_LIMIT", 1000)
     big = upload(client, v2_file(tmp_path, _many_rows(40)))
     assert b"bytes: the admin imports up to 1,000" in big.content

@@ -36,11 +36,13 @@ def count_rows(
     """The file's rows, header included, counted up to one past `stop_after`."""
     delimiter = DELIMITERS.get(file_format)
     if delimiter is not None:
-        rows: Iterator[object] = csv.reader(_lines(upload), delimiter=delimiter)
-    elif file_format is base_formats.XLSX:
-        rows = _sheet_rows(upload)
-    else:
-        return 0  # not an import format of the admin's
+        return _count(csv.reader(_lines(upload), delimiter=delimiter), stop_after)
+    if file_format is base_formats.XLSX:
+        return _count_sheet_rows(upload, stop_after)
+    return 0  # not an import format of the admin's
+
+
+def _count(rows: Iterator[object], stop_after: int) -> int:
     count = 0
     for _ in rows:
         count += 1
@@ -62,17 +64,22 @@ def _lines(upload: UploadedFile) -> Iterator[str]:
         yield rest
 
 
-def _sheet_rows(upload: UploadedFile) -> Iterator[object]:
-    """The first sheet's rows, read lazily (openpyxl's read-only mode streams the sheet)."""
+def _count_sheet_rows(upload: UploadedFile, stop_after: int) -> int:
+    """The first sheet's rows: its declared size when that is already too big (Excel writes
+    it), else counted lazily (openpyxl's read-only mode streams the sheet)."""
     import openpyxl  # type: ignore[import-untyped]  # no stubs pinned; used here only
 
     try:
         book = openpyxl.load_workbook(upload, read_only=True, data_only=True)
     except Exception:  # not a workbook: the import itself will say so
-        return
+        return 0
     try:
         sheet = book.active
-        if sheet is not None:
-            yield from sheet.iter_rows(values_only=True)
+        if sheet is None:
+            return 0
+        declared = sheet.max_row
+        if isinstance(declared, int) and declared > stop_after:
+            return declared
+        return _count(sheet.iter_rows(values_only=True), stop_after)
     finally:
         book.close()
