@@ -10,7 +10,7 @@ from django.utils.safestring import SafeString
 
 from cronjobs import actions
 from cronjobs.admin.changelist import FastInputsMixin
-from cronjobs.admin.display import ControlRoomMedia
+from cronjobs.admin.display import ControlRoomMedia, ObjectPagesMixin
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import AlertResource
 from cronjobs.models import Alert
@@ -18,7 +18,12 @@ from cronjobs.templatetags.cronjobs_admin import badge
 
 
 @admin.register(Alert)
-class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[Alert]):
+class AlertAdmin(
+    ObjectPagesMixin[Alert],
+    FastInputsMixin[Alert],
+    StreamingExportMixin,
+    admin.ModelAdmin[Alert],
+):
     list_display = (
         "last_seen",
         "task",

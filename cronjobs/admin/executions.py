@@ -29,6 +29,7 @@ from cronjobs.admin import search
 from cronjobs.admin.changelist import FastInputsMixin, LookaheadPaginator, page_number
 from cronjobs.admin.display import (
     ControlRoomMedia,
+    ObjectPagesMixin,
     execution_url,
     format_size,
     run_url,
@@ -78,6 +79,7 @@ class LimitedImportForm(ImportForm):  # type: ignore[misc]  # import_export has 
 
 @admin.register(Execution)
 class ExecutionAdmin(
+    ObjectPagesMixin[Execution],
     FastInputsMixin[Execution],
     ImportMixin,  # type: ignore[misc]  # import_export has no types
     StreamingExportMixin,

@@ -16,7 +16,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -25,6 +25,7 @@ from cronjobs import actions
 from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import (
     ControlRoomMedia,
+    ObjectPagesMixin,
     execution_url,
     format_size,
     percent,
@@ -102,7 +103,7 @@ class TaskChangeList(ChangeList):
 
 
 @admin.register(Task)
-class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
+class TaskAdmin(ObjectPagesMixin[Task], FastInputsMixin[Task], admin.ModelAdmin[Task]):
     list_display = (
         "name",
         "enabled",
@@ -237,10 +238,8 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         """The task page, with its recent attempts and open alerts; an id that names no task
-        (not a number, or too long for one) is a 404."""
+        is a 404 (ObjectPagesMixin)."""
         task = self.get_object(request, unquote(object_id))
-        if task is None:
-            raise Http404(f"no task with id {object_id[:40]!r}")
         extra = {
             "recent_executions": Execution.objects.filter(task=task)[:RECENT_EXECUTIONS],
             "open_alerts": Alert.objects.unresolved().filter(task=task),

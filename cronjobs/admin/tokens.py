@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from cronjobs import actions, tokens
+from cronjobs.admin.display import ObjectPagesMixin
 from cronjobs.models import ApiToken
 
 # The secret an add request made, for that request's response_add; an entry goes with its
@@ -27,7 +28,7 @@ _new_secrets: weakref.WeakKeyDictionary[HttpRequest, str] = weakref.WeakKeyDicti
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+class ApiTokenAdmin(ObjectPagesMixin[ApiToken], admin.ModelAdmin[ApiToken]):
     list_display = (
         "name",
         "prefix",
