@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups \
 	bench-ten-million bench-dashboard bench-windows bench-overview bench-fencing bench-live-output \
-	bench-alerts clean
+	bench-alerts bench-import-limits clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -93,6 +93,10 @@ bench-domain: setup-dev
 # import_legacy_metrics of a 500,000-row Smart Cron V2 export into MariaDB: time and memory.
 bench-import: setup-dev
 	$(BIN)/python bench/legacy_import.py
+
+# What an oversized admin import costs before it is refused, against parsing it whole (issue 25).
+bench-import-limits: setup-dev
+	$(BIN)/python bench/import_limits.py $(BENCH_ARGS)
 
 # Stop latency and the watchdog with 500 catch_up tasks (issue 14; SQLite in a temp dir).
 bench-scheduling: setup-dev

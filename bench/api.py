@@ -64,7 +64,7 @@ def main() -> None:
     from cronjobs.models import ApiToken
 
     ApiToken.objects.filter(name="bench").delete()
-    _, secret = tokens.create_token("bench", read_only=True)
+    _, secret = tokens.create_token("bench", read_only=True, from_command_line=True)
     client = Client(headers={"authorization": f"Bearer {secret}"})
     print(f"{rows:,} executions; median of {args.repeat} after one warm-up call")
     print(f"{'url':<28} {'median':>8} {'min':>8} {'max':>8} {'queries':>8}  target")

@@ -298,7 +298,7 @@ def time_pages(repeat: int, rows: int, statement_limit: int) -> None:
 
     call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG is off: the manifest
     ApiToken.objects.filter(name="bench-10m").delete()
-    _, secret = tokens.create_token("bench-10m", read_only=True)
+    _, secret = tokens.create_token("bench-10m", read_only=True, from_command_line=True)
     clients = {
         "admin": admin_client(),
         "token": Client(headers={"authorization": f"Bearer {secret}"}),

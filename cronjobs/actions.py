@@ -43,6 +43,10 @@ WINDOW_PERMISSION = "cronjobs.change_maintenancewindow"
 VIEW_WINDOW_PERMISSION = "cronjobs.view_maintenancewindow"
 VIEW_TASK_PERMISSION = "cronjobs.view_task"
 VIEW_EXECUTION_PERMISSION = "cronjobs.view_execution"
+VIEW_ALERT_PERMISSION = "cronjobs.view_alert"
+# What a page or body showing task health and alert messages beside the runs needs (the status
+# summary, the dashboard): each part's own view permission.
+OVERVIEW_PERMISSIONS = (VIEW_EXECUTION_PERMISSION, VIEW_TASK_PERMISSION, VIEW_ALERT_PERMISSION)
 # Commands and owner-less tokens have no user; LogEntry needs one, so they are recorded under
 # this inactive account (it cannot log in) with the command or token named in the message.
 SYSTEM_USERNAME = "flagged-cron-system"
@@ -127,8 +131,9 @@ class Actor:
         - commands run with shell access to the host and may do anything;
         - a user needs to be active staff with the permission;
         - a token acts with its creator's permissions (and stops working when the creator is
-          deactivated or loses them), and never writes when read-only; a token made on the
-          command line (no creator) is the host operator's and may do anything it is scoped to;
+          deleted, deactivated or loses them), and never writes when read-only; a token made on
+          the command line without a user is the host operator's and may do anything it is
+          scoped to;
         - writes by a user or a token are rate-limited (`throttle`)."""
         if self.command:
             return
@@ -138,6 +143,8 @@ class Actor:
             owner = self.token.created_by
             if owner is not None:
                 _require_user(owner, permission, f"token {self.token.name!r} of ")
+            elif not self.token.from_command_line:  # its creator was deleted
+                raise Forbidden(f"token {self.token.name!r} has lost its creator")
         else:
             _require_user(self.user, permission)
         if not is_read(permission):

@@ -561,6 +561,13 @@ class ApiToken(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Only `manage.py apitoken create` without --user makes a token with no creator; a token
+    # whose creator was deleted (created_by set to NULL) is not one and stops working.
+    from_command_line = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Made by manage.py apitoken create without --user: acts for the host's operator",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -575,6 +582,15 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def owner_gone(self) -> bool:
+        """The token cannot work because its creator was deleted, deactivated or lost staff
+        status (cronjobs.tokens.authenticate answers no token)."""
+        owner = self.created_by
+        if owner is None:
+            return not self.from_command_line
+        return not (owner.is_active and owner.is_staff)
 
 
 class Rollup(models.Model):

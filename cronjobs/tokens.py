@@ -29,12 +29,20 @@ def new_secret() -> str:
 
 
 def create_token(
-    name: str, read_only: bool = False, created_by: User | None = None
+    name: str,
+    read_only: bool = False,
+    created_by: User | None = None,
+    from_command_line: bool = False,
 ) -> tuple[ApiToken, str]:
     """Make a token and return it with its secret, which is not stored and cannot be shown
-    again."""
+    again. A token acts for its creator; only the command line may make one with no creator
+    (`from_command_line`), which acts for the host's operator."""
+    if (created_by is None) != from_command_line:
+        raise ValueError("a token has a creator, or is made on the command line without one")
     secret = new_secret()
-    token = ApiToken(name=name, read_only=read_only, created_by=created_by)
+    token = ApiToken(
+        name=name, read_only=read_only, created_by=created_by, from_command_line=from_command_line
+    )
     set_secret(token, secret)
     token.full_clean()
     token.save()
@@ -50,11 +58,13 @@ def authenticate(secret: str) -> ApiToken | None:
     """The active token whose secret this is, or None; records when it was last used."""
     if not secret:
         return None
-    # A token stops working when its creator is deactivated (owner-less tokens were made on
-    # the command line by the host's operator).
-    owner_active = Q(created_by=None) | Q(created_by__is_active=True)
+    # A token dies with its creator: deleted (created_by is then NULL), deactivated, or no
+    # longer staff. Only a token made on the command line without --user has no creator.
+    owner_present = Q(created_by=None, from_command_line=True) | Q(
+        created_by__is_active=True, created_by__is_staff=True
+    )
     token = (
-        ApiToken.objects.filter(owner_active, secret_hash=hash_secret(secret), revoked_at=None)
+        ApiToken.objects.filter(owner_present, secret_hash=hash_secret(secret), revoked_at=None)
         .select_related("created_by")
         .first()
     )

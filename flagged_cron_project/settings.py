@@ -114,6 +114,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "flagged_cron_project.csp.ContentSecurityPolicyMiddleware",
     # Last, as django-axes asks: it answers a locked-out login with the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -314,19 +315,32 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 # Operator writes (run now, enable, disable, ...) per user or token and window, all doors.
 CRONJOBS_WRITE_RATE = envint("CRONJOBS_WRITE_RATE", 10, minimum=1)
 CRONJOBS_WRITE_WINDOW = envint("CRONJOBS_WRITE_WINDOW", 60, minimum=1)
-# django-axes: after AXES_FAILURE_LIMIT failed logins for one username or one address, logins
-# (even with the right password) are refused for AXES_COOLOFF_MINUTES. `manage.py unlock`.
+# django-axes (cronjobs/logins.py, docs/deploy.md "Login throttling"): a login is refused for
+# AXES_COOLOFF_MINUTES after AXES_FAILURE_LIMIT failures of its (username, address) pair, or
+# AXES_ADDRESS_FAILURE_LIMIT failures from its address across all usernames; a success forgets
+# its own pair's failures only. `manage.py unlock` lifts a lockout.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+AXES_HANDLER = "cronjobs.logins.LoginThrottle"
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_ADDRESS_FAILURE_LIMIT = envint("AXES_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
 AXES_COOLOFF_TIME = envint("AXES_COOLOFF_MINUTES", 15, minimum=1) / 60  # hours
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
-# The number of proxies in front that append to X-Forwarded-For; 0 trusts REMOTE_ADDR only.
-AXES_IPWARE_PROXY_COUNT = envint("FORWARDED_PROXY_COUNT", 0, minimum=0)
-if AXES_IPWARE_PROXY_COUNT:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-else:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# In this order: cronjobs.logins.LoginThrottle reads the pair first, then the address.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_RESET_ON_SUCCESS = False  # cronjobs.logins.LoginThrottle resets the pair itself
+# The number of proxies in front that append to X-Forwarded-For; 0 trusts REMOTE_ADDR only. The
+# client is the address that many hops from the right (cronjobs.logins.client_address).
+FORWARDED_PROXY_COUNT = envint("FORWARDED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "cronjobs.logins.client_address"
+
+# An admin session lasts 12 hours by default (seconds; Django's own default is two weeks).
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 12 * 3600, minimum=60)
+
+# Content-Security-Policy on every response (flagged_cron_project/csp.py, docs/deploy.md): scripts,
+# styles and images come from this site only; no inline script or style.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)

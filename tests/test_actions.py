@@ -28,7 +28,9 @@ def task():
 
 
 def token_actor(read_only: bool, owner: User | None = None) -> actions.Actor:
-    token, _ = tokens.create_token(f"t{read_only}", read_only=read_only, created_by=owner)
+    token, _ = tokens.create_token(
+        f"t{read_only}", read_only=read_only, created_by=owner, from_command_line=owner is None
+    )
     return actions.Actor("api", token=token)
 
 

@@ -64,7 +64,7 @@ def test_with_change_task_a_read_write_token_can_be_made():
 
 @pytest.mark.django_db
 def test_read_only_cannot_be_unticked_on_an_existing_token():
-    token, _secret = tokens.create_token("grafana", read_only=True)
+    token, _secret = tokens.create_token("grafana", read_only=True, from_command_line=True)
     client = _staff_client("change_apitoken", "view_apitoken", "change_task")
     client.post(f"/admin/cronjobs/apitoken/{token.pk}/change/", {"name": "grafana"})
     assert ApiToken.objects.get(pk=token.pk).read_only is True
@@ -89,7 +89,7 @@ def test_a_token_loses_what_its_creator_loses():
 
 @pytest.mark.django_db
 def test_revoke_action_stops_tokens(admin_client):
-    token, secret = tokens.create_token("old")
+    token, secret = tokens.create_token("old", from_command_line=True)
     response = admin_client.post(
         "/admin/cronjobs/apitoken/",
         {"action": "revoke", "_selected_action": [token.pk]},
@@ -98,3 +98,18 @@ def test_revoke_action_stops_tokens(admin_client):
     assert "Revoked 1 token(s)." in response.content.decode()
     assert tokens.authenticate(secret) is None
     assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
+
+
+@pytest.mark.django_db
+def test_the_token_list_says_whom_each_token_acts_for(admin_client):
+    gone = make_user("gone", "view_task")
+    tokens.create_token("cli", from_command_line=True)
+    tokens.create_token("orphaned", created_by=gone)
+    tokens.create_token("demoted", created_by=make_user("demoted", "view_task", staff=False))
+    gone.delete()
+    page = admin_client.get("/admin/cronjobs/apitoken/").content.decode()
+    assert "a token with no creator can only be made on the host with" in page
+    assert "manage.py apitoken create" in page
+    assert "the host&#x27;s operator (manage.py apitoken create)" in page
+    assert "nobody: its creator was deleted (token dead)" in page
+    assert "demoted (no longer active staff: token dead)" in page

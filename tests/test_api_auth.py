@@ -6,6 +6,7 @@ tests/test_production_doors.py runs the same table through gunicorn."""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from cronjobs.models import Lease, Task
 from cronjobs.supervisor.registry import build_spec
@@ -18,13 +19,13 @@ ENDPOINTS = [
     ("GET", "/api/tasks/", "view_task"),
     ("GET", "/api/tasks", "view_task"),
     ("GET", "/api/tasks/nightly/", "view_task"),
-    ("GET", "/api/status/", "view_execution"),
+    ("GET", "/api/status/", "view_execution+view_task+view_alert"),
     ("GET", "/api/metrics/", "view_execution"),
     ("GET", "/api/logs/", "view_execution"),
     ("GET", "/api/running/", "view_execution"),
     ("GET", f"/api/runs/{'f' * 32}/output/?offset=2", "view_execution"),
     ("GET", "/metrics", "view_execution"),
-    ("HEAD", "/api/status/", "view_execution"),
+    ("HEAD", "/api/status/", "view_execution+view_task+view_alert"),
     ("GET", "/api/windows/", "view_maintenancewindow"),
     ("POST", "/api/tasks/nightly/enable/", "change_task"),
     ("POST", "/api/tasks/nightly/disable/", "change_task"),
@@ -41,16 +42,19 @@ CALLER_PERMS = {
     "read_only": READ_PERMS,  # its owner may write; the token may not
     "read_write": WRITE_PERMS,
     "orphan_token": WRITE_PERMS,  # made on the command line by the host's operator
-    "deactivated_owner": None,
+    "deactivated_owner": None,  # a token dies with its creator
+    "deleted_owner": None,
+    "demoted_owner": None,
     "revoked": None,
 }
 
 
 def expected_status(caller: str, permission: str) -> int:
+    """`permission` may name several, joined by "+"."""
     perms = CALLER_PERMS[caller]
     if perms is None:
         return 401
-    return 200 if permission in perms else 403
+    return 200 if all(p in perms for p in permission.split("+")) else 403
 
 
 def cells():
@@ -190,3 +194,31 @@ def test_run_now_while_pending_or_running_is_409_and_starts_nothing(task, no_pro
     assert second.status_code == 409
     assert "already running or about to" in second.json()["error"]
     assert len(no_processes) == 1
+
+
+@pytest.mark.django_db
+def test_csrf_failures_do_not_use_up_the_write_quota(task, settings):
+    """A forged cross-site POST is refused before it is counted: the user's own writes still
+    go through afterwards."""
+    settings.CRONJOBS_WRITE_RATE = 2
+    client = client_for("staff_writer")
+    for _ in range(5):
+        forged = client.post("/api/tasks/nightly/disable/")
+        assert forged.status_code == 403 and "CSRF" in forged.json()["error"]
+    assert post_with_csrf(client, "/api/tasks/nightly/disable/").status_code == 200
+    assert post_with_csrf(client, "/api/tasks/nightly/enable/").status_code == 200
+    assert post_with_csrf(client, "/api/tasks/nightly/disable/").status_code == 429
+
+
+@pytest.mark.django_db
+def test_status_needs_the_alert_and_task_view_permissions_too():
+    """The status body shows task health and alert messages: view_execution alone is not
+    enough."""
+    from tests.helpers import make_user
+
+    for lacking in READ_PERMS:
+        client = Client()
+        client.force_login(make_user(f"no_{lacking}", *(set(READ_PERMS) - {lacking})))
+        refused = client.get("/api/status/")
+        assert refused.status_code == 403
+        assert f"cronjobs.{lacking}" in refused.json()["error"]

@@ -6,9 +6,11 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 from cronjobs import tokens
 from cronjobs.models import ApiToken
+from tests.helpers import make_user
 
 
 def run(*args: str) -> tuple[str, str]:
@@ -73,3 +75,39 @@ def test_revoke_stops_the_token_and_unknown_names_fail():
     assert tokens.authenticate(secret) is None
     with pytest.raises(CommandError, match="no active token named 'nope'"):
         run("revoke", "nope")
+
+
+@pytest.mark.django_db
+def test_create_with_user_acts_as_that_user_and_dies_with_it():
+    owner = make_user("deployer", "view_task", "change_task")
+    out, err = run("create", "deploy", "--user", "deployer")
+    token = tokens.authenticate(out.strip())
+    assert "acting as user 'deployer'" in err
+    assert token is not None and token.created_by == owner and not token.from_command_line
+    client = Client(headers={"authorization": f"Bearer {out.strip()}"})
+    assert client.get("/api/tasks/").status_code == 200
+    owner.delete()
+    assert client.get("/api/tasks/").status_code == 401
+    listed, _ = run("list")
+    assert "dead: creator gone" in listed
+
+
+@pytest.mark.django_db
+def test_create_without_user_is_the_only_creator_less_token():
+    out, err = run("create", "cli")
+    assert "for the host's operator" in err
+    assert tokens.authenticate(out.strip()).from_command_line is True
+    with pytest.raises(ValueError, match="command line"):
+        tokens.create_token("sneaky")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [("nobody", "no user named 'nobody'"), ("shopper", "'shopper' is not active staff")],
+)
+def test_create_refuses_a_user_whose_token_could_not_work(username, message):
+    make_user("shopper", staff=False)
+    with pytest.raises(CommandError, match=message):
+        run("create", "deploy", "--user", username)
+    assert not ApiToken.objects.exists()

@@ -20,6 +20,7 @@ from tests.helpers import ago, make_alert, make_execution, make_task, make_user
 
 pytestmark = pytest.mark.django_db
 
+OVERVIEW = ("view_execution", "view_task", "view_alert")
 URL = reverse("cronjobs-dashboard")
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -104,7 +105,7 @@ def test_content_is_rendered_once_per_cache_window_for_everyone(
     cache.clear()
     first = admin_client.get(URL, {"partial": "1"}).content.decode()
     make_execution(history[0], "failed", ago(minutes=1), error="written after the render")
-    viewer = make_user("viewer", "view_execution")
+    viewer = make_user("viewer", *OVERVIEW)
     client.force_login(viewer)
     with CaptureQueriesContext(connection) as ctx:
         again = client.get(URL, {"partial": "1"}).content.decode()
@@ -140,13 +141,20 @@ def test_query_count_does_not_grow_with_history(admin_client, frozen):
     assert queries() == before
 
 
-def test_needs_staff_login_and_the_view_permission(client):
+def test_needs_staff_login_and_the_view_permissions_of_what_it_shows(client):
+    """Runs, task health and alert messages: each its own view permission."""
     response = client.get(URL)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
-    client.force_login(make_user("tasks_only", "view_task"))
-    assert client.get(URL).status_code == 403
-    client.force_login(make_user("reader", "view_execution"))
+    for lacking in OVERVIEW:
+        client.force_login(make_user(f"no_{lacking}", *(set(OVERVIEW) - {lacking})))
+        assert client.get(URL).status_code == 403, lacking
+        assert client.get(URL, {"partial": "1"}).status_code == 403, lacking
+        assert URL not in client.get(reverse("admin:index")).content.decode()
+    client.force_login(make_user("reader", *OVERVIEW))
     assert client.get(URL).status_code == 200
+    assert URL in client.get(reverse("admin:index")).content.decode()
+    client.force_login(make_user("shopper", *OVERVIEW, staff=False))
+    assert client.get(URL).status_code == 302
 
 
 def test_only_rows_on_display_are_read(admin_client, history):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 
-from cronjobs.admin.export import delimited_lines, export_rows
+from cronjobs.admin.export import delimited_lines, export_rows, neutralise
 from cronjobs.admin.resources import AlertResource, ExecutionResource
 from cronjobs.models import Execution
 from tests.helpers import ago, make_alert, make_execution, make_task
@@ -51,3 +54,49 @@ def test_a_resource_without_a_fast_path_uses_its_own_rendering(admin_user):
 def test_delimited_lines_quote_and_chunk():
     pieces = list(delimited_lines(["a", "b"], ([i, f"x,{i}"] for i in range(3)), ","))
     assert "".join(pieces) == 'a,b\r\n0,"x,0"\r\n1,"x,1"\r\n2,"x,2"\r\n'
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+SUM(A1)", "'+SUM(A1)"),
+        ("-2+3", "'-2+3"),
+        ("@cmd", "'@cmd"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("-12.5", "-12.5"),
+        ("1e-07", "1e-07"),
+        ("ok = fine", "ok = fine"),
+        (-3, -3),
+        (None, None),
+    ],
+)
+def test_neutralise_prefixes_what_a_spreadsheet_would_run(cell, shown):
+    assert neutralise(cell) == shown
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "xlsx", "json"])
+def test_exports_of_a_formula_are_inert(admin_client, fmt):
+    """An attempt whose error text is a formula, exported as an operator would: the cell reads
+    '=1+2 and, in XLSX, is a text cell rather than a formula."""
+    import openpyxl
+
+    from tests.test_admin_executions import export
+
+    make_execution(make_task("nightly"), "failed", error="=1+2", host="@evil")
+    response = export(admin_client, fmt=fmt)
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    if fmt == "xlsx":
+        sheet = openpyxl.load_workbook(io.BytesIO(body)).active
+        cells = {cell.value: cell.data_type for row in sheet.iter_rows() for cell in row}
+        assert cells["'=1+2"] == "s" and cells["'@evil"] == "s"
+        assert "=1+2" not in cells and "f" not in cells.values()
+    elif fmt == "json":
+        (row,) = json.loads(body)
+        assert row["error"] == "'=1+2" and row["host"] == "'@evil"
+    else:
+        text = body.decode()
+        assert "'=1+2" in text and "'@evil" in text
+        assert "\n=1+2" not in text and ",=1+2" not in text and "\t=1+2" not in text

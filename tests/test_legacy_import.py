@@ -15,8 +15,10 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
+from import_export.formats import base_formats
 
 from cronjobs.legacy.history import ImportFailed, import_file
+from cronjobs.legacy.resource import LegacyMetricsResource
 from cronjobs.models import Execution, Task
 from cronjobs.reporting import stats
 from tests.helpers import make_user
@@ -312,3 +314,70 @@ def test_admin_import_reports_a_bad_row_with_line_and_column(tmp_path):
     )
     assert "confirm_form" not in page.context
     assert imported() == [] and not Task.objects.filter(name="x").exists()
+
+
+def _never_parsed(monkeypatch):
+    """Fails the test if django-import-export builds a dataset from the upload."""
+
+    def parse(*args, **kwargs):
+        raise AssertionError("the whole file was parsed")
+
+    for name in ("CSV", "TSV", "XLSX"):
+        monkeypatch.setattr(getattr(base_formats, name), "create_dataset", parse)
+
+
+def _many_rows(count: int) -> list[list[object]]:
+    return [
+        [i, "flagged_products_x", 1, 1.0, 1, "", 0, "2026-11-20 02:00:05"] for i in range(count)
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "fmt"), [("metrics.csv", "0"), ("metrics.tsv", "1")])
+def test_admin_import_refuses_too_many_rows_before_parsing_the_file(
+    tmp_path, monkeypatch, name, fmt
+):
+    monkeypatch.setattr(LegacyMetricsResource, "ADMIN_ROW_LIMIT", 50)
+    delimiter = "\t" if fmt == "1" else ","
+    path = v2_file(tmp_path, _many_rows(51), name=name, delimiter=delimiter)
+    _never_parsed(monkeypatch)
+    page = upload(admin_client_as("superuser"), path, fmt)
+    assert page.status_code == 200
+    assert b"the file has more than 50 rows: the admin imports up to 50" in page.content
+    assert b"manage.py import_legacy_metrics" in page.content
+    assert "confirm_form" not in page.context and imported() == []
+
+
+@pytest.mark.django_db
+def test_admin_import_counts_rows_not_lines_and_takes_a_file_at_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(LegacyMetricsResource, "ADMIN_ROW_LIMIT", 3)
+    rows = [[i, "flagged_products_x", 0, 1.0, 1, "line one\nline two\nthree", 0,
+             "2026-11-20 02:00:05"] for i in range(3)]  # fmt: skip
+    page = upload(admin_client_as("superuser"), v2_file(tmp_path, rows))
+    assert "confirm_form" in page.context, page.content[-2000:]
+
+
+@pytest.mark.django_db
+def test_admin_import_refuses_a_big_xlsx_by_its_rows_and_any_file_by_its_size(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(LegacyMetricsResource, "ADMIN_ROW_LIMIT", 50)
+    data = tablib.Dataset(*_many_rows(51), headers=HEADER)
+    path = tmp_path / "metrics.xlsx"
+    path.write_bytes(data.export("xlsx"))
+    _never_parsed(monkeypatch)
+    client = admin_client_as("superuser")
+    assert b"more than 50 rows" in upload(client, path, "2").content  # its declared size
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=True)  # writes no size: the rows are counted
+    sheet = book.create_sheet()
+    for row in [HEADER, *_many_rows(51)]:
+        sheet.append(row)
+    unsized = tmp_path / "unsized.xlsx"
+    book.save(unsized)
+    assert b"more than 50 rows" in upload(client, unsized, "2").content
+    monkeypatch.setattr(LegacyMetricsResource, "ADMIN_BYTE_LIMIT", 1000)
+    big = upload(client, v2_file(tmp_path, _many_rows(40)))
+    assert b"bytes: the admin imports up to 1,000" in big.content
+    assert imported() == []

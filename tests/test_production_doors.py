@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from django.test import Client
 
 from cronjobs import tokens
 from cronjobs.models import Execution, Task
-from tests.api_fixtures import READ_PERMS, WRITE_PERMS
+from tests.api_fixtures import READ_PERMS, WRITE_PERMS, lose_owner
 from tests.helpers import ROOT, make_execution, make_task, make_user, wait_for
 from tests.live_gunicorn import gunicorn
 from tests.test_api_auth import CALLERS, ENDPOINTS, expected_status
@@ -39,8 +40,10 @@ class Answer:
         return json.loads(self.body)
 
 
-def call(method: str, url: str, headers: dict[str, str] | None = None) -> Answer:
-    request = urllib.request.Request(url, method=method, headers=headers or {})
+def call(
+    method: str, url: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> Answer:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return Answer(response.status, dict(response.headers), response.read())
@@ -55,14 +58,15 @@ def _session_headers(username: str, perms: tuple[str, ...], staff: bool = True) 
     return {"Cookie": f"sessionid={session}; csrftoken={'c' * 32}", "X-CSRFToken": "c" * 32}
 
 
-def _token_headers(name: str, read_only: bool, owner_perms=WRITE_PERMS, **owner) -> dict:
+def _token_headers(name: str, read_only: bool, owner_perms=WRITE_PERMS, owner: str = "") -> dict:
     user = None
     if owner_perms is not None:
         user = make_user(f"{name}-owner", *owner_perms)
-        for field, value in owner.items():
-            setattr(user, field, value)
-        user.save()
-    _, secret = tokens.create_token(name, read_only=read_only, created_by=user)
+    _, secret = tokens.create_token(
+        name, read_only=read_only, created_by=user, from_command_line=user is None
+    )
+    if user is not None:
+        lose_owner(user, owner)
     if name == "old":
         tokens.revoke(name)
     return {"Authorization": f"Bearer {secret}"}
@@ -79,7 +83,9 @@ def caller_headers() -> dict[str, dict[str, str]]:
         "read_only": _token_headers("grafana", read_only=True),
         "read_write": _token_headers("deploy", read_only=False),
         "orphan_token": _token_headers("cli", read_only=False, owner_perms=None),
-        "deactivated_owner": _token_headers("gone", read_only=False, is_active=False),
+        "deactivated_owner": _token_headers("gone", read_only=False, owner="deactivated"),
+        "deleted_owner": _token_headers("deleted", read_only=False, owner="deleted"),
+        "demoted_owner": _token_headers("demoted", read_only=False, owner="demoted"),
         "revoked": _token_headers("old", read_only=False),
     }
 
@@ -201,6 +207,10 @@ BAD_INPUTS = [
     ("PUT", "/api/status/"),
     ("GET", "/api/unknown/endpoint/"),
     ("GET", "/metrics?hours=24"),
+    ("GET", "/api/metrics/?hours=" + "9" * 5000),  # int() refuses over 4,300 digits
+    ("GET", "/api/logs/?lines=" + "9" * 5000),
+    ("GET", "/api/logs/?lines=-" + "9" * 5000),
+    ("POST", "/api/tasks/nightly/snooze/?minutes=" + "9" * 5000),
 ]
 
 
@@ -227,10 +237,59 @@ def test_every_bad_input_is_a_json_4xx_through_gunicorn(log_dir):
     assert Task.objects.get(name="heartbeat").enabled is True  # not disabled as "HEARTBEAT"
 
 
+# JSON bodies of a snooze: each a JSON 400 (and the plain body after them works).
+BAD_BODIES = [
+    b'{"minutes": ' + b"9" * 5000 + b"}",
+    b'{"minutes": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",  # too deep for the parser
+    b'{"minutes": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+    b'{"minutes": 5, "pad": "' + b"x" * 100_000 + b'"}',
+]
+
+
+def test_absurd_json_bodies_are_a_json_400_through_gunicorn(log_dir):
+    make_task("nightly")
+    _, secret = tokens.create_token(
+        "deploy", read_only=False, created_by=make_user("ops", *WRITE_PERMS)
+    )
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    with gunicorn(log_dir, workers=1, CRONJOBS_WRITE_RATE="1000") as base:
+        url = f"{base}/api/tasks/nightly/snooze/"
+        answers = [call("POST", url, headers, body) for body in BAD_BODIES]
+        fine = call("POST", url, headers, b'{"minutes": 5}')
+    assert [(a.status, "error" in a.json()) for a in answers] == [(400, True)] * len(BAD_BODIES)
+    assert fine.status == 200, fine.body
+
+
 def test_execution_list_clamps_an_absurd_page(admin_client):
-    for page in ("99999999999999999999", "-5", "abc", "٣"):
+    for page in ("99999999999999999999", "9" * 5000, "-5", "abc", "٣"):
         response = admin_client.get(f"/admin/cronjobs/execution/?p={page}")
         assert response.status_code in (200, 302), page
+
+
+def test_every_admin_page_answers_absurd_ids_and_pages_without_an_error(admin_client):
+    """Every registered model's list with a 5,000-digit or non-numeric page, and its object
+    pages with ids that name nothing: a page, a redirect, a 404 or a refusal, never a 500."""
+    from django.contrib import admin
+
+    make_task("nightly")
+    big = "9" * 5000
+    wrong = []
+    for model in admin.site._registry:
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        urls = [f"{base}?p={big}", f"{base}?p=abc", f"{base}?o={big}", f"{base}?q={big}"]
+        for object_id in ("abc", big, "-1", "1.5", "%00"):
+            urls += [f"{base}{object_id}/change/", f"{base}{object_id}/history/"]
+        for url in urls:
+            status = admin_client.get(url).status_code
+            if status not in (200, 302, 403, 404):
+                wrong.append((url[:80], status))
+    assert wrong == []
+    # The control room's own pages answer 404 for any id that names nothing.
+    for model in ("task", "execution", "alert", "apitoken"):
+        for object_id in ("abc", big, "1.5", "999999999"):
+            for page in ("change", "history", "delete"):
+                url = f"/admin/cronjobs/{model}/{object_id}/{page}/"
+                assert admin_client.get(url).status_code == 404, url
 
 
 PRODUCTION_ENV = {
@@ -292,3 +351,24 @@ def test_the_debug_page_settings_hide_database_and_token_credentials(settings):
     assert "hunter2" not in SafeExceptionReporterFilter().cleanse_setting(
         "HTTP_AUTHORIZATION", "Bearer hunter2"
     )
+
+
+def test_pages_carry_the_content_security_policy_and_sessions_last_twelve_hours(
+    log_dir, django_user_model
+):
+    from tests.test_login_lockout import Browser
+
+    django_user_model.objects.create_superuser("operator", "op@example.com", "doors-pw-1")
+    with gunicorn(log_dir, workers=1) as base:
+        login = call("GET", f"{base}/admin/login/")
+        api = call("GET", f"{base}/api/status/")
+        browser = Browser(base, "127.0.0.1")
+        started = time.time()
+        assert browser.log_in("operator", "doors-pw-1") == 302
+        page = browser._open(f"{base}/admin/", {})
+    for answer in (login, api, page):
+        policy = answer.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "unsafe-inline" not in policy
+    assert page.status == 200
+    (session,) = [cookie for cookie in browser.cookies if cookie.name == "sessionid"]
+    assert abs(session.expires - started - 12 * 3600) < 120

@@ -153,6 +153,12 @@ def test_snooze_api_takes_until_as_iso_in_a_json_body():
         ("?hours=2", None, "unknown parameter 'hours' (allowed: until, minutes)"),
         ("", "{not json", "the body is not valid JSON"),
         ("", "[1, 2]", "the JSON body must be an object"),
+        ("?minutes=" + "9" * 5000, None, "minutes must be from 1 to 43200, not a 5000-digit"),
+        ("", '{"minutes": ' + "9" * 5000 + "}", "the body is not valid JSON"),
+        ("", '{"until": ' + "[" * 100_000 + "]" * 100_000 + "}", "bytes; at most 16384"),
+        ("", '{"minutes": ' + "[" * 2000 + "]" * 2000 + "}", "one object of plain values"),
+        ("", '{"minutes": {"a": 1}}', "one object of plain values, not nested"),
+        ("", '{"minutes": "[{\\"", "x": "}"}', "unknown parameter 'x'"),
     ],
 )
 def test_bad_snooze_input_is_a_400_naming_the_problem(query, body, problem):

@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString
 
 from cronjobs import actions
 from cronjobs.admin.changelist import FastInputsMixin
-from cronjobs.admin.display import ControlRoomMedia, named
+from cronjobs.admin.display import ControlRoomMedia, ObjectPagesMixin, named
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import AlertResource
 from cronjobs.models import Alert
@@ -20,7 +20,12 @@ from cronjobs.templatetags.cronjobs_admin import badge
 
 
 @admin.register(Alert)
-class AlertAdmin(FastInputsMixin[Alert], StreamingExportMixin, admin.ModelAdmin[Alert]):
+class AlertAdmin(
+    ObjectPagesMixin[Alert],
+    FastInputsMixin[Alert],
+    StreamingExportMixin,
+    admin.ModelAdmin[Alert],
+):
     # Fits 1440 px beside the filters, the message getting the room; first seen, who
     # acknowledged and when it was resolved are on the alert's page. On a phone rows stack.
     list_display = (

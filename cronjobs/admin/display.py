@@ -1,9 +1,13 @@
-"""Small pieces every admin page shares: short times, percentages, sizes, links, the stylesheet."""
+"""Small pieces every admin page shares: short times, percentages, sizes, links, the stylesheet,
+and the 404 of an object page whose id names nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Generic, TypeVar
 
+from django.db.models import Model
+from django.http import Http404, HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -57,6 +61,23 @@ def execution_url(execution: Execution) -> str:
 
 def run_url(run_id: str) -> str:
     return reverse("admin:cronjobs_execution_changelist") + f"?run_id={run_id}"
+
+
+_M = TypeVar("_M", bound=Model)
+
+
+class ObjectPagesMixin(Generic[_M]):
+    """For a ModelAdmin: an object page (change, delete, history) whose id names no row (not a
+    number, too long for one, or gone) is a 404, not Django's redirect to the admin index."""
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> _M:
+        # A mixin: the ModelAdmin after it in the admin's bases has the method.
+        found: _M | None = super().get_object(  # type: ignore[misc]
+            request, object_id, from_field
+        )
+        if found is None:
+            raise Http404(f"no such object: {object_id[:40]!r}")
+        return found
 
 
 class ControlRoomMedia:

@@ -1,7 +1,10 @@
 """The execution history: read-only, searchable, exportable, built for millions of rows
 (cronjobs/admin/changelist.py explains the paginator, cronjobs/admin/export.py the export).
 Superusers also get an Import button for Smart Cron V2 history (LegacyMetricsResource: a dry
-run first, then confirm; `manage.py import_legacy_metrics` for big files)."""
+run first, then confirm; `manage.py import_legacy_metrics` for big files). An upload over the
+admin's limits (LegacyMetricsResource.ADMIN_BYTE_LIMIT bytes, ADMIN_ROW_LIMIT rows) is refused
+by the form, which counts rows as it streams the file and stops at the limit, before anything
+parses the whole file."""
 
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from import_export.admin import ImportMixin
 from import_export.formats import base_formats
+from import_export.forms import ImportForm
 from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 
 from cronjobs.admin import search
 from cronjobs.admin.changelist import FastInputsMixin, LookaheadPaginator, page_number
 from cronjobs.admin.display import (
     ControlRoomMedia,
+    ObjectPagesMixin,
     execution_url,
     format_size,
     run_url,
@@ -33,6 +38,7 @@ from cronjobs.admin.display import (
 )
 from cronjobs.admin.export import StreamingExportMixin
 from cronjobs.admin.resources import ExecutionResource
+from cronjobs.legacy import import_limits
 from cronjobs.legacy.resource import LegacyMetricsResource
 from cronjobs.models import Execution
 from cronjobs.templatetags.cronjobs_admin import badge
@@ -54,8 +60,27 @@ class HistoryChangeList(ChangeList):
         return queryset.defer("output", "output_bytes", "traceback").prefetch_related("task")
 
 
+class LimitedImportForm(ImportForm):  # type: ignore[misc]  # import_export has no types
+    """The import form, refusing a file over the admin's limits before it is parsed."""
+
+    def __init__(self, formats: list[type[base_formats.Format]], *args: Any, **kwargs: Any):
+        super().__init__(formats, *args, **kwargs)
+        self.formats = formats
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean()
+        upload, choice = cleaned.get("import_file"), cleaned.get("format")
+        if upload is None or choice in (None, ""):
+            return cleaned
+        problem = import_limits.problem(upload, self.formats[int(str(choice))])
+        if problem:
+            self.add_error("import_file", f"{problem}; use manage.py import_legacy_metrics")
+        return cleaned
+
+
 @admin.register(Execution)
 class ExecutionAdmin(
+    ObjectPagesMixin[Execution],
     FastInputsMixin[Execution],
     ImportMixin,  # type: ignore[misc]  # import_export has no types
     StreamingExportMixin,
@@ -93,6 +118,7 @@ class ExecutionAdmin(
     paginator = LookaheadPaginator
     actions = None
     resource_classes = [ExecutionResource]
+    import_form_class = LimitedImportForm
     import_formats = [base_formats.CSV, base_formats.TSV, base_formats.XLSX]
     import_export_change_list_template = "admin/import_export/change_list_import_export.html"
     change_list_template = "admin/cronjobs/execution/change_list.html"

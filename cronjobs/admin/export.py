@@ -15,6 +15,10 @@ columns are plain attributes with widgets whose output we reproduce: datetimes t
 widget's own format in local time, floats as the widget writes them, everything else as the
 value itself (tests/test_export.py checks the two paths agree). Any other column
 (a dehydrate method, a foreign-key widget...) sends the export down the resource's own path.
+
+Every format neutralises formulas (`neutralise`): a text cell starting with `=`, `+`, `-`, `@`,
+a tab or a carriage return gets a leading `'`, so a spreadsheet shows an output tail such as
+`=HYPERLINK(...)` as text instead of running it (docs/admin.md, "Exports").
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import csv
 import datetime as dt
 import functools
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import tablib  # type: ignore[import-untyped]  # no stubs exist
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
@@ -43,15 +49,37 @@ ROWS_PER_WRITE = 500
 PLAIN_WIDGETS = (widgets.Widget, widgets.CharWidget, widgets.IntegerWidget)
 
 
+# What a spreadsheet reads as the start of a formula (OWASP's "CSV injection" list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A number written as text (a float column on the fast path) stays a number.
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
+def neutralise(value: object) -> object:
+    """The cell as a spreadsheet should show it: text that would start a formula gets a
+    leading `'`; numbers, dates and other text are unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def neutralised(dataset: tablib.Dataset) -> tablib.Dataset:
+    """The dataset with every cell through `neutralise` (for the formats built in memory)."""
+    safe = tablib.Dataset(headers=[neutralise(header) for header in dataset.headers or []])
+    for row in dataset:
+        safe.append([neutralise(value) for value in row])
+    return safe
+
+
 def delimited_lines(
     headers: list[str], rows: Iterable[list[object]], delimiter: str
 ) -> Iterator[str]:
     """The file in pieces of ROWS_PER_WRITE rows, header first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(headers)
+    writer.writerow([neutralise(header) for header in headers])
     for number, row in enumerate(rows, start=1):
-        writer.writerow(["" if value is None else value for value in row])
+        writer.writerow(["" if value is None else neutralise(value) for value in row])
         if number % ROWS_PER_WRITE == 0:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -114,6 +142,12 @@ class StreamingExportMixin(ExportMixin):  # type: ignore[misc]  # import_export 
 
     def has_export_permission(self, request: HttpRequest) -> bool:
         return bool(self.has_view_permission(request))
+
+    def get_data_for_export(
+        self, request: HttpRequest, queryset: QuerySet[Model], **kwargs: Any
+    ) -> tablib.Dataset:
+        """The formats built in memory (XLSX, JSON...), formulas neutralised."""
+        return neutralised(super().get_data_for_export(request, queryset, **kwargs))
 
     def _do_file_export(
         self,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, F, FloatField, OuterRef, QuerySet, Subquery, Value, When
@@ -40,6 +40,7 @@ from cronjobs.admin import badges
 from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import (
     ControlRoomMedia,
+    ObjectPagesMixin,
     execution_url,
     format_size,
     named,
@@ -175,7 +176,7 @@ class TaskChangeList(ChangeList):
 
 
 @admin.register(Task)
-class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
+class TaskAdmin(ObjectPagesMixin[Task], FastInputsMixin[Task], admin.ModelAdmin[Task]):
     # Fits 1440 px beside the filters; the rest (priority, limits, chains) is on the task's
     # page. On a phone the rows stack (cronjobs/static/cronjobs/admin.css).
     list_display = (
@@ -372,18 +373,19 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        """The task page, with its recent attempts and open alerts; an id that names no task
+        is a 404 (ObjectPagesMixin)."""
+        task = self.get_object(request, unquote(object_id))
         extra = {
-            "recent_executions": Execution.objects.filter(task_id=object_id)
+            "recent_executions": Execution.objects.filter(task=task)
             .select_related("task")
             .defer("output", "traceback")[:RECENT_EXECUTIONS],
-            "open_alerts": Alert.objects.unresolved().filter(task_id=object_id),
+            "open_alerts": Alert.objects.unresolved().filter(task=task),
             "snooze_choices": SNOOZE_CHOICES,
+            "status_badges": badges.panel(request, task),
+            "may_change_badges": request.user.has_perm(actions.TASK_PERMISSION),
             **(extra_context or {}),
         }
-        task = Task.objects.filter(pk=object_id).first() if object_id.isdigit() else None
-        if task is not None:
-            extra["status_badges"] = badges.panel(request, task)
-            extra["may_change_badges"] = request.user.has_perm(actions.TASK_PERMISSION)
         return super().change_view(request, object_id, form_url, extra)
 
     def get_urls(self) -> list[URLPattern]:

@@ -1,8 +1,10 @@
 """Admin for API tokens. Adding a token generates its secret and shows it once, in the body of
 the page that answers the add form (never in a message, which travels in a cookie); only the
 hash is stored, so nothing shows it again. A token acts with its creator's permissions
-(cronjobs.actions.Actor.require): only a user who may change tasks can make a read-write one,
-and `read_only` cannot be changed after creation."""
+(cronjobs.actions.Actor.require) and dies with it: once the creator is deleted, deactivated or
+no longer staff the token answers 401. Only a user who may change tasks can make a read-write
+one, and `read_only` cannot be changed after creation. A token with no creator can only be made
+by `manage.py apitoken create` without --user; the list says so."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from cronjobs import actions, tokens
+from cronjobs.admin.display import ObjectPagesMixin
 from cronjobs.models import ApiToken
 
 # The secret an add request made, for that request's response_add; an entry goes with its
@@ -25,20 +28,41 @@ _new_secrets: weakref.WeakKeyDictionary[HttpRequest, str] = weakref.WeakKeyDicti
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+class ApiTokenAdmin(ObjectPagesMixin[ApiToken], admin.ModelAdmin[ApiToken]):
     list_display = (
         "name",
         "prefix",
         "read_only",
-        "created_by",
+        "acts_for",
         "created_at",
         "last_used_at",
         "revoked_at",
     )
     list_filter = ("read_only", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "prefix")
-    readonly_fields = ("prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("prefix", "acts_for", "created_at", "last_used_at", "revoked_at")
     actions = ("revoke",)
+    list_select_related = ("created_by",)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, object] | None = None
+    ) -> HttpResponse:
+        subtitle = (
+            "A token acts with its creator's permissions and stops working (401) when the "
+            "creator is deleted, deactivated or no longer staff. Tokens made here have you as "
+            "creator; a token with no creator can only be made on the host with "
+            "manage.py apitoken create (without --user)."
+        )
+        return super().changelist_view(request, {"subtitle": subtitle, **(extra_context or {})})
+
+    @admin.display(description="acts for")
+    def acts_for(self, obj: ApiToken) -> str:
+        if obj.created_by is not None:
+            name = obj.created_by.get_username()
+            return f"{name} (no longer active staff: token dead)" if obj.owner_gone else name
+        if obj.from_command_line:
+            return "the host's operator (manage.py apitoken create)"
+        return "nobody: its creator was deleted (token dead)"
 
     def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
         return (

@@ -54,6 +54,7 @@ class LegacyMetricsResource(resources.ModelResource):  # type: ignore[misc]
     REQUIRED = ("task_name", "success", "execution_time", "memory_used", "created_at")
     OPTIONAL = ("error_message", "attempt", "retry_count")
     ADMIN_ROW_LIMIT = 20_000  # bigger files: manage.py import_legacy_metrics streams them
+    ADMIN_BYTE_LIMIT = 5 * 1024 * 1024  # about 50,000 rows of a V2 export
 
     class Meta:
         model = Execution

@@ -1,9 +1,12 @@
-"""Connection care for a supervisor that may sit idle for hours while its job runs, and must
-never hang on a database that stopped answering (docs/operations.md, "Lease")."""
+"""Connection care for a supervisor that may sit idle for hours while its job runs, must never
+hang on a database that stopped answering (docs/operations.md, "Lease"), and whose jobs must not
+inherit its connection."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -99,3 +102,15 @@ def _called(call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
     except Exception as exc:  # handed to the caller through the Future, as on the thread
         future.set_exception(exc)
     return future
+
+
+def not_inheritable(**kwargs: Any) -> None:
+    """connection_created: mark every open descriptor close-on-exec. libmariadb's socket and
+    SQLite's database file are opened by C code without O_CLOEXEC (Python's own files have it),
+    so anything exec'd from a fork of this process would inherit the connection."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            # The listing's own descriptor is closed already.
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)

@@ -55,6 +55,9 @@ def _exec(argv: list[str], report_fd: int) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.set_inheritable(report_fd, False)
+        # The worker left only the report pipe (closed by the exec); be sure of it.
+        os.closerange(3, report_fd)
+        os.closerange(report_fd + 1, os.sysconf("SC_OPEN_MAX"))
         os.execvp(argv[0], argv)
     except OSError as exc:
         error = f"cannot run {argv[0]!r}: {exc.strerror or exc}"

@@ -520,11 +520,25 @@ def _exec(argv: tuple[str, ...], res_w: int, env: dict[str, str] | None) -> NoRe
     """Exec the launcher, which runs `argv` from a fresh, small address space."""
     launcher = (sys.executable, "-I", "-S", LAUNCHER, str(res_w), *argv)
     try:
+        close_inherited_files(keep=res_w)
         os.set_inheritable(res_w, True)
         os.execve(sys.executable, launcher, os.environ if env is None else env)
     except OSError as exc:
         _report_error(res_w, f"cannot start the launcher: {exc.strerror or exc}", "")
         os._exit(127)
+
+
+def close_inherited_files(keep: int) -> None:
+    """Close every descriptor above stderr but `keep`: what fork copied from the supervisor
+    (the database connection's socket or file, which C libraries open without O_CLOEXEC, and
+    whatever else) is no business of the command. Closing a copy leaves the supervisor's
+    connection open; it is only a reference to the same socket."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            # The listing's own descriptor is closed already.
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _report_baseline(res_w: int) -> None:

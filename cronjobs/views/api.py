@@ -70,9 +70,9 @@ def check_access(request: HttpRequest, permission: str) -> actions.Actor:
     """The caller, allowed `permission`. Raise ApiError 401 (who are you?), or ActionError 403
     (not allowed to do that) or 429 (too many writes)."""
     actor = _caller(request)
-    actor.require(permission)
     if actor.token is None:
-        _check_csrf(request)
+        _check_csrf(request)  # first: a forged request must not use up the write quota
+    actor.require(permission)
     return actor
 
 
@@ -227,6 +227,8 @@ def task_detail(request: HttpRequest, actor: actions.Actor, name: str) -> Body:
 
 @authorize(permission=actions.VIEW_EXECUTION_PERMISSION)
 def status(request: HttpRequest, actor: actions.Actor) -> Body:
+    for permission in actions.OVERVIEW_PERMISSIONS:  # it shows task health and alert messages
+        actor.require(permission)
     parse_params(request, {})
     return payloads.status_payload()
 
@@ -327,21 +329,60 @@ def _body_params(request: HttpRequest, lists: tuple[str, ...] = ()) -> dict[str,
     strings is taken, comma-joined, for the parameters named in `lists`."""
     params = {**request.GET.dict(), **request.POST.dict()}
     if request.content_type == "application/json" and request.body:
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            raise ApiError(400, "the body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "the JSON body must be an object")
-        for key, value in body.items():
-            if key in lists and isinstance(value, list):
-                if not all(isinstance(each, str) for each in value):
-                    raise ApiError(400, f"{key} must be a list of strings")
-                value = ",".join(value)
-            elif isinstance(value, (list, dict)):
-                raise ApiError(400, f"{key} must be a string or a number")
-            params[key] = str(value)
+        params.update(json_object(request.body, lists))
     return params
+
+
+# A request's JSON body: an object of plain values, small enough to read at once.
+MAX_JSON_BYTES = 16 * 1024
+
+
+def json_object(raw: bytes, lists: tuple[str, ...] = ()) -> dict[str, str]:
+    """The JSON object of a request body, its values as text; checked for size and nesting
+    before it is parsed (a deeply nested body would exhaust the parser's recursion). A list of
+    strings is taken, comma-joined, for the keys named in `lists`; nothing else may nest."""
+    if len(raw) > MAX_JSON_BYTES:
+        raise ApiError(400, f"the JSON body is {len(raw)} bytes; at most {MAX_JSON_BYTES}")
+    if _nesting(raw) > (2 if lists else 1):
+        raise ApiError(400, "the JSON body must be one object of plain values, not nested")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the JSON body must be an object")
+    params = {}
+    for key, value in body.items():
+        if key in lists and isinstance(value, list):
+            if not all(isinstance(each, str) for each in value):
+                raise ApiError(400, f"{key} must be a list of strings")
+            value = ",".join(value)
+        elif isinstance(value, (list, dict)):
+            raise ApiError(400, f"{key} must be a string or a number")
+        params[key] = str(value)
+    return params
+
+
+def _nesting(raw: bytes) -> int:
+    """How deep `{` and `[` nest outside strings (escapes inside strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x7D, 0x5D):  # } ]
+            depth -= 1
+    return deepest
 
 
 def _snooze_end(params: dict[str, str]) -> datetime:

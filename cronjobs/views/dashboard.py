@@ -28,7 +28,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from cronjobs import windows
+from cronjobs import actions, windows
 from cronjobs.models import Alert, CircuitState, Task
 from cronjobs.reporting import stats
 from cronjobs.reporting.health import (
@@ -52,8 +52,9 @@ CACHE_KEY = "cronjobs:dashboard:content"
 
 
 def dashboard_view(request: HttpRequest) -> HttpResponse:
-    """Staff only (wrapped in admin_view in urls.py) and the view permission on executions."""
-    if not request.user.has_perm("cronjobs.view_execution"):
+    """Staff only (wrapped in admin_view in urls.py), with the view permissions of what it
+    shows: executions, tasks (their health) and alerts (their messages)."""
+    if not request.user.has_perms(actions.OVERVIEW_PERMISSIONS):
         raise PermissionDenied
     content = rendered_content()
     if request.GET.get("partial") == "1":

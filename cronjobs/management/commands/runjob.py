@@ -11,9 +11,10 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
+from django.db.backends.signals import connection_created
 
 from cronjobs.models import Execution
-from cronjobs.supervisor import spool
+from cronjobs.supervisor import db, spool
 from cronjobs.supervisor.db import bound_waits
 from cronjobs.supervisor.registry import registry
 from cronjobs.supervisor.runner import (
@@ -58,6 +59,9 @@ class Command(BaseCommand):
         parser.add_argument("--run-id", help=argparse.SUPPRESS)  # set by "run now" callers
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The jobs this process forks and execs must not inherit its database connection.
+        connection_created.connect(db.not_inheritable)
+        db.not_inheritable()
         registry.load()
         if options["list"]:
             return self.list_tasks()
