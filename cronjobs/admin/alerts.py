@@ -38,9 +38,6 @@ class AlertAdmin(
         "occurrences",
         "repeats",
         "incident_link",
-        "first_seen",
-        "acknowledged_by",
-        "resolved_at",
     )
     list_filter = ("state", "kind", "severity", "task")
     search_fields = ("message", "task__name")
