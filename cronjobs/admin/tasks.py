@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from cronjobs import actions
+from cronjobs import actions, schedules
 from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import (
     ControlRoomMedia,
@@ -152,7 +152,12 @@ class TaskAdmin(FastInputsMixin[Task], admin.ModelAdmin[Task]):
 
     @admin.display(description="next run")
     def next_run(self, obj: Task) -> str:
-        return when(self._health(obj).next_run)
+        """In the site's zone, and in the task's own when it has one."""
+        moment = self._health(obj).next_run
+        if moment is None or not obj.time_zone:
+            return when(moment)
+        local = schedules.in_zone(moment, obj.time_zone)
+        return f"{when(moment)} ({local:%H:%M} {obj.time_zone})"
 
     @admin.display(description="last status")
     def last_status(self, obj: Task) -> SafeString:

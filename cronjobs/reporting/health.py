@@ -77,7 +77,7 @@ class TaskHealth:
     def next_run(self) -> dt.datetime | None:
         if not self.task.enabled or self.task.is_retired:
             return None
-        return schedules.next_run(self.task.schedule)
+        return schedules.next_run(self.task.schedule, zone=self.task.time_zone)
 
 
 def task_health(

@@ -175,7 +175,9 @@ def _api_value(name: str, value: Any) -> Any:
 
 
 def task_dict(task: Task, snap: Snapshot) -> Columns:
-    next_run = schedules.next_run(task.schedule, snap.now) if not task.is_retired else None
+    next_run = None
+    if not task.is_retired:
+        next_run = schedules.next_run(task.schedule, snap.now, task.time_zone)
     success = snap.last_success.get(task.id)
     health = snap.healths[task.id]
     return {
@@ -184,6 +186,8 @@ def task_dict(task: Task, snap: Snapshot) -> Columns:
         **settings_dict(task),
         "schedule_text": schedules.describe(task.schedule),
         "next_run": iso(next_run),
+        # The same moment on the task's own wall clock (`time_zone`; TIME_ZONE when it has none).
+        "next_run_task_zone": _in_task_zone(next_run, task),
         "retired": task.is_retired,
         "circuit_state": task.circuit_state,
         "health": health.status,
@@ -195,6 +199,12 @@ def task_dict(task: Task, snap: Snapshot) -> Columns:
         "last_success_at": iso(success.finished_at or success.started_at) if success else None,
         "snoozed_until": iso(task.snoozed_until) if task.is_snoozed(snap.now) else None,
     }
+
+
+def _in_task_zone(moment: dt.datetime | None, task: Task) -> str | None:
+    if moment is None or not task.time_zone:
+        return iso(moment)
+    return schedules.in_zone(moment, task.time_zone).isoformat()
 
 
 def settings_dict(task: Task) -> Columns:
