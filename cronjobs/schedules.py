@@ -137,7 +137,7 @@ def covering_expression(expression: str, zone: str) -> str:
                 moved = int(hour) + total // 60
                 wraps = wraps or not 0 <= moved < 24
                 new_hours.add(moved % 24)
-    keep_minutes = "*" in minutes and all(shift % 60 == 0 for shift in shifts)
+    keep_minutes = all(shift % 60 == 0 for shift in shifts)
     fields[0] = fields[0] if keep_minutes else _listed(new_minutes)
     fields[1] = fields[1] if "*" in hours else _listed(new_hours)
     if wraps:  # a slot moved across midnight: its day in TIME_ZONE is not the zone's day

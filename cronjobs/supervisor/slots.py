@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
@@ -53,7 +53,8 @@ def find(spec: TaskSpec, now: datetime) -> Slot:
     slot = schedules.previous_run(spec.schedule, before=now + _INSTANT, zone=zone)
     tolerance = settings.CRONJOBS_SLOT_TOLERANCE
     if slot is not None and (now - slot).total_seconds() <= tolerance:
-        return Slot(slot, lag=(now - slot).total_seconds())
+        # In UTC: an aware time in a repeated hour compares unequal with any other zone's.
+        return Slot(slot.astimezone(UTC), lag=(now - slot).total_seconds())
     last = f"the last was {slot.strftime('%Y-%m-%d %H:%M %Z')}" if slot else "it has none"
     return Slot(None, why=f"not a slot of {spec.schedule!r} in {zone} ({last})")
 
