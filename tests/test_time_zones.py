@@ -160,6 +160,7 @@ def test_the_admin_shows_the_next_run_in_both_zones(utc_site, admin_client):
     with time_machine.travel(NOW, tick=False):
         page = admin_client.get(f"/admin/cronjobs/task/{task.pk}/change/").content.decode()
     assert "01 Jul 06:05 (07:05 Europe/London)" in page
+    assert "At 07:05 AM (Europe/London)" in page
 
 
 @pytest.mark.django_db(transaction=True)
