@@ -113,7 +113,10 @@ class Invocation:
             why = f"pinned to {', '.join(self.spec.hosts)}"
             logs.write("INFO", self.spec.name, f"not run on {self.host}: {why}")
             return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST, why=why)
-        found = slots.find(self.spec, timezone.now()) if self.slot_bound else None
+        found = None
+        if self.slot_bound:
+            now = timezone.now()
+            found = slots.find(self.spec, now, began=slots.process_started(now))
         if found is not None and found.slot is None:
             # A zone task's line also fires at the hour of the zone's other UTC offset.
             logs.write("INFO", self.spec.name, f"not run on {self.host}: {found.why}")

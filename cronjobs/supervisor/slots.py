@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+import psutil
 from django.conf import settings
 from django.db.models import Q
 
@@ -46,17 +47,34 @@ def zone_of(spec: TaskSpec) -> str:
     return spec.time_zone or settings.TIME_ZONE
 
 
-def find(spec: TaskSpec, now: datetime) -> Slot:
-    """The slot of a cron invocation at `now`; `why` says why there is none."""
+def find(spec: TaskSpec, now: datetime, began: datetime | None = None) -> Slot:
+    """The slot of a cron invocation that cron started at `began` (default: `now`) and that
+    looks at `now`; `why` says why there is none. The slot is read at `began`, so a call that
+    a busy host took more than a minute to start still belongs to the minute cron fired it in,
+    not to the next one; its lag runs to `now`."""
     zone = zone_of(spec)
-    # "At or before now": cron starts us at the slot's very second, a little after it.
-    slot = schedules.previous_run(spec.schedule, before=now + _INSTANT, zone=zone)
+    began = began if began is not None and began <= now else now
+    # "At or before": cron starts us at the slot's very second, a little after it.
+    slot = schedules.previous_run(spec.schedule, before=began + _INSTANT, zone=zone)
     tolerance = settings.CRONJOBS_SLOT_TOLERANCE
-    if slot is not None and (now - slot).total_seconds() <= tolerance:
+    if slot is not None and (began - slot).total_seconds() <= tolerance:
         # In UTC: an aware time in a repeated hour compares unequal with any other zone's.
         return Slot(slot.astimezone(UTC), lag=(now - slot).total_seconds())
     last = f"the last was {slot.strftime('%Y-%m-%d %H:%M %Z')}" if slot else "it has none"
     return Slot(None, why=f"not a slot of {spec.schedule!r} in {zone} ({last})")
+
+
+def process_started(now: datetime) -> datetime:
+    """When the kernel started this process (cron's shell exec'd us then), or `now` when that
+    is not believable: after `now`, or further back than the tolerance (a clock moved by
+    libfaketime or by hand; the kernel keeps the real one)."""
+    try:
+        started = datetime.fromtimestamp(psutil.Process().create_time(), UTC)
+    except psutil.Error:
+        return now
+    if started > now or (now - started).total_seconds() > settings.CRONJOBS_SLOT_TOLERANCE:
+        return now
+    return started
 
 
 def too_late(spec: TaskSpec, found: Slot) -> str:
