@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from datetime import UTC, datetime, timedelta
 
 import psutil
@@ -67,11 +68,15 @@ def find(spec: TaskSpec, now: datetime, began: datetime | None = None) -> Slot:
 def process_started(now: datetime) -> datetime:
     """When the kernel started this process (cron's shell exec'd us then), or `now` when that
     is not believable: after `now`, or further back than the tolerance (a clock moved by
-    libfaketime or by hand; the kernel keeps the real one)."""
+    libfaketime or by hand)."""
     try:
-        started = datetime.fromtimestamp(psutil.Process().create_time(), UTC)
+        since_boot = psutil.Process().create_time() - psutil.boot_time()  # to the clock tick
     except psutil.Error:
         return now
+    # Not create_time() itself: the kernel's boot time (/proc/stat) is whole seconds, so it
+    # reads up to a second early, and a call cron started at 10:00:00.3 would find 09:59's slot.
+    boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    started = datetime.fromtimestamp(boot + since_boot, UTC)
     if started > now or (now - started).total_seconds() > settings.CRONJOBS_SLOT_TOLERANCE:
         return now
     return started
