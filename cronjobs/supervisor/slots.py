@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -76,10 +77,13 @@ def process_started(now: datetime) -> datetime:
     # Not create_time() itself: the kernel's boot time (/proc/stat) is whole seconds, so it
     # reads up to a second early, and a call cron started at 10:00:00.3 would find 09:59's slot.
     boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
-    started = datetime.fromtimestamp(boot + since_boot, UTC)
-    if started > now or (now - started).total_seconds() > settings.CRONJOBS_SLOT_TOLERANCE:
+    # The start is counted in whole clock ticks, rounded down: its tick's end is the latest it
+    # can be, and cron never starts a job before the minute it fires for.
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    started = datetime.fromtimestamp(boot + since_boot + tick, UTC)
+    if (now - started).total_seconds() > settings.CRONJOBS_SLOT_TOLERANCE:
         return now
-    return started
+    return min(started, now)
 
 
 def too_late(spec: TaskSpec, found: Slot) -> str:
