@@ -113,10 +113,7 @@ class Invocation:
             why = f"pinned to {', '.join(self.spec.hosts)}"
             logs.write("INFO", self.spec.name, f"not run on {self.host}: {why}")
             return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST, why=why)
-        found = None
-        if self.slot_bound:
-            now = timezone.now()
-            found = slots.find(self.spec, now, began=slots.process_started(now))
+        found = self.find_slot()
         if found is not None and found.slot is None:
             # A zone task's line also fires at the hour of the zone's other UTC offset.
             logs.write("INFO", self.spec.name, f"not run on {self.host}: {found.why}")
@@ -151,6 +148,14 @@ class Invocation:
         else:
             pinger.fail(outcome.executions[-1].output)
         return outcome
+
+    def find_slot(self) -> slots.Slot | None:
+        """A cron call's slot, read at the moment cron started this process; None when the
+        invocation is not bound to one."""
+        if not self.slot_bound:
+            return None
+        now = timezone.now()
+        return slots.find(self.spec, now, began=slots.process_started(now))
 
     def claim_slot(self, found: slots.Slot) -> Outcome | None:
         """Before the lease: skip past the start deadline, or when another invocation (any
