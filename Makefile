@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups \
 	bench-ten-million bench-dashboard bench-windows bench-overview bench-fencing bench-live-output \
-	bench-alerts bench-import-limits clean
+	bench-alerts bench-import-limits bench-slots clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -139,6 +139,11 @@ bench-overview: setup-dev
 # could lapse, 20 trials through frozen TCP proxies to MariaDB (flagged_cron_bench_fencing).
 bench-fencing: setup-dev
 	$(BIN)/python bench/fencing.py $(BENCH_ARGS)
+
+# One run per slot (issue 22): the claim's cost in-process and end to end, and the start lag
+# of 1, 10 and 50 tasks due in one minute (waits for three minute boundaries), on MariaDB.
+bench-slots: setup-dev
+	$(BIN)/python bench/slots.py --database-url "$(subst flagged_cron,flagged_cron_bench_slots,$(MARIADB_URL))"
 
 # The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
 # while it is stale).

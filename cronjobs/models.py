@@ -104,6 +104,22 @@ class Task(models.Model):
     caught_up_slot = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The last missed slot caught up"
     )
+    # One run per slot (issue 22; cronjobs/supervisor/slots.py).
+    time_zone = models.CharField(
+        max_length=64, blank=True, default="", help_text=SETTINGS["time_zone"].help
+    )
+    start_deadline = models.FloatField(
+        null=True, blank=True, help_text=SETTINGS["start_deadline"].help
+    )
+    jitter = models.FloatField(
+        default=SETTINGS["jitter"].default, help_text=SETTINGS["jitter"].help
+    )
+    claimed_slot = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The latest slot a cron invocation or a catch-up run claimed",
+    )
 
     objects = TaskQuerySet.as_manager()
 
@@ -200,6 +216,8 @@ class Execution(models.Model):
         CIRCUIT_OPEN = "circuit_open"
         OVERLAP = "overlap"
         MAINTENANCE = "maintenance"  # a `skip` maintenance window (cronjobs/windows.py)
+        SLOT_TAKEN = "slot_taken"  # another invocation, on any host, claimed the cron slot
+        DEADLINE = "deadline"  # began later after its slot than the task's start_deadline
 
     class Trigger(models.TextChoices):
         CRON = "cron"
@@ -251,6 +269,10 @@ class Execution(models.Model):
     # Trigger `after`: the run of the upstream task whose success started this one.
     upstream_run_id = models.CharField(max_length=32, blank=True, default="")
     stopped_by = models.CharField(max_length=150, blank=True, default="")
+    # The slot a cron or catch-up run was for, and how late its first attempt began after it
+    # (jitter left out); empty for runs a person or a chain started.
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    start_lag = models.FloatField(null=True, blank=True, help_text="Seconds")
 
     objects = ExecutionQuerySet.as_manager()
 

@@ -46,60 +46,61 @@ _MAX_SHIFT = timedelta(hours=3)
 
 
 def next_runs(
-    expression: str, count: int = 1, after: datetime | None = None, time_zone: str = ""
+    expression: str, count: int = 1, after: datetime | None = None, zone: str = ""
 ) -> list[datetime]:
-    """The next `count` times the schedule fires strictly after `after` (default: now), read in
-    `time_zone` (default TIME_ZONE: a maintenance window may name its own)."""
+    """The next `count` times the schedule fires strictly after `after` (default: now), read
+    in `zone` (default: TIME_ZONE; a task's or a maintenance window's `time_zone`)."""
     expression = _expand(expression)
     if not expression or count < 1:
         return []
-    zone, after_utc = _zone(time_zone), _as_utc(after)
+    tz, after_utc = _zone(zone), _as_utc(after)
     wildcard = is_wildcard(expression)
     found: list[datetime] = []
-    for naive in _candidates(expression, _wall(after_utc, zone), forward=True):
-        fires = _fires(naive, zone, wildcard)
+    for naive in _candidates(expression, _wall(after_utc, tz), forward=True):
+        fires = _fires(naive, tz, wildcard)
         if len(found) >= count and fires and min(fires) > found[count - 1]:
             break  # the earliest fire time only grows with the wall clock: nothing sooner follows
         found = sorted({*found, *(f for f in fires if f > after_utc)})
         if len(found) >= count and not wildcard:
             break  # a fixed-time job's fire times never run backwards: we have the soonest
-    return [f.astimezone(zone) for f in found[:count]]
+    return [f.astimezone(tz) for f in found[:count]]
 
 
-def next_run(expression: str, after: datetime | None = None) -> datetime | None:
-    """The next time the schedule fires, or None for a manual-only task."""
+def next_run(expression: str, after: datetime | None = None, zone: str = "") -> datetime | None:
+    """The next time the schedule fires (read in `zone`, default TIME_ZONE), or None for a
+    manual-only task."""
     minute = _as_utc(after).replace(second=0, microsecond=0)
-    return _next_run_after_minute(expression, settings.TIME_ZONE, minute)
+    return _next_run_after_minute(expression, zone or settings.TIME_ZONE, minute)
 
 
 # cron fires on whole minutes, so every moment of one minute has the same next run: a page
 # listing a hundred tasks (about a millisecond of croniter each) computes each once a minute.
 @functools.lru_cache(maxsize=1024)
 def _next_run_after_minute(expression: str, zone: str, minute: datetime) -> datetime | None:
-    runs = next_runs(expression, 1, minute)
+    runs = next_runs(expression, 1, minute, zone)
     return runs[0] if runs else None
 
 
 def previous_run(
-    expression: str, before: datetime | None = None, time_zone: str = ""
+    expression: str, before: datetime | None = None, zone: str = ""
 ) -> datetime | None:
-    """The last time the schedule fired strictly before `before` (default: now), or None; in
-    `time_zone` as for `next_runs`."""
+    """The last time the schedule fired strictly before `before` (default: now), read in
+    `zone` (default: TIME_ZONE), or None."""
     expression = _expand(expression)
     if not expression:
         return None
-    zone, before_utc = _zone(time_zone), _as_utc(before)
+    tz, before_utc = _zone(zone), _as_utc(before)
     wildcard, best = is_wildcard(expression), None
-    start = _wall(before_utc, zone) + _fold_shift(before_utc, zone)
+    start = _wall(before_utc, tz) + _fold_shift(before_utc, tz)
     for naive in _candidates(expression, start, forward=False):
-        fires = _fires(naive, zone, wildcard)
+        fires = _fires(naive, tz, wildcard)
         if best is not None and fires and max(fires) <= best:
             break  # the latest fire time only shrinks going back: nothing later precedes
         earlier = [f for f in fires if f < before_utc]
         best = max([*earlier, best] if best else earlier, default=None)
         if best is not None and not wildcard:
             break
-    return best.astimezone(zone) if best else None
+    return best.astimezone(tz) if best else None
 
 
 @functools.lru_cache(maxsize=512)  # cron-descriptor takes about a millisecond per sentence
@@ -112,6 +113,56 @@ def describe(expression: str) -> str:
     options.verbose = False
     sentence: str = get_description(expression, options)
     return sentence
+
+
+def covering_expression(expression: str, zone: str) -> str:
+    """A cron expression in TIME_ZONE that fires at every slot of `expression` read in `zone`,
+    whichever UTC offsets the two zones take (for `5 7 * * *` in Europe/London on a UTC
+    machine, `5 6,7 * * *`). It may fire at a few moments that are no slot (the hours of the
+    other offset); `runjob --trigger cron` finds no slot then and exits 3 at once."""
+    expression = _expand(expression)
+    shifts = offset_shifts(zone, settings.TIME_ZONE, timezone.now().year)
+    if not expression or shifts == [0]:
+        return expression
+    fields = expression.split()
+    minutes, hours, *_ = croniter.expand(expression)[0]
+    new_minutes: set[int] = set()
+    new_hours: set[int] = set()
+    wraps = False
+    for shift in shifts:
+        for minute in [m for m in minutes if m != "*"] or [0]:
+            total = int(minute) + shift
+            new_minutes.add(total % 60)
+            for hour in [h for h in hours if h != "*"]:
+                moved = int(hour) + total // 60
+                wraps = wraps or not 0 <= moved < 24
+                new_hours.add(moved % 24)
+    keep_minutes = all(shift % 60 == 0 for shift in shifts)
+    fields[0] = fields[0] if keep_minutes else _listed(new_minutes)
+    fields[1] = fields[1] if "*" in hours else _listed(new_hours)
+    if wraps:  # a slot moved across midnight: its day in TIME_ZONE is not the zone's day
+        fields[2:] = ["*", "*", "*"]
+    return " ".join(fields)
+
+
+@functools.lru_cache(maxsize=64)
+def offset_shifts(zone: str, site_zone: str, year: int) -> list[int]:
+    """Minutes to add to a wall-clock time in `zone` to read it in `site_zone`: one figure per
+    combination of UTC offsets the two zones take in `year` and the next (sampled every six
+    hours; a daylight-saving period lasts weeks)."""
+    first, second = ZoneInfo(zone), ZoneInfo(site_zone)
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    found = set()
+    for _ in range(2 * 366 * 4):
+        ours, theirs = moment.astimezone(first).utcoffset(), moment.astimezone(second).utcoffset()
+        assert ours is not None and theirs is not None  # ZoneInfo: aware
+        found.add(int((theirs - ours).total_seconds() // 60))
+        moment += timedelta(hours=6)
+    return sorted(found)
+
+
+def _listed(values: set[int]) -> str:
+    return ",".join(str(value) for value in sorted(values))
 
 
 def is_wildcard(expression: str) -> bool:
@@ -149,6 +200,11 @@ def _expand(expression: str) -> str:
 
 def _zone(name: str = "") -> ZoneInfo:
     return ZoneInfo(name or settings.TIME_ZONE)
+
+
+def in_zone(moment: datetime, zone: str = "") -> datetime:
+    """`moment` on the wall clock of `zone` (default: TIME_ZONE)."""
+    return moment.astimezone(_zone(zone))
 
 
 def _as_utc(moment: datetime | None) -> datetime:

@@ -26,6 +26,7 @@ import enum
 import importlib
 import json
 import re
+import zoneinfo
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -178,6 +179,23 @@ def _schedule(value: str) -> str:
     return schedule
 
 
+def _time_zone(value: str) -> str:
+    name = value.strip()
+    if not name:
+        return ""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a time zone this machine knows (an IANA name)") from None
+    return name
+
+
+def _jitter(value: float) -> float:
+    if not 0 <= value < 3600:
+        raise ValueError(f"{value} is not from 0 up to 3600 seconds")
+    return float(value)
+
+
 def _log_level(value: str) -> str:
     if value.upper() not in LOG_LEVELS:
         raise ValueError(f"{value!r} is not one of {LOG_LEVELS}")
@@ -295,6 +313,51 @@ class TaskSpec:
             group=Group.SCHEDULE,
             parse=_schedule,
             default_text="empty: manual only",
+        ),
+    )
+    time_zone: str = dataclasses.field(
+        default="",
+        metadata=setting(
+            accepts=(str,),
+            wanted="an IANA time zone name like Europe/London",
+            form="an IANA zone name (`Europe/London`, `America/New_York`)",
+            meaning="The zone `schedule` is read in, when it is not `TIME_ZONE`: the installed "
+            "line fires at every hour the slot can fall on in the machine's zone, and "
+            "`runjob --trigger cron` runs only at a slot of this zone (otherwise it exits 3 and "
+            'records nothing; docs/operations.md, "Time zones").',
+            group=Group.SCHEDULE,
+            parse=_time_zone,
+            default_text="empty: `TIME_ZONE`",
+            help="IANA zone its schedule is read in; empty: the site's",
+        ),
+    )
+    start_deadline: float | None = dataclasses.field(
+        default=None,
+        metadata=setting(
+            accepts=_SECONDS,
+            wanted="seconds",
+            form="seconds (whole or decimal), above 0",
+            meaning="A cron invocation that begins more than this after its slot records a "
+            "`skipped` row (reason `deadline`) and exits 3 instead of running at the wrong "
+            "time; the watchdog's `late` alert follows as usual.",
+            group=Group.SCHEDULE,
+            help="Seconds after the slot; empty: no deadline",
+            parse=_positive,
+            default_text="none: start however late",
+        ),
+    )
+    jitter: float = dataclasses.field(
+        default=0,
+        metadata=setting(
+            accepts=_SECONDS,
+            wanted="seconds",
+            form="seconds (whole or decimal), 0 or more, under 3600",
+            meaning="A cron invocation waits a delay below this before its first attempt, the "
+            "same for the same task and host every time (a hash, like Jenkins' `H`), so tasks "
+            "due at one minute spread out; the start lag leaves it out.",
+            group=Group.SCHEDULE,
+            help="Seconds, at most",
+            parse=_jitter,
         ),
     )
     max_attempts: int = dataclasses.field(

@@ -143,14 +143,14 @@ class Calendar:
         length = timedelta(seconds=window.duration)
         # Cron fires on whole seconds at most, so "started by now - length" is "before + 1 s".
         before = self.now - length + timedelta(seconds=1)
-        start = schedules.previous_run(window.start, before=before, time_zone=window.time_zone)
+        start = schedules.previous_run(window.start, before=before, zone=window.time_zone)
         return Occurrence(window, start, start + length) if start else None
 
     def next_start(self, window: MaintenanceWindow) -> datetime | None:
         """When the window next begins after now (None for a one-off that has begun)."""
         if not window.recurring:
             return window.starts_at if window.starts_at and window.starts_at > self.now else None
-        runs = schedules.next_runs(window.start, 1, self.now, time_zone=window.time_zone)
+        runs = schedules.next_runs(window.start, 1, self.now, zone=window.time_zone)
         return runs[0] if runs else None
 
     def _covers(self, window: MaintenanceWindow, task_name: str) -> bool:
@@ -166,7 +166,7 @@ class Calendar:
 def _recurring_at(window: MaintenanceWindow, at: datetime) -> Occurrence | None:
     # The latest start at or before `at`: cron's previous run is strictly before its argument.
     start = schedules.previous_run(
-        window.start, before=at + timedelta(microseconds=1), time_zone=window.time_zone
+        window.start, before=at + timedelta(microseconds=1), zone=window.time_zone
     )
     if start is None:
         return None
@@ -184,7 +184,7 @@ def _occurrences(
     found = [first] if first is not None else []
     after = since
     while True:
-        batch = schedules.next_runs(window.start, 50, after, time_zone=window.time_zone)
+        batch = schedules.next_runs(window.start, 50, after, zone=window.time_zone)
         found += [Occurrence(window, start, start + length) for start in batch if start <= now]
         if len(found) > MAX_OCCURRENCES:
             return None

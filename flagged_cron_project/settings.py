@@ -248,6 +248,9 @@ CRONJOBS_CIRCUIT_THRESHOLD = envint("CRONJOBS_CIRCUIT_THRESHOLD", 5, minimum=1)
 CRONJOBS_CIRCUIT_WINDOW = envint("CRONJOBS_CIRCUIT_WINDOW", 3600, minimum=1)
 CRONJOBS_CIRCUIT_COOLDOWN = envint("CRONJOBS_CIRCUIT_COOLDOWN", 3600, minimum=1)
 CRONJOBS_LATE_GRACE = envint("CRONJOBS_LATE_GRACE", 300, minimum=0)
+# How long after a slot a `runjob --trigger cron` call still belongs to it (cron's own lag, a slow
+# start); later it is no slot's, exits 3 and records nothing (cronjobs/supervisor/slots.py).
+CRONJOBS_SLOT_TOLERANCE = envint("CRONJOBS_SLOT_TOLERANCE", 300, minimum=1)
 # The dashboard's figures are rendered at most once per this many seconds for all workers.
 CRONJOBS_DASHBOARD_CACHE_SECONDS = envint("CRONJOBS_DASHBOARD_CACHE_SECONDS", 15, minimum=0)
 # Smart Cron V2 names (docs/migrating.md): the compatibility views show task_name with this

@@ -1,6 +1,8 @@
 """The five Flagged Products jobs (docs/domain.md), with the old system's schedules,
 timeouts, priorities and success targets (> 99 %, insights > 95 %). Each is idempotent:
-retries and overlapping hosts may run it again.
+retries and overlapping hosts may run it again. Each takes its business day from the slot it
+runs for (`ctx.scheduled_for`), so a late or caught-up run works on the day it was scheduled
+for, not the day it happened to start; a run started by hand works on today.
 
 The work lives in the module named after each job; these wrappers time it and print one summary
 line, which lands in the attempt's output and the daily log (bench/flagged_jobs.py reads the time
@@ -8,10 +10,13 @@ and memory from there; its bench/querycount app adds the SQL query count)."""
 
 from __future__ import annotations
 
+import datetime
 import resource
 import time
 from collections.abc import Callable
 from typing import Any
+
+from django.utils import timezone
 
 from cronjobs.supervisor.registry import JobContext, cronjob
 from flagged_products import achievements, insights, leaderboard, selection, stats
@@ -23,6 +28,11 @@ INSIGHTS_SUCCESS_TARGET = 95  # an external API: the seed's table says "> 95 %"
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def business_day(ctx: JobContext) -> datetime.date:
+    """The slot's date on the task's wall clock; today for a run with no slot."""
+    return ctx.scheduled_for.date() if ctx.scheduled_for else timezone.localdate()
 
 
 def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -51,7 +61,7 @@ def run_and_report(ctx: JobContext, work: Callable[[], dict[str, Any]]) -> dict[
     description="Flag the products each outlet's staff count today.",
 )
 def generate_daily_products(ctx: JobContext) -> None:
-    run_and_report(ctx, selection.generate_daily_products)
+    run_and_report(ctx, lambda: selection.generate_daily_products(business_day(ctx)))
 
 
 @cronjob(
@@ -64,7 +74,7 @@ def generate_daily_products(ctx: JobContext) -> None:
     description="Cache per-outlet counting statistics.",
 )
 def refresh_store_stats(ctx: JobContext) -> None:
-    run_and_report(ctx, stats.refresh_store_stats)
+    run_and_report(ctx, lambda: stats.refresh_store_stats(ctx.scheduled_for))
 
 
 @cronjob(
@@ -77,7 +87,8 @@ def refresh_store_stats(ctx: JobContext) -> None:
     description="Rank staff by counting points as of yesterday: day, week, month, all time.",
 )
 def refresh_leaderboard(ctx: JobContext) -> None:
-    run_and_report(ctx, leaderboard.refresh_leaderboard)
+    day = leaderboard.as_of_date(business_day(ctx))
+    run_and_report(ctx, lambda: leaderboard.refresh_leaderboard(day))
 
 
 @cronjob(
@@ -91,7 +102,8 @@ def refresh_leaderboard(ctx: JobContext) -> None:
     description="Award counting badges, judged on closed days (after refresh_leaderboard).",
 )
 def check_achievements(ctx: JobContext) -> None:
-    run_and_report(ctx, achievements.check_achievements)
+    day = leaderboard.as_of_date(business_day(ctx))
+    run_and_report(ctx, lambda: achievements.check_achievements(day))
 
 
 @cronjob(
@@ -104,4 +116,4 @@ def check_achievements(ctx: JobContext) -> None:
     description="Write per-outlet insights (OpenAI-compatible API, or rules).",
 )
 def generate_ai_insights(ctx: JobContext) -> None:
-    run_and_report(ctx, insights.generate_ai_insights)
+    run_and_report(ctx, lambda: insights.generate_ai_insights(business_day(ctx)))

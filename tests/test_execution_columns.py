@@ -57,6 +57,8 @@ def every_column_set() -> Execution:
         traceback="Traceback (most recent call last): ...",
         upstream_run_id="b" * 32,
         stopped_by="alice",
+        scheduled_for=started - dt.timedelta(seconds=3),
+        start_lag=2.75,
     )
     row.save()
     return row

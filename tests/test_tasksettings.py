@@ -32,9 +32,13 @@ NOT_SETTINGS = {
     "updated_at",
     "snoozed_until",
     "caught_up_slot",
+    "claimed_slot",
 }
 EVERYTHING = {
     "schedule": "*/5 * * * *",
+    "time_zone": "Europe/London",
+    "start_deadline": 90,
+    "jitter": 12.5,
     "description": "every setting set",
     "max_attempts": 2,
     "retry_delay": 1.5,

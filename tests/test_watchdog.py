@@ -112,7 +112,7 @@ def sweep_catch_up(started, when):
     from cronjobs.supervisor.watchdog import catch_up
 
     with time_machine.travel(when, tick=False):
-        return catch_up(start=lambda name, trigger: started.append((name, trigger)))
+        return catch_up(start=lambda name, trigger, slot: started.append((name, trigger)))
 
 
 @pytest.fixture
@@ -202,12 +202,15 @@ def test_catch_up_starts_a_real_detached_run(manage):
     )
     task = Task.objects.get(name="test_succeed")
 
-    def start(name: str, trigger: str) -> str:
-        return runner.start_in_background(name, trigger, env=manage.env())
+    def start(name: str, trigger: str, slot: datetime) -> str:
+        return runner.start_in_background(name, trigger, env=manage.env(), slot=slot)
 
     assert catch_up(start=start) == ["test_succeed"]
     row = wait_for(
         lambda: Execution.objects.filter(task=task, status="succeeded").first(), timeout=60
     )
     assert row.trigger == "catch_up"
+    # The run knows the slot it catches up, and how late it began after it.
+    assert row.scheduled_for == Task.objects.get(pk=task.pk).claimed_slot
+    assert row.start_lag is not None and row.start_lag > 0
     assert catch_up(start=start) == []

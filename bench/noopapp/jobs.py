@@ -35,3 +35,8 @@ def sleep() -> None:
 # one task they would mostly skip each other as overlaps.
 for _n in range(1, 5):
     cronjob(name=f"bench_noop_{_n}", timeout=60, max_attempts=1)(noop)
+
+
+# bench/slots.py: the no-op as a scheduled task, so `runjob --trigger cron` finds and claims
+# its slot.
+cronjob(name="bench_slot", schedule="* * * * *", timeout=60, max_attempts=1)(noop)

@@ -133,7 +133,9 @@ class ExecutionAdmin(
                     "trigger",
                     "host",
                     "pid",
+                    "scheduled_for",
                     "started_at",
+                    "start_lag_text",
                     "finished_at",
                     "duration_text",
                     "exit_code",
@@ -203,6 +205,11 @@ class ExecutionAdmin(
     def status_badge(self, obj: Execution) -> SafeString:
         label = f"skipped: {obj.skip_reason}" if obj.skip_reason else None
         return badge(obj.status, label)
+
+    @admin.display(description="start lag", ordering="start_lag")
+    def start_lag_text(self, obj: Execution) -> str:
+        """How late the run began after its slot, jitter left out; '-' when it had no slot."""
+        return seconds(obj.start_lag)
 
     @admin.display(description="duration", ordering="duration")
     def duration_text(self, obj: Execution) -> str:

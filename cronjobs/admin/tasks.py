@@ -35,7 +35,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 
-from cronjobs import actions, windows
+from cronjobs import actions, schedules, windows
 from cronjobs.admin import badges
 from cronjobs.admin.changelist import FastInputsMixin
 from cronjobs.admin.display import (
@@ -236,7 +236,12 @@ class TaskAdmin(ObjectPagesMixin[Task], FastInputsMixin[Task], admin.ModelAdmin[
 
     @admin.display(description="next run")
     def next_run(self, obj: Task) -> str:
-        return when(self._health(obj).next_run)
+        """In the site's zone, and in the task's own when it has one."""
+        moment = self._health(obj).next_run
+        if moment is None or not obj.time_zone:
+            return when(moment)
+        local = schedules.in_zone(moment, obj.time_zone)
+        return f"{when(moment)} ({local:%H:%M} {obj.time_zone})"
 
     @admin.display(description="next run")
     def next_run_and_schedule(self, obj: Task) -> SafeString:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cronjobs', '0014_apitoken_from_command_line'),
+        ('cronjobs', '0015_slots'),
     ]
 
     operations = [

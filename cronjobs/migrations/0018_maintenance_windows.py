@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='execution',
             name='skip_reason',
-            field=models.CharField(blank=True, choices=[('disabled', 'Disabled'), ('circuit_open', 'Circuit Open'), ('overlap', 'Overlap'), ('maintenance', 'Maintenance')], max_length=16),
+            field=models.CharField(blank=True, choices=[('disabled', 'Disabled'), ('circuit_open', 'Circuit Open'), ('overlap', 'Overlap'), ('maintenance', 'Maintenance'), ('slot_taken', 'Slot Taken'), ('deadline', 'Deadline')], max_length=16),
         ),
         migrations.CreateModel(
             name='MaintenanceWindow',

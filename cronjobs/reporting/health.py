@@ -105,13 +105,15 @@ class TaskHealth:
 
     @property
     def schedule_in_words(self) -> str:
-        return _describe(self.task.schedule)
+        words = _describe(self.task.schedule)
+        zone = self.task.time_zone
+        return f"{words} ({zone})" if zone and self.task.schedule else words
 
     @property
     def next_run(self) -> dt.datetime | None:
         if not self.task.enabled or self.task.is_retired:
             return None
-        return schedules.next_run(self.task.schedule)
+        return schedules.next_run(self.task.schedule, zone=self.task.time_zone)
 
 
 def task_health(

@@ -35,7 +35,7 @@ from django.conf import settings
 from django_crontab.app_settings import Settings
 from django_crontab.crontab import Crontab
 
-from cronjobs.schedules import system_time_zone
+from cronjobs.schedules import covering_expression, system_time_zone
 from cronjobs.supervisor.registry import registry
 from cronjobs.tasksettings import TaskSpec
 
@@ -114,7 +114,9 @@ def command_for(spec: TaskSpec, options: Settings | None = None) -> str:
 def line_for(spec: TaskSpec, options: Settings | None = None) -> str:
     options = options or crontab_settings()
     line: str = options.CRONTAB_LINE_PATTERN % {
-        "time": spec.schedule,
+        "time": covering_expression(spec.schedule, spec.time_zone)
+        if spec.time_zone
+        else spec.schedule,
         "command": command_for(spec, options),
         "comment": f"{marker(options)}: {spec.name}",
     }

@@ -22,7 +22,7 @@ import logging
 import shlex
 import tomllib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -142,6 +142,9 @@ class JobContext:
     max_attempts: int
     trigger: str
     logger: logging.Logger
+    # The slot a cron or catch-up run is for, on the task's wall clock; None for a run a
+    # person or a chain started. A job's business day comes from it, not from the clock.
+    scheduled_for: datetime | None = None
 
 
 # Smart Cron V2's names for two settings, accepted in the tasks file with the same meaning

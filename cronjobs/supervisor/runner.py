@@ -1,11 +1,12 @@
 """One invocation of a task, as `manage.py runjob` performs it (docs/architecture.md, "The life of
 one invocation").
 
-    resolve -> leave it to its hosts if pinned elsewhere -> skip if disabled -> skip a scheduled
-    invocation in a `skip` maintenance window -> consult the circuit -> take the lease (skip, wait
-    or replace: the task's `overlap`) -> attempts, each stopped when the lease is lost (fencing)
-    -> update circuit and alerts -> release the lease -> logs -> after a success, the tasks
-    declared `after` it (`run_chain`)
+    resolve -> leave it to its hosts if pinned elsewhere -> (cron) find its slot, or leave it
+    -> skip if disabled -> skip a scheduled invocation in a `skip` maintenance window -> (cron)
+    skip past the start deadline, claim the slot or skip, jitter -> consult the circuit -> take
+    the lease (skip, wait or replace: the task's `overlap`) -> attempts, each stopped when the
+    lease is lost (fencing) -> update circuit and alerts -> release the lease -> logs -> after
+    a success, the tasks declared `after` it (`run_chain`)
 
 Every attempt gets an Execution row inserted as `running` before the child starts and is finalised
 afterwards whatever happens, so the history never shows a success in advance. When the database
@@ -31,9 +32,9 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from cronjobs import history, windows
+from cronjobs import history, schedules, windows
 from cronjobs.models import CircuitState, Execution, Lease, Task
-from cronjobs.supervisor import alerts, circuit, logs, pings, spool
+from cronjobs.supervisor import alerts, circuit, logs, pings, slots, spool
 from cronjobs.supervisor.db import ensure_usable_connection
 from cronjobs.supervisor.lease import Taken, TaskLease, request_stop
 from cronjobs.supervisor.liveoutput import OUTPUT_EVERY, LiveTail
@@ -63,6 +64,11 @@ class Outcome:
         return self.skip_reason == SKIP_HOST
 
     @property
+    def recorded_nothing(self) -> bool:
+        """Left to other hosts, or no slot of the task now: no row, on purpose."""
+        return self.skip_reason in (SKIP_HOST, SKIP_NOT_A_SLOT)
+
+    @property
     def exit_code(self) -> int:
         if self.status == Status.SUCCEEDED:
             return EXIT_SUCCEEDED
@@ -81,6 +87,7 @@ class Invocation:
         run_id: str | None = None,
         sleep: Callable[[float], Any] = time.sleep,
         upstream_run_id: str = "",
+        scheduled_for: dt.datetime | None = None,
     ):
         self.spec = spec
         self.trigger = trigger
@@ -95,6 +102,15 @@ class Invocation:
         self.fenced = ""  # why the job was stopped for its lease, once it was
         self.lease_warned = False  # on_lease_lost = "continue": the loss is logged once
         self.output_written_at = 0.0
+        # The slot this run is for: found by a cron call, given by the watchdog's catch-up.
+        self.scheduled_for = scheduled_for
+        self.jitter = 0.0  # seconds waited before the first attempt, left out of the lag
+        self.start_lag: float | None = None
+
+    @property
+    def slot_bound(self) -> bool:
+        """Cron's calls belong to a slot; a person's, a chain's or a catch-up's do not."""
+        return self.trigger == Execution.Trigger.CRON and bool(self.spec.schedule)
 
     def run(self) -> Outcome:
         if not self.spec.may_run_on(self.host):
@@ -103,11 +119,18 @@ class Invocation:
             why = f"pinned to {', '.join(self.spec.hosts)}"
             logs.write("INFO", self.spec.name, f"not run on {self.host}: {why}")
             return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST, why=why)
+        found = self.find_slot()
+        if found is not None and found.slot is None:
+            # A zone task's line also fires at the hour of the zone's other UTC offset.
+            logs.write("INFO", self.spec.name, f"not run on {self.host}: {found.why}")
+            return Outcome(self.run_id, Status.SKIPPED, [], SKIP_NOT_A_SLOT, why=found.why)
         self.task = sync_task(self.spec)
         if not self.task.enabled:
             return self.skip(SkipReason.DISABLED, "task is disabled")
         if window := self.maintenance():
             return self.skip(SkipReason.MAINTENANCE, window.why())
+        if found is not None and (refused := self.claim_slot(found)):
+            return refused
         decision = circuit.consult(self.task, self.run_id, enabled=self.spec.circuit_breaker)
         if not decision.allowed:
             return self.skip(SkipReason.CIRCUIT_OPEN, decision.reason)
@@ -176,10 +199,40 @@ class Invocation:
         return taken, ""
 
     def overlap_patience(self) -> float:
-        """How long `overlap = "wait"` or `"replace"` waits for the lease: the task's timeout.
-        This is the one place to bound it further, e.g. by the time left before a slot's start
-        deadline once invocations know their slot (issue 22's slot claims)."""
-        return float(self.spec.timeout)
+        """How long `overlap = "wait"` or `"replace"` waits for the lease: the task's timeout,
+        and for a run of a slot with a `start_deadline`, no later than that deadline (a start
+        after it would be the wrong time, as for a late cron call)."""
+        patience = float(self.spec.timeout)
+        if self.scheduled_for is not None and self.spec.start_deadline:
+            deadline = self.scheduled_for + dt.timedelta(seconds=self.spec.start_deadline)
+            patience = min(patience, max(0.0, (deadline - timezone.now()).total_seconds()))
+        return patience
+
+    def find_slot(self) -> slots.Slot | None:
+        """A cron call's slot, read at the moment cron started this process; None when the
+        invocation is not bound to one."""
+        if not self.slot_bound:
+            return None
+        now = timezone.now()
+        return slots.find(self.spec, now, began=slots.process_started(now))
+
+    def claim_slot(self, found: slots.Slot) -> Outcome | None:
+        """Before the lease: skip past the start deadline, or when another invocation (any
+        host) has the slot; then wait this host's jitter. None: go on."""
+        assert self.task is not None and found.slot is not None
+        self.scheduled_for = found.slot
+        late = slots.too_late(self.spec, found)
+        if late:
+            return self.skip(SkipReason.DEADLINE, late)
+        if not slots.claim(self.task, found.slot):
+            return self.skip(
+                SkipReason.SLOT_TAKEN, slots.taken_text(self.task, self.spec, found.slot)
+            )
+        self.jitter = slots.jitter_delay(self.spec, self.host)
+        if self.jitter:
+            logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} jitter {self.jitter:g}s")
+            self.sleep(self.jitter)
+        return None
 
     def skip(self, reason: str, why: str) -> Outcome:
         now = timezone.now()
@@ -197,6 +250,7 @@ class Invocation:
             finished_at=now,
             duration=0.0,
             error=why,
+            scheduled_for=self.scheduled_for,
         )
         self.save(row)
         logs.write("INFO", self.spec.name, f"run={self.run_id[:8]} skipped ({reason}): {why}")
@@ -269,7 +323,12 @@ class Invocation:
             pid=os.getpid(),
             upstream_run_id=self.upstream_run_id,
             started_at=timezone.now(),
+            scheduled_for=self.scheduled_for,
         )
+        if self.scheduled_for is not None and self.start_lag is None:
+            lag = (row.started_at - self.scheduled_for).total_seconds() - self.jitter
+            self.start_lag = round(lag, 3)  # the run's lag: every attempt's row carries it
+        row.start_lag = self.start_lag
         self.save(row)
         output = logs.OutputLog(self.spec.name, self.run_id, number)
         live = LiveTail(settings.CRONJOBS_OUTPUT_TAIL)
@@ -397,6 +456,7 @@ class Invocation:
             max_attempts=self.spec.max_attempts,
             trigger=self.trigger,
             logger=logger,
+            scheduled_for=self.local_slot(),
         )
         args = (ctx,) if inspect.signature(func).parameters else ()
 
@@ -420,9 +480,17 @@ class Invocation:
             CRONJOBS_TRIGGER=self.trigger,
             CRONJOBS_HOST=self.host,
         )
+        if slot := self.local_slot():
+            env["CRONJOBS_SCHEDULED_FOR"] = slot.isoformat()
         env.update((key, os.environ[key]) for key in self.spec.pass_env if key in os.environ)
         env.update(self.spec.env)
         return env
+
+    def local_slot(self) -> dt.datetime | None:
+        """The slot on the task's wall clock, as the job sees it (its business day)."""
+        if self.scheduled_for is None:
+            return None
+        return schedules.in_zone(self.scheduled_for, slots.zone_of(self.spec))
 
     def limits(self) -> Limits:
         return Limits(
@@ -492,6 +560,7 @@ def metrics_record(task: str, row: Execution) -> dict[str, Any]:
 
 WAIT_POLL = 1.0  # seconds between looks at a held lease (overlap = "wait" or "replace")
 SKIP_HOST = "host"  # not a row's skip_reason: a pinned task on another host records nothing
+SKIP_NOT_A_SLOT = "not_a_slot"  # nor this: a cron call at no slot of the task records nothing
 MEMORY_EVERY = 10.0  # seconds between writes of a running attempt's memory
 
 
@@ -533,7 +602,11 @@ def new_run_id() -> str:
 
 
 def start_in_background(
-    task_name: str, trigger: str, env: dict[str, str] | None = None, run_id: str = ""
+    task_name: str,
+    trigger: str,
+    env: dict[str, str] | None = None,
+    run_id: str = "",
+    slot: dt.datetime | None = None,
 ) -> str:
     """Start `manage.py runjob <task>` detached from the caller (admin or API "run now") and
     return its run id at once; the run records itself like any other.
@@ -556,6 +629,7 @@ def start_in_background(
             trigger,
             "--run-id",
             run_id,
+            *(["--slot", slot.isoformat()] if slot else []),
         ],
         cwd=settings.BASE_DIR,
         env=env or os.environ.copy(),

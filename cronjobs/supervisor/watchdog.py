@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 from django.conf import settings
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from cronjobs import schedules, windows
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import stats
-from cronjobs.supervisor import alerts, lease, logs, pings, runner
+from cronjobs.supervisor import alerts, lease, logs, pings, runner, slots
 
 SKIP = windows.Mode.SKIP
 
@@ -48,22 +48,22 @@ def due_times(tasks: list[Task], now: datetime) -> dict[int, datetime]:
     due = {}
     previous_run = _previous_runs()
     for task in tasks:
-        previous = previous_run(task.schedule, now - grace_for(task))
+        previous = previous_run(task.schedule, now - grace_for(task), task.time_zone)
         # A task created after that time was never expected to have run.
         if previous is not None and previous >= task.created_at:
             due[task.pk] = previous
     return due
 
 
-def _previous_runs() -> Callable[[str, datetime], datetime | None]:
-    """schedules.previous_run, each (schedule, moment) worked out once per pass: tasks share a
-    few schedules, and croniter costs about a millisecond a call."""
-    known: dict[tuple[str, datetime], datetime | None] = {}
+def _previous_runs() -> Callable[[str, datetime, str], datetime | None]:
+    """schedules.previous_run, each (schedule, moment, zone) worked out once per pass: tasks
+    share a few schedules, and croniter costs about a millisecond a call."""
+    known: dict[tuple[str, datetime, str], datetime | None] = {}
 
-    def previous_run(schedule: str, before: datetime) -> datetime | None:
-        if (schedule, before) not in known:
-            known[schedule, before] = schedules.previous_run(schedule, before=before)
-        return known[schedule, before]
+    def previous_run(schedule: str, before: datetime, zone: str) -> datetime | None:
+        if (schedule, before, zone) not in known:
+            known[schedule, before, zone] = schedules.previous_run(schedule, before, zone)
+        return known[schedule, before, zone]
 
     return previous_run
 
@@ -128,10 +128,10 @@ def missed_slots(tasks: list[Task], now: datetime) -> dict[int, datetime]:
     for task in tasks:
         if not _may_catch_up(task, now):
             continue
-        slot = previous_run(task.schedule, now)
+        slot = previous_run(task.schedule, now, task.time_zone)
         if slot is None or slot < task.created_at or slot > now - grace:
             continue
-        if task.caught_up_slot is None or task.caught_up_slot < slot:
+        if task.claimed_slot is None or task.claimed_slot < slot:  # cron or catch-up has it
             slots[task.pk] = slot
     if not slots:
         return {}
@@ -163,15 +163,17 @@ def _may_catch_up(task: Task, now: datetime) -> bool:
     )
 
 
-Starter = Callable[[str, str], object]
+class Starter(Protocol):
+    def __call__(self, task_name: str, trigger: str, *, slot: datetime) -> object: ...
 
 
 def catch_up(
     now: datetime | None = None, start: Starter | None = None, tasks: list[Task] | None = None
 ) -> list[str]:
-    """Start one detached run (trigger `catch_up`) per missed slot; returns the task names.
-    Each slot is claimed with a compare-and-set on Task.caught_up_slot first, so two
-    watchdogs on two hosts, or a second pass, never start a second run for it."""
+    """Start one detached run (trigger `catch_up`, `--slot` the missed slot) per missed slot;
+    returns the task names. Each slot is claimed first with the compare-and-set a cron call
+    uses (Task.claimed_slot, cronjobs/supervisor/slots.py), so two watchdogs on two hosts, a
+    second pass, or a cron call late for that slot never start a second run for it."""
     now = now or timezone.now()
     start = start or runner.start_in_background
     if tasks is None:
@@ -180,14 +182,11 @@ def catch_up(
     started = []
     for pk, slot in missed_slots(tasks, now).items():
         task = by_pk[pk]
-        claimed = Task.objects.filter(pk=pk).filter(
-            Q(caught_up_slot__isnull=True) | Q(caught_up_slot__lt=slot)
-        )
-        if not claimed.update(caught_up_slot=slot):
-            continue  # another watchdog took this slot
+        if not slots.claim(task, slot, caught_up_slot=slot):
+            continue  # another watchdog, or a late cron call, took this slot
         when = timezone.localtime(slot).strftime("%Y-%m-%d %H:%M %Z")
         logs.write("WARNING", task.name, f"missed the {when} run: starting a catch-up run")
-        start(task.name, Execution.Trigger.CATCH_UP)
+        start(task.name, Execution.Trigger.CATCH_UP, slot=slot)
         started.append(task.name)
     return started
 

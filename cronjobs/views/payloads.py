@@ -185,7 +185,9 @@ def _api_value(name: str, value: Any) -> Any:
 
 
 def task_dict(task: Task, snap: Snapshot) -> Columns:
-    next_run = schedules.next_run(task.schedule, snap.now) if not task.is_retired else None
+    next_run = None
+    if not task.is_retired:
+        next_run = schedules.next_run(task.schedule, snap.now, task.time_zone)
     success = snap.last_success.get(task.id)
     health = snap.healths[task.id]
     return {
@@ -194,6 +196,8 @@ def task_dict(task: Task, snap: Snapshot) -> Columns:
         **settings_dict(task),
         "schedule_text": schedules.describe(task.schedule),
         "next_run": iso(next_run),
+        # The same moment on the task's own wall clock (`time_zone`; TIME_ZONE when it has none).
+        "next_run_task_zone": _in_task_zone(next_run, task),
         "retired": task.is_retired,
         "circuit_state": task.circuit_state,
         "health": health.status,
@@ -290,6 +294,12 @@ def windows_payload(include_past: bool = False) -> WindowsBody:
         "generated_at": iso(calendar.now),
         "windows": [window_dict(window, calendar) for window in shown],
     }
+
+
+def _in_task_zone(moment: dt.datetime | None, task: Task) -> str | None:
+    if moment is None or not task.time_zone:
+        return iso(moment)
+    return schedules.in_zone(moment, task.time_zone).isoformat()
 
 
 def settings_dict(task: Task) -> Columns:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from datetime import datetime
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 from django.db.backends.signals import connection_created
 
+from cronjobs import schedules
 from cronjobs.models import Execution
 from cronjobs.supervisor import db, spool
 from cronjobs.supervisor.db import bound_waits
@@ -25,6 +27,26 @@ from cronjobs.supervisor.runner import (
     run_chain,
     spool_not_run,
 )
+from cronjobs.tasksettings import TaskSpec
+
+
+def next_run_text(spec: TaskSpec) -> str:
+    """The next run in the site's zone, then on the task's own wall clock when it has a zone."""
+    moment = schedules.next_run(spec.schedule, zone=spec.time_zone)
+    if moment is None:
+        return "-"
+    text = schedules.in_zone(moment).strftime("%Y-%m-%d %H:%M %Z")
+    if spec.time_zone:
+        text += schedules.in_zone(moment, spec.time_zone).strftime(f" (%H:%M {spec.time_zone})")
+    return text
+
+
+def _slot(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset")
+    return moment
+
 
 SUPERVISOR_WAIT = 10  # seconds: the least read and write timeout of the supervisor's queries
 
@@ -57,6 +79,8 @@ class Command(BaseCommand):
             help="what started this run (recorded with each attempt)",
         )
         parser.add_argument("--run-id", help=argparse.SUPPRESS)  # set by "run now" callers
+        # The slot a catch-up run is for, ISO 8601 (set by the watchdog, which claimed it).
+        parser.add_argument("--slot", type=_slot, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         # The jobs this process forks and execs must not inherit its database connection.
@@ -75,7 +99,9 @@ class Command(BaseCommand):
         self.replay_spool()
         if options["all"]:
             sys.exit(self.run_all(options["trigger"]))
-        sys.exit(self.run_one(options["task"], options["trigger"], options["run_id"]))
+        sys.exit(
+            self.run_one(options["task"], options["trigger"], options["run_id"], options["slot"])
+        )
 
     def replay_spool(self) -> None:
         """Results spooled while the database was unreachable go in before anything else."""
@@ -87,12 +113,18 @@ class Command(BaseCommand):
         if written:
             self.stdout.write(f"replayed {written} spooled execution(s)")
 
-    def run_one(self, name: str, trigger: str, run_id: str | None = None) -> int:
+    def run_one(
+        self,
+        name: str,
+        trigger: str,
+        run_id: str | None = None,
+        slot: datetime | None = None,
+    ) -> int:
         spec = registry.get(name)
         if spec is None:
             raise CommandError(self.unknown_task_message(name), returncode=EXIT_USAGE)
         try:
-            first, *downstream = run_chain(spec, trigger, run_id=run_id)
+            first, *downstream = run_chain(spec, trigger, run_id=run_id, scheduled_for=slot)
         except DatabaseError as exc:
             return self.database_down(name, trigger, run_id, exc)
         self.report(first)
@@ -103,7 +135,7 @@ class Command(BaseCommand):
         return EXIT_FAILED if failed else first.exit_code
 
     def report(self, outcome: Outcome) -> None:
-        if outcome.pinned_elsewhere:  # nothing recorded here
+        if outcome.recorded_nothing:  # pinned elsewhere, or no slot now
             self.stderr.write(f"{outcome.task}: not run on this host: {outcome.why}")
             return
         last = outcome.executions[-1]
@@ -151,7 +183,9 @@ class Command(BaseCommand):
         from cronjobs.models import Task
 
         enabled = dict(Task.objects.values_list("name", "enabled"))
-        rows = [("TASK", "KIND", "SCHEDULE", "PRIO", "TIMEOUT", "ENABLED", "DESCRIPTION")]
+        rows = [
+            ("TASK", "KIND", "SCHEDULE", "NEXT RUN", "PRIO", "TIMEOUT", "ENABLED", "DESCRIPTION")
+        ]
         for spec in registry.by_priority():
             flag = enabled.get(spec.name)
             state = "not synced" if flag is None else "yes" if flag else "no"
@@ -160,6 +194,7 @@ class Command(BaseCommand):
                     spec.name,
                     spec.kind,
                     spec.schedule or "-",
+                    next_run_text(spec),
                     str(spec.priority),
                     f"{spec.timeout}s",
                     state,

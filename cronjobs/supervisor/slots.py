@@ -1,0 +1,135 @@
+"""One run per slot (docs/operations.md, "Several hosts"): what a `runjob --trigger cron` call
+checks before it takes the lease.
+
+Every host installs the same crontab, so every host's cron starts `runjob <task> --trigger cron`
+at each scheduled minute. Each invocation works out its slot (the task's latest scheduled time
+at or before now, read in the task's `time_zone`) and
+
+1. exits 3 at once, recording nothing, when no slot of the task passed within
+   CRONJOBS_SLOT_TOLERANCE seconds: the line fired at an hour the task's zone does not want
+   (a zone task's line covers every UTC offset the zone takes) or someone typed the line by hand;
+2. records a `skipped` row (reason `deadline`) when it began more than the task's
+   `start_deadline` after the slot;
+3. claims the slot with a compare-and-set on `Task.claimed_slot` (the column only moves
+   forward), so of all the hosts that fire for one slot exactly one goes on; the others record
+   `skipped` (reason `slot_taken`). The watchdog's catch-up claims a missed slot the same way.
+
+The claim is one conditional UPDATE of one row by primary key: no lock is held while the job
+runs (the lease does that), and a claim cannot be taken back, so a host whose job then fails
+does not let another host run the same slot again; the retries are the task's `max_attempts`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import psutil
+from django.conf import settings
+from django.db.models import Q
+
+from cronjobs import schedules
+from cronjobs.models import Execution, Task
+from cronjobs.tasksettings import TaskSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """The slot a cron invocation belongs to, or why it belongs to none (`slot` is None)."""
+
+    slot: datetime | None
+    lag: float = 0.0  # seconds from the slot to the moment the invocation looked
+    why: str = ""
+
+
+def zone_of(spec: TaskSpec) -> str:
+    return spec.time_zone or settings.TIME_ZONE
+
+
+def find(spec: TaskSpec, now: datetime, began: datetime | None = None) -> Slot:
+    """The slot of a cron invocation that cron started at `began` (default: `now`) and that
+    looks at `now`; `why` says why there is none. The slot is read at `began`, so a call that
+    a busy host took more than a minute to start still belongs to the minute cron fired it in,
+    not to the next one; its lag runs to `now`."""
+    zone = zone_of(spec)
+    began = began if began is not None and began <= now else now
+    # "At or before": cron starts us at the slot's very second, a little after it.
+    slot = schedules.previous_run(spec.schedule, before=began + _INSTANT, zone=zone)
+    tolerance = settings.CRONJOBS_SLOT_TOLERANCE
+    if slot is not None and (began - slot).total_seconds() <= tolerance:
+        # In UTC: an aware time in a repeated hour compares unequal with any other zone's.
+        return Slot(slot.astimezone(UTC), lag=(now - slot).total_seconds())
+    last = f"the last was {slot.strftime('%Y-%m-%d %H:%M %Z')}" if slot else "it has none"
+    return Slot(None, why=f"not a slot of {spec.schedule!r} in {zone} ({last})")
+
+
+def process_started(now: datetime) -> datetime:
+    """When the kernel started this process (cron's shell exec'd us then), or `now` when that
+    is not believable: after `now`, or further back than the tolerance (a clock moved by
+    libfaketime or by hand)."""
+    try:
+        since_boot = psutil.Process().create_time() - psutil.boot_time()  # to the clock tick
+    except psutil.Error:
+        return now
+    # Not create_time() itself: the kernel's boot time (/proc/stat) is whole seconds, so it
+    # reads up to a second early, and a call cron started at 10:00:00.3 would find 09:59's slot.
+    boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    # The start is counted in whole clock ticks, rounded down: its tick's end is the latest it
+    # can be, and cron never starts a job before the minute it fires for.
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    started = datetime.fromtimestamp(boot + since_boot + tick, UTC)
+    if (now - started).total_seconds() > settings.CRONJOBS_SLOT_TOLERANCE:
+        return now
+    return min(started, now)
+
+
+def too_late(spec: TaskSpec, found: Slot) -> str:
+    """Why the invocation is past the task's start deadline, or ''."""
+    if spec.start_deadline is None or found.lag <= spec.start_deadline:
+        return ""
+    return (
+        f"began {found.lag:.1f}s after its slot {_when(found.slot, spec)}, past the start "
+        f"deadline of {spec.start_deadline:g}s"
+    )
+
+
+def claim(task: Task, slot: datetime, **also: object) -> bool:
+    """Claim (task, slot) for this invocation: True for exactly one caller per slot, whatever
+    the host. A compare-and-set on the task's row, checked by its row count; `also` are
+    columns written in the same UPDATE (the watchdog's `caught_up_slot`)."""
+    newer = Q(claimed_slot__isnull=True) | Q(claimed_slot__lt=slot)
+    return bool(Task.objects.filter(pk=task.pk).filter(newer).update(claimed_slot=slot, **also))
+
+
+def taken_text(task: Task, spec: TaskSpec, slot: datetime) -> str:
+    """The skip's reason: which slot, and which run has it when the history says so."""
+    holder = (
+        Execution.objects.filter(task=task, started_at__gte=slot, scheduled_for=slot)
+        .exclude(status=Execution.Status.SKIPPED)
+        .order_by("started_at", "id")
+        .first()
+    )
+    who = f" by run {holder.run_id[:8]} on {holder.host}" if holder else ""
+    return f"slot {_when(slot, spec)} already claimed{who}"
+
+
+def jitter_delay(spec: TaskSpec, host: str) -> float:
+    """Seconds to wait before the first attempt: below `jitter`, the same for the same task and
+    host every time (Jenkins' `H`), so a host's tasks spread the same way every day."""
+    if not spec.jitter:
+        return 0.0
+    digest = hashlib.sha256(f"{spec.name}@{host}".encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    return round(fraction * spec.jitter, 3)
+
+
+def _when(slot: datetime | None, spec: TaskSpec) -> str:
+    if slot is None:
+        return "?"
+    return schedules.in_zone(slot, zone_of(spec)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+_INSTANT = timedelta(microseconds=1)
