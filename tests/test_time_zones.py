@@ -159,7 +159,7 @@ def test_the_admin_shows_the_next_run_in_both_zones(utc_site, admin_client):
     task = make_task("london", schedule="5 7 * * *", time_zone="Europe/London")
     with time_machine.travel(NOW, tick=False):
         page = admin_client.get(f"/admin/cronjobs/task/{task.pk}/change/").content.decode()
-    assert "01 Jul 06:05 (07:05 Europe/London)" in page
+    assert "2026-07-01 06:05 UTC (07:05 Europe/London)" in page
     assert "At 07:05 AM (Europe/London)" in page
 
 

@@ -178,11 +178,11 @@ def test_catch_up_does_not_run_a_slot_the_window_skipped(hourly_tills):
     recurring()
     started: list[tuple[str, str]] = []
     with time_machine.travel(SUNDAY + timedelta(hours=1, minutes=40), tick=False):
-        assert watchdog.catch_up(start=lambda n, t: started.append((n, t))) == []
+        assert watchdog.catch_up(start=lambda n, t, slot: started.append((n, t))) == []
     with time_machine.travel(SUNDAY + timedelta(hours=4, minutes=40), tick=False):
-        assert watchdog.catch_up(start=lambda n, t: started.append((n, t))) == []
+        assert watchdog.catch_up(start=lambda n, t, slot: started.append((n, t))) == []
     with time_machine.travel(SUNDAY + timedelta(hours=5, minutes=40), tick=False):
-        assert watchdog.catch_up(start=lambda n, t: started.append((n, t))) == ["tills"]
+        assert watchdog.catch_up(start=lambda n, t, slot: started.append((n, t))) == ["tills"]
     assert started == [("tills", "catch_up")]
 
 

@@ -247,9 +247,7 @@ class TaskAdmin(ObjectPagesMixin[Task], FastInputsMixin[Task], admin.ModelAdmin[
     def next_run_and_schedule(self, obj: Task) -> SafeString:
         health = self._health(obj)
         return format_html(
-            '{}<br><span class="fc-muted">{}</span>',
-            when(health.next_run),
-            health.schedule_in_words,
+            '{}<br><span class="fc-muted">{}</span>', self.next_run(obj), health.schedule_in_words
         )
 
     @admin.display(description="health")
