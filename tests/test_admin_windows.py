@@ -142,7 +142,7 @@ def test_dashboard_shows_the_windows_on_now_and_each_tasks_window():
     make_task("tills")
     _open(mode="mute", reason="till count")
     client = Client()
-    client.force_login(make_user("watcher", "view_execution", "view_task"))
+    client.force_login(make_user("watcher", "view_execution", "view_task", "view_alert"))
     page = client.get("/admin/dashboard/?partial=1").content.decode()
     assert "Maintenance windows on now" in page and "till count" in page
     assert page.count("till count") >= 2  # the panel and the task's health row
