@@ -15,7 +15,6 @@ cut, the daily log's tail. And every door reads a snooze's end with the one `sno
 from __future__ import annotations
 
 import dataclasses
-import re
 import secrets
 import time
 import weakref
@@ -31,7 +30,7 @@ from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from cronjobs import windows
+from cronjobs import schedules, windows
 from cronjobs.models import Alert, ApiToken, Execution, MaintenanceWindow, StatusBadge, Task
 from cronjobs.supervisor import alerts, circuit, lease, logs, notify, process, runner
 from cronjobs.supervisor.registry import registry
@@ -275,8 +274,6 @@ def resolve(actor: Actor, alert: Alert) -> bool:
 
 
 MAX_SNOOZE = timedelta(days=30)
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def snooze_end(length: str = "", until: str = "", now: datetime | None = None) -> datetime:
@@ -288,30 +285,11 @@ def snooze_end(length: str = "", until: str = "", now: datetime | None = None) -
     if bool(length.strip()) == bool(until.strip()):
         raise ValueError("give either how long to snooze or until when")
     if until.strip():
-        return _parse_moment(until)
+        return schedules.parse_moment(until)
     now = timezone.localtime(now or timezone.now())
     if length.strip().lower() == "tomorrow":
         return (now + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
-    return now + _parse_duration(length)
-
-
-def _parse_duration(text: str) -> timedelta:
-    """'30m', '4h', '2d', '90s' -> a timedelta; ValueError naming the value otherwise."""
-    match = _DURATION_RE.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30m, 4h or 2d, or tomorrow")
-    return timedelta(**{_DURATION_UNITS[match.group(2).lower()]: int(match.group(1))})
-
-
-def _parse_moment(text: str) -> datetime:
-    """An ISO 8601 date and time; without an offset it is in the project's time zone."""
-    try:
-        moment = datetime.fromisoformat(str(text).strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 date and time") from None
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment
+    return now + schedules.parse_duration(length, hint=", or tomorrow")
 
 
 def check_snooze_end(until: datetime, now: datetime | None = None) -> datetime:

@@ -282,3 +282,35 @@ def system_time_zone() -> str:
         # Debian links Etc/UTC; Django wants a plain name it can load.
         return "UTC" if name in {"Etc/UTC", "UCT", "Etc/UCT", "Zulu"} else name
     return "UTC"
+
+
+_LENGTH_PART = re.compile(r"(\d+)\s*([smhd])", re.IGNORECASE)
+_LENGTH_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str, hint: str = "") -> timedelta:
+    """The one reading of a length typed by a person (a snooze, a maintenance window, a tasks
+    file's window `duration`): '30m', '4h', '2d', '90s' or a sum such as '1h30m'. ValueError
+    names the value otherwise, zero included (no time at all is a mistake); `hint` adds what
+    else the caller accepts (", or tomorrow")."""
+    compact = str(text).strip().replace(" ", "")
+    parts = _LENGTH_PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts).lower() != compact.lower():
+        raise ValueError(f"{text!r} is not a duration like 30m, 4h or 2d{hint}")
+    length = sum(
+        (timedelta(**{_LENGTH_UNITS[unit.lower()]: int(n)}) for n, unit in parts),
+        start=timedelta(),
+    )
+    if not length:
+        raise ValueError(f"{text!r} is no time at all")
+    return length
+
+
+def parse_moment(text: str) -> datetime:
+    """The one reading of a moment typed by a person: an ISO 8601 date and time, in TIME_ZONE
+    when it carries no offset. ValueError names the value otherwise."""
+    try:
+        moment = datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date and time") from None
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment

@@ -5,8 +5,8 @@ A `Calendar` reads every window that can matter (`MaintenanceWindow.objects.live
 and answers "is task X in a window at t" from memory, so the watchdog asks it of every task at
 no query per task. A recurring window's occurrences over the span asked about are worked out
 once per window (its cron `start` in its own time zone, each lasting `duration`), not once per
-task. Also the one reading of a window's length (`parse_duration`) that the tasks file and
-every door use, and the window's end an operator asks for (`window_end`).
+task. Also the window's end an operator asks for (`window_end`), read with the lengths and
+moments every door reads (`schedules.parse_duration`, `schedules.parse_moment`).
 
 Writes: creating and ending one-off windows (`open_window`, `end_window`); recurring ones are
 written by cronjobs/supervisor/sync.py from the tasks file.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import re
 from datetime import datetime, timedelta
 
 from django.utils import timezone
@@ -33,24 +32,6 @@ MAX_LENGTH = timedelta(days=30)  # a forgotten window silences a task for good
 # weekly task's slot a week back), a window is read moment by moment instead, each distinct
 # moment once: the watchdog's tasks share a handful of slot times.
 MAX_OCCURRENCES = 300
-
-_PART_RE = re.compile(r"(\d+)\s*([smhd])", re.IGNORECASE)
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """'30m', '4h', '2d', '90s' or a sum such as '1h30m' -> a timedelta; ValueError naming the
-    value otherwise (zero included: a window of no length is a mistake)."""
-    compact = str(text).strip().replace(" ", "")
-    parts = _PART_RE.findall(compact)
-    if not compact or "".join(n + u for n, u in parts).lower() != compact.lower():
-        raise ValueError(f"{text!r} is not a duration like 30m, 4h, 2d or 1h30m")
-    length = sum(
-        (timedelta(**{_UNITS[unit.lower()]: int(n)}) for n, unit in parts), start=timedelta()
-    )
-    if not length:
-        raise ValueError(f"{text!r} is no time at all")
-    return length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,12 +183,8 @@ def window_end(length: str = "", until: str = "", now: datetime | None = None) -
     if bool(length.strip()) == bool(until.strip()):
         raise ValueError("give either how long the window lasts (--for) or until when (--until)")
     if length.strip():
-        return now + parse_duration(length)
-    try:
-        end = datetime.fromisoformat(until.strip())
-    except ValueError:
-        raise ValueError(f"{until!r} is not an ISO 8601 date and time") from None
-    return timezone.make_aware(end) if timezone.is_naive(end) else end
+        return now + schedules.parse_duration(length)
+    return schedules.parse_moment(until)
 
 
 def check_end(end: datetime, now: datetime | None = None) -> datetime:

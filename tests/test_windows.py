@@ -15,7 +15,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from cronjobs import actions, windows
+from cronjobs import actions, schedules, windows
 from cronjobs.models import Alert, Execution, MaintenanceWindow, Task
 from cronjobs.supervisor import alerts, watchdog
 from cronjobs.supervisor.registry import Registry
@@ -67,13 +67,13 @@ def one_off(tasks="tills", mode="skip", hours=2.0, reason="stock take") -> Maint
     ("text", "seconds"), [("4h", 14400), ("30m", 1800), ("1h30m", 5400), ("2d", 172800)]
 )
 def test_durations_read_like_the_tasks_file_writes_them(text, seconds):
-    assert windows.parse_duration(text).total_seconds() == seconds
+    assert schedules.parse_duration(text).total_seconds() == seconds
 
 
 @pytest.mark.parametrize("text", ["", "4", "4 hours", "h4", "0m", "-1h", "1.5h"])
 def test_a_duration_that_is_not_one_is_refused_by_name(text):
     with pytest.raises(ValueError, match=r"duration|no time"):
-        windows.parse_duration(text)
+        schedules.parse_duration(text)
 
 
 def test_recurring_window_is_on_from_its_start_for_its_length_in_its_own_zone():

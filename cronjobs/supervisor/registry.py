@@ -31,7 +31,7 @@ from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import module_has_submodule
 
-from cronjobs import windows
+from cronjobs import schedules, windows
 from cronjobs.tasksettings import NAME_RE, SETTINGS, TaskSpec
 
 
@@ -92,7 +92,7 @@ def build_window(name: str, table: dict[str, Any], source: str) -> WindowSpec:
     except ValueError as exc:
         raise WindowError(name, "start", str(exc)) from None
     try:
-        length = windows.parse_duration(table["duration"])
+        length = schedules.parse_duration(table["duration"])
     except ValueError as exc:
         raise WindowError(name, "duration", str(exc)) from None
     if length > timedelta(days=7):

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Concatenate, ParamSpec, TypeAlias
 
 from django.core.exceptions import SuspiciousOperation
@@ -389,14 +389,20 @@ def _snooze_end(params: dict[str, str]) -> datetime:
     unknown = sorted(set(params) - {"until", "minutes"})
     if unknown:
         raise ApiError(400, f"unknown parameter {unknown[0]!r} (allowed: until, minutes)")
+    return _end_time(params, actions.MAX_SNOOZE, actions.snooze_end)
+
+
+def _end_time(params: dict[str, str], longest: timedelta, end: Callable[..., datetime]) -> datetime:
+    """The end a snooze or a window asks for: exactly one of `minutes` (1 to `longest`) or
+    `until` (ISO 8601), read by the door-independent `end(length, until)`."""
     if ("until" in params) == ("minutes" in params):
         raise ApiError(400, "give exactly one of until (ISO 8601) or minutes")
     if "minutes" in params:
-        limit = actions.MAX_SNOOZE.days * 24 * 60
+        limit = int(longest.total_seconds() // 60)
         minutes = _whole_number("minutes", params["minutes"], 1, limit)
-        return actions.snooze_end(f"{minutes}m")
+        return end(f"{minutes}m")
     try:
-        return actions.snooze_end(until=params["until"])
+        return end(until=params["until"])
     except ValueError as exc:
         raise ApiError(400, f"until: {exc}") from None
 
@@ -420,7 +426,7 @@ def _open_window(request: HttpRequest, actor: actions.Actor) -> JsonResponse:
     missing = [name for name in ("tasks", "mode", "reason") if not params.get(name)]
     if missing:
         raise ApiError(400, f"{missing[0]} is required")
-    until = _window_end(params)
+    until = _end_time(params, windows.MAX_LENGTH, windows.window_end)
     try:
         window = actions.open_window(
             actor, params["tasks"].split(","), params["mode"], params["reason"], until
@@ -428,19 +434,6 @@ def _open_window(request: HttpRequest, actor: actions.Actor) -> JsonResponse:
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     return JsonResponse(payloads.window_dict(window, windows.Calendar()), status=201)
-
-
-def _window_end(params: dict[str, str]) -> datetime:
-    if ("until" in params) == ("minutes" in params):
-        raise ApiError(400, "give exactly one of until (ISO 8601) or minutes")
-    if "minutes" in params:
-        limit = windows.MAX_LENGTH.days * 24 * 60
-        minutes = _whole_number("minutes", params["minutes"], 1, limit)
-        return windows.window_end(f"{minutes}m")
-    try:
-        return windows.window_end(until=params["until"])
-    except ValueError as exc:
-        raise ApiError(400, f"until: {exc}") from None
 
 
 @authorize(method="POST", permission=actions.WINDOW_PERMISSION)
