@@ -114,6 +114,9 @@ class Command(BaseCommand):
         if options["due"]:
             report = Dispatcher(self.supervise).run()
             self.stdout.write(report.text())
+            if registry.errors:  # the valid tasks ran; cron mails the rest
+                self.stderr.write(self.errors_text())
+                sys.exit(EXIT_USAGE)
             sys.exit(EXIT_SUCCEEDED)
         if options["all"]:
             sys.exit(self.run_all(options["trigger"]))
