@@ -145,8 +145,8 @@ def fired_by_cron(line: str) -> list[str]:
 
 
 @pytest.mark.usefixtures("saved_crontab")
-def test_add_installs_one_readable_runjob_line_per_scheduled_task(cron_settings):
-    out, _ = crontab("add")
+def test_add_per_task_installs_one_readable_runjob_line_per_scheduled_task(cron_settings):
+    out, _ = crontab("add", "--per-task")
     line = line_of("cron_touch", cron_settings)
     assert line.startswith(f"0 0 1 1 * cd {ROOT} && ")
     command = f"{sys.executable} {ROOT / 'manage.py'} runjob cron_touch --trigger cron"
@@ -165,18 +165,75 @@ def test_add_twice_and_after_a_schedule_change_keeps_one_line_and_foreign_lines(
 ):
     other_checkout = "0 1 * * * cd /srv/other && ./run # django-cronjobs for other: cron_touch\n"
     subprocess.run(["crontab", "-"], input=FOREIGN + other_checkout, text=True, check=True)
-    crontab("add")
-    crontab("add")
+    crontab("add", "--per-task")
+    crontab("add", "--per-task")
     tasks_file(schedule="30 4 1 1 *")
-    crontab("add")
+    crontab("add", "--per-task")
     assert line_of("cron_touch", cron_settings).startswith("30 4 1 1 * cd ")
     assert len(our_lines(cron_settings)) == len(set(our_lines(cron_settings)))
     assert installed().startswith(FOREIGN + other_checkout)
 
 
 @pytest.mark.usefixtures("saved_crontab")
-def test_show_lists_this_checkouts_lines_by_task(cron_settings):
+def test_add_installs_the_hosts_one_dispatcher_line(cron_settings):
+    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+    out, _ = crontab("add")
+    (line,) = our_lines(cron_settings)
+    assert line.startswith(f"* * * * * cd {ROOT} && ")
+    command = f"{sys.executable} {ROOT / 'manage.py'} runjob --due --settings=tests.settings"
+    assert f" {command} >> {cron_settings.LOG_DIR / 'cron-stdout.log'} 2>&1 # " in line
+    assert line.endswith(f"# {cron_settings.CRONTAB_COMMENT}: runjob --due")
+    scheduled = len([spec for spec in registry.by_priority() if spec.enabled and spec.schedule])
+    assert f"adding cronjob: runjob --due (every minute, for {scheduled} scheduled tasks)" in out
+    crontab("add")  # again: still one line, the user's kept
+    assert installed() == FOREIGN + line + "\n"
+    assert crontab_status().ok
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_check_compares_with_the_kind_of_lines_installed(cron_settings):
+    crontab("add", "--per-task")
+    assert crontab_status().ok  # per-task lines, all there
     crontab("add")
+    assert crontab_status().ok  # now the dispatcher's line alone
+    crontab("add", "--per-task")
+    touch = line_of("cron_touch", cron_settings)
+    crontab("add")
+    subprocess.run(["crontab", "-"], input=installed() + touch + "\n", text=True, check=True)
+    status = crontab_status()
+    assert (status.missing, status.stale, status.extra) == ((), (), ("cron_touch",))
+    subprocess.run(["crontab", "-r"], check=False)
+    assert crontab_status().missing == ("runjob --due",)
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_show_with_the_dispatcher_line_gives_every_tasks_schedule_in_words(cron_settings):
+    crontab("add")
+    out, _ = crontab("show")
+    assert f"runjob --due: {our_lines(cron_settings)[0]}" in out
+    assert "cron_touch: 0 0 1 1 *: At 12:00 AM, on day 1 of the month, only in January" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatcher_line_fired_by_cron_runs_each_due_task_once(cron_settings, job_dir):
+    crontab("add")
+    (line,) = our_lines(cron_settings)
+    dispatcher = subprocess.run(fired_by_cron(line), cwd="/", timeout=120)
+    assert dispatcher.returncode == 0
+    done = Execution.objects.filter(trigger="cron", task__name__in=["cron_fails", "cron_touch"])
+    wait_for(lambda: done.exclude(status="running").count() == 2, timeout=60, interval=0.2)
+    assert sorted(done.values_list("task__name", "status")) == [
+        ("cron_fails", "failed"),
+        ("cron_touch", "succeeded"),
+    ]
+    assert (job_dir / "marker-cron").exists()
+    log = (cron_settings.LOG_DIR / "cron-stdout.log").read_text()
+    assert "cron_touch: succeeded" in log and " run(s) on " in log
+
+
+@pytest.mark.usefixtures("saved_crontab")
+def test_show_lists_this_checkouts_lines_by_task(cron_settings):
+    crontab("add", "--per-task")
     out, _ = crontab("show")
     assert f"cron_touch: {line_of('cron_touch', cron_settings)}" in out
 
@@ -184,7 +241,7 @@ def test_show_lists_this_checkouts_lines_by_task(cron_settings):
 @pytest.mark.usefixtures("saved_crontab")
 def test_remove_takes_out_only_this_checkouts_lines(cron_settings):
     subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
-    crontab("add")
+    crontab("add", "--per-task")
     out, _ = crontab("remove")
     assert "removing cronjob: cron_touch" in out
     assert installed() == FOREIGN
@@ -200,7 +257,7 @@ def test_check_says_up_to_date_and_exits_0(cron_settings):
 
 @pytest.mark.usefixtures("saved_crontab")
 def test_check_names_missing_stale_and_extra_tasks_and_exits_1(cron_settings, tasks_file):
-    crontab("add")
+    crontab("add", "--per-task")
     added = '\n[tasks.cron_new]\ncommand = ["true"]\nschedule = "0 9 * * 1"\ntimeout = 5\n'
     tasks_file(schedule="45 4 1 1 *", extra=added)  # cron_touch changes, cron_new appears
     subprocess.run(
@@ -274,7 +331,7 @@ def test_without_a_crontab_binary_add_says_to_install_cron(settings):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("saved_crontab")
 def test_installed_lines_keep_the_exit_status_under_an_empty_environment(cron_settings, job_dir):
-    crontab("add")
+    crontab("add", "--per-task")
     failing = subprocess.run(
         fired_by_cron(line_of("cron_fails", cron_settings)),
         cwd="/",
@@ -322,14 +379,13 @@ def _live_pid() -> int | None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("saved_crontab")
-def test_cron_daemon_runs_an_installed_task_within_75_seconds(
+def test_cron_daemon_runs_a_due_task_through_the_dispatcher_line_within_75_seconds(
     cron_settings, tasks_file, job_dir, cron_daemon
 ):
     tasks_file(schedule="* * * * *")
     clear_of_cron_spool_check()
     crontab("add")
-    # Only this line: the other scheduled tasks would fire against the test database too.
-    subprocess.run(["crontab", "-"], input=line_of("cron_touch", cron_settings) + "\n", text=True)
+    assert [line.rsplit(": ", 1)[1] for line in our_lines(cron_settings)] == ["runjob --due"]
     cron_daemon()
     runs = Execution.objects.filter(task__name="cron_touch", trigger="cron")
     wait_for(
@@ -401,7 +457,7 @@ def test_add_refuses_a_database_url_cron_would_not_see_and_leaves_the_crontab(
 def test_add_with_an_env_file_installs_lines_that_load_it(shell_only_database, tmp_path, job_dir):
     env_file = tmp_path / "cron.env"
     env_file.write_text(f"DATABASE_URL={database_url()}\n")
-    out, _ = crontab("add", "--env-file", str(env_file))
+    out, _ = crontab("add", "--per-task", "--env-file", str(env_file))
     assert "adding cronjob: cron_touch" in out
     line = line_of("cron_touch", shell_only_database)
     assert f"CRONJOBS_ENV_FILE={env_file}" in line

@@ -1,17 +1,23 @@
-"""Installed crontab lines, one per scheduled task (docs/operations.md, "Installing the schedules").
+"""Installed crontab lines (docs/operations.md, "Installing the schedules"): one per host that
+starts the dispatcher every minute, or (`crontab add --per-task`) one per scheduled task.
 
 django-crontab stays the installer (it reads, edits and writes the user's crontab and owns the
 CRONTAB_* settings), but its lines call `crontab run <hash>`, which swallows exceptions, exits 0
 and changes hash with every edit. `RegistryCrontab` keeps its read-edit-write cycle and writes
 lines built from our registry instead:
 
+    * * * * * cd /srv/app && /srv/app/.venv/bin/python /srv/app/manage.py runjob --due \
+        >> /srv/app/logs/cron-stdout.log 2>&1 # django-cronjobs for flagged-cron at /srv/app: \
+        runjob --due
+
     5 7 * * * cd /srv/app && /srv/app/.venv/bin/python /srv/app/manage.py runjob \
         generate_daily_products --trigger cron >> /srv/app/logs/cron-stdout.log 2>&1 \
         # django-cronjobs for flagged-cron at /srv/app: generate_daily_products
 
 cron sees runjob's exit status; the settings read `.env` themselves, so the line needs nothing
-from a login shell. The comment ends with this checkout's marker and the task name: lines of
-other checkouts and of the user are never touched.
+from a login shell. The comment ends with this checkout's marker and `runjob --due` or the task
+name: lines of other checkouts and of the user are never touched. `crontab check` compares
+with the kind of lines installed (the dispatcher's when there are none).
 
 `crontab_status()` compares what is installed with what should be, for `manage.py crontab
 check` and the admin's banner.
@@ -35,7 +41,7 @@ from django.conf import settings
 from django_crontab.app_settings import Settings
 from django_crontab.crontab import Crontab
 
-from cronjobs.schedules import covering_expression, system_time_zone
+from cronjobs.schedules import covering_expression, describe, system_time_zone
 from cronjobs.supervisor.registry import registry
 from cronjobs.tasksettings import TaskSpec
 
@@ -96,13 +102,19 @@ def marker(options: Settings | None = None) -> str:
     return comment
 
 
-def command_for(spec: TaskSpec, options: Settings | None = None) -> str:
-    """The shell command cron runs for a task: runjob's exit status is the command's."""
+# The dispatcher's line: its key among the installed lines, and the end of its comment.
+DISPATCHER = "runjob --due"
+
+
+def command_for(spec: TaskSpec | None, options: Settings | None = None) -> str:
+    """The shell command cron runs for a task, or for the dispatcher (`spec` None): runjob's
+    exit status is the command's."""
     options = options or crontab_settings()
     manage = Path(options.DJANGO_MANAGE_PATH).resolve()
     log = Path(settings.LOG_DIR) / "cron-stdout.log"
     words = [env_file_assignment(), options.COMMAND_PREFIX, shlex.quote(options.PYTHON_EXECUTABLE)]
-    words += [shlex.quote(str(manage)), "runjob", spec.name, "--trigger", "cron"]
+    runjob = ["runjob", spec.name, "--trigger", "cron"] if spec else DISPATCHER.split()
+    words += [shlex.quote(str(manage)), *runjob]
     if options.DJANGO_SETTINGS_MODULE:
         words.append(f"--settings={shlex.quote(options.DJANGO_SETTINGS_MODULE)}")
     words += [options.COMMAND_SUFFIX, ">>", shlex.quote(str(log)), "2>&1"]
@@ -123,9 +135,23 @@ def line_for(spec: TaskSpec, options: Settings | None = None) -> str:
     return line
 
 
-def wanted_lines(options: Settings | None = None) -> dict[str, str]:
-    """Task name -> the line that should be installed for it."""
+def dispatcher_line(options: Settings | None = None) -> str:
+    """The host's one line: the dispatcher every minute (zones, priorities and the host cap
+    are its business, cronjobs/supervisor/dispatch.py)."""
     options = options or crontab_settings()
+    line: str = options.CRONTAB_LINE_PATTERN % {
+        "time": "* * * * *",
+        "command": command_for(None, options),
+        "comment": f"{marker(options)}: {DISPATCHER}",
+    }
+    return line
+
+
+def wanted_lines(options: Settings | None = None, per_task: bool = False) -> dict[str, str]:
+    """Key (DISPATCHER, or each task's name with `per_task`) -> the line to install."""
+    options = options or crontab_settings()
+    if not per_task:
+        return {DISPATCHER: dispatcher_line(options)}
     return {spec.name: line_for(spec, options) for spec in scheduled_tasks()}
 
 
@@ -137,7 +163,8 @@ def our_task(line: str, options: Settings | None = None) -> str | None:
 
 
 def installed_lines(lines: list[str], options: Settings | None = None) -> dict[str, list[str]]:
-    """Task name -> this checkout's installed lines for it (normally one)."""
+    """Key (DISPATCHER or a task name) -> this checkout's installed lines for it (normally
+    one)."""
     found: dict[str, list[str]] = {}
     for line in lines:
         task = our_task(line, options)
@@ -325,7 +352,10 @@ def crontab_status() -> CrontabStatus:
     except CrontabError as exc:
         return CrontabStatus(problems=problems, error=str(exc), daemon_running=running)
     options = crontab_settings()
-    wanted, installed = wanted_lines(options), installed_lines(current, options)
+    installed = installed_lines(current, options)
+    # Per-task lines, when those are what is installed; else the dispatcher's.
+    per_task = bool(installed) and DISPATCHER not in installed
+    wanted = wanted_lines(options, per_task)
     return CrontabStatus(
         missing=tuple(name for name in wanted if name not in installed),
         stale=tuple(
@@ -415,8 +445,13 @@ class RegistryCrontab(Crontab):  # type: ignore[misc]  # django-crontab ships no
         if exc_type is None and not self.readonly:
             self.write()
 
-    def add_jobs(self) -> None:
+    def add_jobs(self, per_task: bool = False) -> None:
         Path(settings.LOG_DIR).mkdir(parents=True, exist_ok=True)  # the redirect needs it
+        if not per_task:
+            self.crontab_lines.append(dispatcher_line(self.settings))
+            count = len(scheduled_tasks())
+            self._say(f"  adding cronjob: {DISPATCHER} (every minute, for {count} scheduled tasks)")
+            return
         for spec in scheduled_tasks():
             self.crontab_lines.append(line_for(spec, self.settings))
             self._say(f"  adding cronjob: {spec.name} ({spec.schedule})")
@@ -433,9 +468,15 @@ class RegistryCrontab(Crontab):  # type: ignore[misc]  # django-crontab ships no
 
     def show_jobs(self) -> None:
         self.out(f"Installed lines of this checkout ({marker(self.settings)}):")
-        for task, lines in sorted(installed_lines(self.crontab_lines, self.settings).items()):
+        installed = installed_lines(self.crontab_lines, self.settings)
+        for task, lines in sorted(installed.items()):
             for line in lines:
                 self.out(f"{task}: {line.rstrip()}")
+        if DISPATCHER in installed:
+            self.out(f"Tasks the dispatcher starts when due ({len(scheduled_tasks())}):")
+            for spec in scheduled_tasks():
+                zone = f" ({spec.time_zone})" if spec.time_zone else ""
+                self.out(f"{spec.name}: {spec.schedule}{zone}: {describe(spec.schedule)}")
 
     def _say(self, text: str) -> None:
         if self.verbosity >= 1:

@@ -38,6 +38,12 @@ class Command(BaseCommand):
             help="a dotenv file the installed lines load (CRONJOBS_ENV_FILE): settings and "
             "secrets cron needs, kept out of the crontab",
         )
+        parser.add_argument(
+            "--per-task",
+            action="store_true",
+            help="with add: one line per scheduled task (`runjob <task>`, a Django start each) "
+            "instead of the host's one dispatcher line (`runjob --due`)",
+        )
 
     def handle(self, *args: Any, subcommand: str, **options: Any) -> None:
         if subcommand == "run":
@@ -66,7 +72,7 @@ class Command(BaseCommand):
             if problems:  # raised inside: the crontab is not written
                 raise CommandError("not installing:\n" + "\n".join(f"  {p}" for p in problems))
             crontab.remove_jobs()
-            crontab.add_jobs()
+            crontab.add_jobs(per_task=options["per_task"])
 
     def do_show(self, options: dict[str, Any]) -> None:
         with RegistryCrontab(out=self.stdout.write, readonly=True, **options) as crontab:
