@@ -35,6 +35,8 @@ def watchdog(ctx: JobContext) -> None:
     print(
         f"late: {', '.join(report['late']) or 'none'}; abandoned runs: {report['abandoned_runs']}"
     )
+    if report["taken_over"]:
+        print(f"started slots dead dispatchers left: {', '.join(report['taken_over'])}")
 
 
 @cronjob(

@@ -247,7 +247,7 @@ def test_invalid_declarations_leave_the_others_dispatched_and_exit_2(manage, tmp
     dispatcher = dispatch(manage, tasks_env, "a", SLOT + timedelta(seconds=2), cap=4)
     out, err = dispatcher.communicate(timeout=120)
     assert dispatcher.returncode == 2
-    assert "task 'broken': timeout: is required" in err
+    assert "task 'broken': timeout: is required" in err and "dispatched" in out
     assert len(wait_for_rows(3)) == 3
 
 
@@ -258,3 +258,37 @@ def test_runjob_names_one_of_task_due_all_or_list(manage):
         assert "name one task, or use --due, --all or --list" in result.stderr
     result = manage("runjob", "x", "--claim", "dispatch 1 1 a")
     assert result.returncode == 2 and "--claim needs --slot" in result.stderr
+
+
+@pytest.mark.django_db
+def test_the_watchdog_starts_what_a_dead_dispatcher_claimed_and_never_started(settings):
+    from cronjobs.supervisor import watchdog
+    from cronjobs.supervisor.registry import registry
+    from cronjobs.supervisor.sync import sync_task
+
+    settings.CRONJOBS_HOST = "a"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    tasks = [sync_task(registry.get(name)) for name in ("heartbeat", "watchdog", "prune_history")]
+    holders = {
+        "heartbeat": slots.Token.DISPATCH.make(pid=gone.pid),  # this host, pid dead
+        "watchdog": slots.Token.DISPATCH.make(pid=1, host="b"),  # another host, just now
+        "prune_history": f"dispatch {time.time() - 60:.0f} 1 b",  # another host, a minute ago
+    }
+    for task in tasks:
+        Task.objects.filter(pk=task.pk).update(claimed_slot=now, claimed_by=holders[task.name])
+    started = []
+
+    def start(name: str, trigger: str, *, slot: datetime, claim: str) -> None:
+        started.append((name, trigger, slot, claim))
+
+    assert sorted(watchdog.start_orphans(start)) == ["heartbeat", "prune_history"]
+    assert {(name, trigger, slot) for name, trigger, slot, _ in started} == {
+        ("heartbeat", "cron", now),
+        ("prune_history", "cron", now),
+    }
+    for name, _, _, claim in started:
+        assert Task.objects.get(name=name).claimed_by == claim  # the started run takes it next
+    assert Task.objects.get(name="watchdog").claimed_by == holders["watchdog"]
+    assert watchdog.start_orphans(start) == []  # this watchdog is alive: its claims are not

@@ -170,19 +170,8 @@ class Dispatcher:
         return self.report
 
     def take_over_orphans(self) -> list[Due]:
-        """Claims of dispatchers that died before starting them, now this one's."""
-        found = []
-        for task in slots.orphans(ORPHAN_PATIENCE):
-            spec = registry.get(task.name)
-            if spec is None or task.claimed_slot is None:
-                continue
-            if not slots.take_over(task.pk, task.claimed_slot, task.claimed_by, self.token):
-                continue  # its supervisor, or another taker, was first
-            holder = slots.Holder.read(task.claimed_by)
-            who = f"pid {holder.pid} on {holder.host}" if holder else task.claimed_by
-            logs.write("WARNING", task.name, f"took over the unstarted claim of dispatcher {who}")
-            self.report.taken_over.append(task.name)
-            found.append(Due(spec, task.pk, task.claimed_slot, token=self.token))
+        found = take_over_orphans(self.token)
+        self.report.taken_over += [item.spec.name for item in found]
         return found
 
     def drop_expired(self, due: list[Due]) -> list[Due]:
@@ -259,6 +248,23 @@ class Dispatcher:
 
 
 TRIGGER = Execution.Trigger.CRON
+
+
+def take_over_orphans(token: str) -> list[Due]:
+    """Claims of dispatchers that died before starting them (slots.orphans), now `token`'s:
+    the caller starts each (a dispatcher forks it, the watchdog starts `runjob --claim`)."""
+    found = []
+    for task in slots.orphans(ORPHAN_PATIENCE):
+        spec = registry.get(task.name)
+        if spec is None or task.claimed_slot is None:
+            continue
+        if not slots.take_over(task.pk, task.claimed_slot, task.claimed_by, token):
+            continue  # its supervisor, or another taker, was first
+        holder = slots.Holder.read(task.claimed_by)
+        who = f"pid {holder.pid} on {holder.host}" if holder else task.claimed_by
+        logs.write("WARNING", task.name, f"took over the unstarted claim of dispatcher {who}")
+        found.append(Due(spec, task.pk, task.claimed_slot, token=token))
+    return found
 
 
 def find_due(now: datetime, began: datetime) -> list[Due]:

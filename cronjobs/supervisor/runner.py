@@ -640,6 +640,7 @@ def start_in_background(
     env: dict[str, str] | None = None,
     run_id: str = "",
     slot: dt.datetime | None = None,
+    claim: str = "",
 ) -> str:
     """Start `manage.py runjob <task>` detached from the caller (admin or API "run now") and
     return its run id at once; the run records itself like any other.
@@ -663,6 +664,7 @@ def start_in_background(
             "--run-id",
             run_id,
             *(["--slot", slot.isoformat()] if slot else []),
+            *(["--claim", claim] if claim else []),
         ],
         cwd=settings.BASE_DIR,
         env=env or os.environ.copy(),

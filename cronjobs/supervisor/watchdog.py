@@ -19,7 +19,7 @@ from django.utils import timezone
 from cronjobs import schedules, windows
 from cronjobs.models import Alert, CircuitState, Execution, Task
 from cronjobs.reporting import stats
-from cronjobs.supervisor import alerts, lease, logs, pings, runner, slots
+from cronjobs.supervisor import alerts, dispatch, lease, logs, pings, runner, slots
 
 SKIP = windows.Mode.SKIP
 
@@ -32,6 +32,7 @@ class LateReport(TypedDict):
 class SweepReport(LateReport):
     abandoned_runs: int
     caught_up: list[str]
+    taken_over: list[str]  # slots a dead dispatcher claimed and never started
     reminders: alerts.Reminders
     calmed: list[str]  # tasks whose `flapping` alert resolved
 
@@ -191,6 +192,18 @@ def catch_up(
     return started
 
 
+def start_orphans(start: Callable[..., object] | None = None) -> list[str]:
+    """Start the slots a dispatcher claimed and died before starting (cronjobs/supervisor/
+    dispatch.py): each as `runjob <task> --slot --claim`, which runs it, or records it skipped
+    when it is past its start deadline. Returns the task names."""
+    start = start or runner.start_in_background
+    token = slots.Token.DISPATCH.make()
+    orphans = dispatch.take_over_orphans(token)
+    for item in orphans:
+        start(item.spec.name, Execution.Trigger.CRON, slot=item.slot, claim=token)
+    return [item.spec.name for item in orphans]
+
+
 def _current_tasks() -> QuerySet[Task]:
     return (
         Task.objects.filter(enabled=True, retired_at__isnull=True)
@@ -232,6 +245,7 @@ def sweep() -> SweepReport:
         report: SweepReport = {
             "abandoned_runs": abandoned,
             "caught_up": catch_up(),
+            "taken_over": start_orphans(),
             **check_late(),
             "reminders": alerts.send_reminders(),
             "calmed": alerts.calm_flapping(),
