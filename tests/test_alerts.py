@@ -299,6 +299,23 @@ def test_run_checks_its_success_rate_after_finishing(make_spec):
     )
 
 
+def test_a_good_run_of_a_task_that_has_not_failed_in_its_window_reads_no_summary(make_spec):
+    """Most runs of a burst: no failure in the window means a 100 % rate, so the four queries
+    of the rate's summary are left out; one failure brings them back."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    task = make_task("steady", success_target=99.0)
+    _attempts(task, datetime.now(UTC) - timedelta(hours=1), ok=5, failed=0)
+    with CaptureQueriesContext(connection) as quiet:
+        run_task(make_spec("succeed", name="steady", max_attempts=1))
+    assert not [q for q in quiet.captured_queries if 'cronjobs_rollup"."task_id" AS' in q["sql"]]
+    _attempts(task, datetime.now(UTC) - timedelta(hours=1), ok=0, failed=1)
+    with CaptureQueriesContext(connection) as judged:
+        run_task(make_spec("succeed", name="steady", max_attempts=1))
+    assert [q for q in judged.captured_queries if 'cronjobs_rollup"."task_id" AS' in q["sql"]]
+
+
 # However far below its target, a low rate is a warning, as its success_rate alert is (the
 # health rule, docs/admin.md): 90 % against 99 % was "critical" before issue 24.
 @pytest.mark.parametrize(

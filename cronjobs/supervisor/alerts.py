@@ -256,13 +256,25 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
         resolve([Kind.SLOW], "a run finished in time")
     if succeeded and spec.duration_alerts == "auto":
         judge_duration(task, spec, rows)
-    check_success_rate(task, open_alert=Kind.SUCCESS_RATE in open_kinds)
+    open_rate = Kind.SUCCESS_RATE in open_kinds
+    if not succeeded or open_rate or _failed_within(task, task.success_window):
+        check_success_rate(task, open_alert=open_rate)
     warn = spec.effective_memory_warn
     peak = max((row.peak_rss_bytes or 0 for row in rows), default=0)
     if warn and peak > warn:
         raise_alert(task, Kind.MEMORY, f"peak memory {peak} bytes over {warn} bytes")
     elif warn and succeeded:
         resolve([Kind.MEMORY], "memory back under the warning level")
+
+
+def _failed_within(task: Task, seconds: int) -> bool:
+    """Whether an attempt of the task failed in the last `seconds`: without one its success rate
+    is 100 %, and a good run has no rate to judge (one query instead of the summary's four)."""
+    since = timezone.now() - timedelta(seconds=seconds)
+    failed = Execution.objects.filter(
+        task=task, started_at__gte=since, status__in=Execution.FAILURES
+    )
+    return failed.exists()
 
 
 def judge_duration(task: Task, spec: TaskSpec, rows: list[Execution]) -> str | None:
