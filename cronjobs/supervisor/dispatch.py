@@ -68,6 +68,7 @@ class Due:
     pk: int
     slot: datetime
     token: str = ""
+    enabled: bool = True
 
     def expired(self, now: datetime) -> str:
         """Why this slot must not start any more: past the task's start deadline, or its next
@@ -151,6 +152,7 @@ class Dispatcher:
     def run(self) -> Report:
         now = timezone.now()
         due = self.take_over_orphans() + find_due(now, slots.process_started(now))
+        due = self.record_disabled(due)
         # What every supervisor shares stays shared: later garbage collections in the
         # children would otherwise write to (and so copy) every page of this interpreter.
         gc.collect()
@@ -174,6 +176,14 @@ class Dispatcher:
         self.report.taken_over += [item.spec.name for item in found]
         return found
 
+    def record_disabled(self, due: list[Due]) -> list[Due]:
+        """A task switched off in the admin records its `disabled` skip, as a per-task call
+        does, from here: claimed, then written without a fork or a permit."""
+        for item in self.claim([item for item in due if not item.enabled]):
+            invocation = Invocation(item.spec, TRIGGER, claimed=Claimed(item.slot, self.token))
+            invocation.skip_claimed(Execution.SkipReason.DISABLED, "task is disabled")
+        return [item for item in due if item.enabled]
+
     def drop_expired(self, due: list[Due]) -> list[Due]:
         """Record a skip for each slot that may no longer start (claiming it first, so one
         host records it), keep the others."""
@@ -185,7 +195,8 @@ class Dispatcher:
                 kept.append(item)
                 continue
             if item.token or self.claim([item]):
-                Invocation(item.spec, TRIGGER, claimed=Claimed(item.slot, self.token)).expire(why)
+                invocation = Invocation(item.spec, TRIGGER, claimed=Claimed(item.slot, self.token))
+                invocation.skip_claimed(Execution.SkipReason.DEADLINE, why)
                 self.report.expired.append(item.spec.name)
         return kept
 
@@ -277,15 +288,13 @@ def find_due(now: datetime, began: datetime) -> list[Due]:
             slot = slots.find(spec, now, began).slot
             if slot is not None:
                 found[spec.name] = (spec, slot)
-    claims = {
-        name: (pk, claimed)
-        for pk, name, claimed in Task.objects.values_list("pk", "name", "claimed_slot")
-    }
+    rows = Task.objects.values_list("pk", "name", "claimed_slot", "enabled")
+    claims = {name: (pk, claimed, enabled) for pk, name, claimed, enabled in rows}
     due = []
     for name, (spec, slot) in found.items():
         if name not in claims:
-            claims[name] = (sync_task(spec).pk, None)
-        pk, claimed = claims[name]
+            claims[name] = (sync_task(spec).pk, None, True)
+        pk, claimed, enabled = claims[name]
         if claimed is None or claimed < slot:
-            due.append(Due(spec, pk, slot))
+            due.append(Due(spec, pk, slot, enabled=enabled))
     return due

@@ -165,15 +165,16 @@ class Invocation:
             pinger.fail(outcome.executions[-1].output)
         return outcome
 
-    def expire(self, why: str) -> Outcome:
-        """A slot its dispatcher claimed but could not start in time (all the host's runs
-        busy until past the start deadline or the next slot): one skipped row says so."""
+    def skip_claimed(self, reason: str, why: str) -> Outcome:
+        """A slot its dispatcher claimed and will not start: the task was disabled, or all the
+        host's runs stayed busy past its start deadline or its next slot. One skipped row says
+        so, written by the dispatcher itself."""
         assert self.claimed is not None
         self.task = sync_task(self.spec)
         if not slots.take_over(self.task.pk, self.claimed.slot, self.claimed.token):
             return Outcome(self.run_id, Status.SKIPPED, [], SKIP_TAKEN_OVER)
         self.scheduled_for = self.claimed.slot
-        return self.skip(SkipReason.DEADLINE, why)
+        return self.skip(reason, why)
 
     def maintenance(self) -> windows.Occurrence | None:
         """The `skip` window this scheduled invocation falls in; a person's run goes ahead."""
