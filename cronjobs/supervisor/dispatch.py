@@ -34,7 +34,7 @@ import select
 import sys
 import traceback
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -69,22 +69,31 @@ class Due:
     slot: datetime
     token: str = ""
     enabled: bool = True
+    # From this moment the slot may not start: its start deadline, or the task's next slot
+    # (that slot is the next dispatcher's). Worked out once: the wait loop compares it with
+    # the clock for every waiting slot each time it looks for a permit.
+    expires_at: datetime = dataclasses.field(init=False)
 
-    def expired(self, now: datetime) -> str:
-        """Why this slot must not start any more: past the task's start deadline, or its next
-        slot has come (that slot is the next dispatcher's); '' while it may."""
-        found = slots.Slot(self.slot, lag=(now - self.slot).total_seconds())
-        if late := slots.too_late(self.spec, found):
-            return f"{late} (waited for one of the host's {settings.CRONJOBS_MAX_RUNNING} runs)"
+    def __post_init__(self) -> None:
         following = schedules.next_run(
             self.spec.schedule, after=self.slot, zone=slots.zone_of(self.spec)
         )
-        if following is not None and following <= now:
-            return (
-                f"still waiting for one of the host's {settings.CRONJOBS_MAX_RUNNING} runs "
-                "when its next slot came"
-            )
-        return ""
+        ends = [following] if following is not None else []
+        if self.spec.start_deadline is not None:
+            ends.append(self.slot + timedelta(seconds=self.spec.start_deadline))
+        self.expires_at = min(ends, default=datetime.max.replace(tzinfo=UTC))
+
+    def expired(self, now: datetime) -> str:
+        """Why this slot must not start any more; '' while it may."""
+        if now <= self.expires_at:
+            return ""
+        found = slots.Slot(self.slot, lag=(now - self.slot).total_seconds())
+        if late := slots.too_late(self.spec, found):
+            return f"{late} (waited for one of the host's {settings.CRONJOBS_MAX_RUNNING} runs)"
+        return (
+            f"still waiting for one of the host's {settings.CRONJOBS_MAX_RUNNING} runs "
+            "when its next slot came"
+        )
 
 
 class HostCap:
