@@ -31,6 +31,7 @@ need tens of GiB (issue 26: ~57 MiB each) and would swap this 24 GiB machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import dataclasses
 import datetime as dt
@@ -54,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from bench.seed_executions import create_database  # noqa: E402
 
 DEFAULT_URL = "mysql://root:@127.0.0.1:3306/flagged_cron_bench_burst"
+PACKAGES = ("bench", "cronjobs", "flagged_cron_project", "flagged_products", "manage.py")
 JOB_NAMES = {"sh", "dash", "bash", "date"}
 SAMPLE_EVERY = 0.05  # seconds
 PR_SET_CHILD_SUBREAPER = 36
@@ -114,11 +116,17 @@ def main() -> None:
     parser.add_argument("--max-running", type=int, help="CRONJOBS_MAX_RUNNING (default: unset)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds a burst may take")
     parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument(
+        "--profile", type=int, default=0, help="also profile this many warm in-process starts"
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="bench-burst-"))
     bursts = plan(sizes, args)
     _become_subreaper()
+    # An installed host has written the project's .pyc files on its first run; this sandbox
+    # sets PYTHONDONTWRITEBYTECODE, which would have every old-path start compile them again.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *PACKAGES], cwd=ROOT, check=True)
     env = base_env(workdir, args)
     os.environ.update(env)
     import django
@@ -126,6 +134,8 @@ def main() -> None:
     django.setup()
     job_cpu = job_cost(workdir / "job-cost")
     print(f"work dir {workdir}; the job alone (sh + date): {job_cpu * 1000:.2f} ms CPU")
+    if args.profile:
+        profile_warm_starts(Burst("warm", args.profile), env, workdir)
     results = []
     for burst in bursts:
         if burst.path == "old" and burst.size > args.old_max:
@@ -133,7 +143,8 @@ def main() -> None:
             continue
         results.append(run_burst(burst, env, workdir, job_cpu, args.timeout))
         print_result(results[-1])
-    print_table(results)
+    if results:
+        print_table(results)
 
 
 def plan(sizes: list[int], args: argparse.Namespace) -> list[Burst]:
@@ -246,11 +257,10 @@ def run_burst(
     time.sleep(boundary - time.time())
     load = os.getloadavg()[0]
     cpu_before = _children_cpu()
-    sampler = Sampler()
-    sampler.start()
     with open(workdir / f"{burst.label}.log", "ab") as log:
         top = start(burst, env, log)
-    sampler.dispatchers = set(top) if burst.path == "new" else set()
+    sampler = Sampler(dispatchers=set(top) if burst.path == "new" else set())
+    sampler.start()
     codes = reap(set(top), boundary + timeout)
     wall = time.time() - boundary
     sampler.stop()
@@ -280,7 +290,7 @@ def start(burst: Burst, env: dict[str, str], log: IO[bytes]) -> list[int]:
         hosts = [f"bench-{chr(ord('a') + n)}" for n in range(burst.hosts)]
         argvs = [([*manage, "--due"], {**env, "CRONJOBS_HOST": host}) for host in hosts]
     return [
-        subprocess.Popen(argv, env=argv_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log).pid
+        subprocess.Popen(argv, env=argv_env, cwd=ROOT, stdout=log, stderr=log).pid
         for argv, argv_env in argvs
     ]
 
@@ -308,18 +318,26 @@ def reap(top: set[int], deadline: float) -> Counter[int]:
 class Sampler(threading.Thread):
     """PSS of the tree below this script every ~50 ms (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dispatchers: set[int]) -> None:
         super().__init__(daemon=True)
         self.memory = Memory()
-        self.dispatchers: set[int] = set()
-        self.session = os.getsid(0)
+        self.dispatchers = dispatchers
+        # A supervisor's parent: this script (old path, and new-path supervisors whose
+        # dispatcher has exited) or a dispatcher; keepers and everything below them are deeper.
+        self.parents = {os.getpid(), *dispatchers}
         self.done = threading.Event()
 
     def run(self) -> None:
+        # Above the burst's hundreds of runnable processes, or it samples every few seconds;
+        # children do not inherit a thread's priority. Needs root; otherwise sample slower.
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
         started = time.thread_time()
         while not self.done.is_set():
+            began = time.monotonic()
             self.sample()
-            self.done.wait(SAMPLE_EVERY)
+            # At most half a core for the observer, however many processes there are to read.
+            self.done.wait(max(SAMPLE_EVERY, time.monotonic() - began))
         self.memory.sampler_cpu = time.thread_time() - started
 
     def stop(self) -> None:
@@ -335,8 +353,7 @@ class Sampler(threading.Thread):
                 if process.name() in JOB_NAMES:
                     continue
                 supervision += pss
-                # Supervisors live in our session; keepers, and all below them, in their own.
-                if os.getsid(process.pid) == self.session and process.pid not in self.dispatchers:
+                if process.ppid() in self.parents and process.pid not in self.dispatchers:
                     in_flight += 1
             except (OSError, psutil.Error):
                 continue  # it exited between the listing and the read
@@ -382,6 +399,42 @@ def read_rows(burst: Burst, boundary: float) -> dict:
         "skipped": rows.filter(attempt=0).count(),
         "last_finish": (last - slot).total_seconds() if last else None,
     }
+
+
+def profile_warm_starts(burst: Burst, env: dict[str, str], workdir: Path) -> None:
+    """What one supervised start costs once Django is loaded: `run_chain` of each task in turn
+    from this process (the work a forked supervisor does), its CPU and the children's, and
+    where the time goes (cProfile, the top functions by cumulative time)."""
+    import cProfile
+    import pstats
+
+    from django.conf import settings
+
+    from cronjobs.supervisor import db
+    from cronjobs.supervisor.registry import registry
+    from cronjobs.supervisor.runner import run_chain
+
+    env = prepare(burst, env, workdir)
+    settings.CRONJOBS_TASKS_FILE = Path(env["CRONJOBS_TASKS_FILE"])
+    db.not_inheritable()
+    specs = [registry.load().tasks[name] for name in burst.names()]
+    run_chain(specs[0], "cron")  # the first pays for the lazy imports and the connection
+    half = len(specs) // 2
+    # Each task once: a second run in the same minute would find its slot taken.
+    for profiled, batch in ((False, specs[1:half]), (True, specs[half:])):
+        profile = cProfile.Profile()
+        own, children = time.process_time(), _children_cpu()
+        with profile if profiled else contextlib.nullcontext():
+            for spec in batch:
+                run_chain(spec, "cron")
+        count = len(batch)
+        own, children = time.process_time() - own, _children_cpu() - children
+        print(
+            f"{count} warm starts{' (profiled)' if profiled else ''}: this process "
+            f"{own / count * 1000:.1f} ms CPU, its children {children / count * 1000:.1f} ms "
+            "(keeper, worker, launcher, the job) per start"
+        )
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(r"cronjobs|psutil", 25)
 
 
 def percentile(values: list[float], fraction: float) -> float:
