@@ -120,6 +120,9 @@ class Task(models.Model):
         editable=False,
         help_text="The latest slot a cron invocation or a catch-up run claimed",
     )
+    # Who holds claimed_slot (cronjobs/supervisor/slots.py, "claim tokens"): a dispatcher that
+    # has not yet started the slot's supervisor, or the supervisor running it.
+    claimed_by = models.CharField(max_length=255, blank=True, default="", editable=False)
 
     objects = TaskQuerySet.as_manager()
 

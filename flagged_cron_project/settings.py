@@ -251,6 +251,19 @@ CRONJOBS_LATE_GRACE = envint("CRONJOBS_LATE_GRACE", 300, minimum=0)
 # How long after a slot a `runjob --trigger cron` call still belongs to it (cron's own lag, a slow
 # start); later it is no slot's, exits 3 and records nothing (cronjobs/supervisor/slots.py).
 CRONJOBS_SLOT_TOLERANCE = envint("CRONJOBS_SLOT_TOLERANCE", 300, minimum=1)
+
+
+def _host_cap() -> int:
+    """Supervised runs a host starts at once by default: 8 per core, and no more than one per
+    256 MiB of memory (a supervisor and a modest job), never fewer than 2."""
+    cores = len(os.sched_getaffinity(0))
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return max(2, min(8 * cores, memory // (256 * 1024 * 1024)))
+
+
+# How many runs the dispatcher (`runjob --due`) keeps going on this host at once; due runs
+# beyond it wait, by priority, within their start deadline (cronjobs/supervisor/dispatch.py).
+CRONJOBS_MAX_RUNNING = envint("CRONJOBS_MAX_RUNNING", _host_cap(), minimum=1)
 # The dashboard's figures are rendered at most once per this many seconds for all workers.
 CRONJOBS_DASHBOARD_CACHE_SECONDS = envint("CRONJOBS_DASHBOARD_CACHE_SECONDS", 15, minimum=0)
 # Smart Cron V2 names (docs/migrating.md): the compatibility views show task_name with this

@@ -33,6 +33,7 @@ NOT_SETTINGS = {
     "snoozed_until",
     "caught_up_slot",
     "claimed_slot",
+    "claimed_by",
 }
 EVERYTHING = {
     "schedule": "*/5 * * * *",

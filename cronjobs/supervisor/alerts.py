@@ -156,7 +156,9 @@ def _bump(task: Task, kind: str, message: str, now: datetime) -> Alert | None:
     return Alert.objects.filter(open_key=key).first() if updated else None
 
 
-def check_success_rate(task: Task, now: datetime | None = None) -> float | None:
+def check_success_rate(
+    task: Task, now: datetime | None = None, open_alert: bool = True
+) -> float | None:
     """Raise `success_rate` while the task's rate over its window is under its target; resolve
     it once the rate is back (after each run; the watchdog judges every task at once with
     `judge_success_rate`). The rate is the one the pages show for the same window
@@ -164,7 +166,8 @@ def check_success_rate(task: Task, now: datetime | None = None) -> float | None:
     now = now or timezone.now()
     since = now - timedelta(seconds=task.success_window)
     summaries = stats.task_summaries(since, now, with_p95=False, task_ids=[task.pk])
-    return judge_success_rate(task, summaries.get(task.pk) or stats.TaskSummary(task.pk))
+    summary = summaries.get(task.pk) or stats.TaskSummary(task.pk)
+    return judge_success_rate(task, summary, open_alert)
 
 
 def judge_success_rate(
@@ -216,12 +219,21 @@ def resolve_kinds(task: Task, kinds: list[str], why: str = "recovered") -> int:
 def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
     """The policy after a run: raise `failed` once `alert_after` runs in a row failed (not
     for a stopped run, nor with `alert_on_failure` off), `slow` and `memory`; resolve them
-    after a good run; check the success rate."""
+    after a good run; check the success rate.
+
+    The task's open alert kinds are read once: a good run of a quiet task (most runs of a
+    burst) then looks for nothing to resolve, kind by kind."""
     rows = [row for row in outcome.executions if row.status != Status.SKIPPED]
     succeeded = outcome.status == Status.SUCCEEDED
     last = rows[-1]
+    open_kinds = set(Alert.objects.unresolved().filter(task=task).values_list("kind", flat=True))
+
+    def resolve(kinds: list[str], why: str) -> None:
+        if open_kinds.intersection(kinds):
+            resolve_kinds(task, kinds, why)
+
     if succeeded:
-        resolve_kinds(task, [Kind.FAILED, Kind.LATE], "a run succeeded")
+        resolve([Kind.FAILED, Kind.LATE], "a run succeeded")
     elif spec.alert_on_failure and outcome.status != Status.CANCELLED:
         in_a_row = task.failed_runs_in_a_row(spec.alert_after) if spec.alert_after > 1 else 1
         if in_a_row >= spec.alert_after:
@@ -241,16 +253,16 @@ def raise_run_alerts(task: Task, spec: TaskSpec, outcome: Outcome) -> None:
             f"an attempt took {slow:.1f} s (slow after {spec.effective_slow_after:g} s)",
         )
     elif succeeded:
-        resolve_kinds(task, [Kind.SLOW], "a run finished in time")
+        resolve([Kind.SLOW], "a run finished in time")
     if succeeded and spec.duration_alerts == "auto":
         judge_duration(task, spec, rows)
-    check_success_rate(task)
+    check_success_rate(task, open_alert=Kind.SUCCESS_RATE in open_kinds)
     warn = spec.effective_memory_warn
     peak = max((row.peak_rss_bytes or 0 for row in rows), default=0)
     if warn and peak > warn:
         raise_alert(task, Kind.MEMORY, f"peak memory {peak} bytes over {warn} bytes")
     elif warn and succeeded:
-        resolve_kinds(task, [Kind.MEMORY], "memory back under the warning level")
+        resolve([Kind.MEMORY], "memory back under the warning level")
 
 
 def judge_duration(task: Task, spec: TaskSpec, rows: list[Execution]) -> str | None:

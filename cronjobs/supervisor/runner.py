@@ -66,7 +66,7 @@ class Outcome:
     @property
     def recorded_nothing(self) -> bool:
         """Left to other hosts, or no slot of the task now: no row, on purpose."""
-        return self.skip_reason in (SKIP_HOST, SKIP_NOT_A_SLOT)
+        return self.skip_reason in (SKIP_HOST, SKIP_NOT_A_SLOT, SKIP_TAKEN_OVER)
 
     @property
     def exit_code(self) -> int:
@@ -88,8 +88,10 @@ class Invocation:
         sleep: Callable[[float], Any] = time.sleep,
         upstream_run_id: str = "",
         scheduled_for: dt.datetime | None = None,
+        claimed: Claimed | None = None,
     ):
         self.spec = spec
+        self.claimed = claimed
         self.trigger = trigger
         self.sleep = sleep
         self.run_id = run_id or new_run_id()
@@ -119,12 +121,18 @@ class Invocation:
             why = f"pinned to {', '.join(self.spec.hosts)}"
             logs.write("INFO", self.spec.name, f"not run on {self.host}: {why}")
             return Outcome(self.run_id, Status.SKIPPED, [], skip_reason=SKIP_HOST, why=why)
-        found = self.find_slot()
+        found = self.claimed.found() if self.claimed else self.find_slot()
         if found is not None and found.slot is None:
             # A zone task's line also fires at the hour of the zone's other UTC offset.
             logs.write("INFO", self.spec.name, f"not run on {self.host}: {found.why}")
             return Outcome(self.run_id, Status.SKIPPED, [], SKIP_NOT_A_SLOT, why=found.why)
         self.task = sync_task(self.spec)
+        if self.claimed and not slots.take_over(
+            self.task.pk, self.claimed.slot, self.claimed.token
+        ):
+            why = "a dispatcher that outlived its claim's patience took the slot over"
+            logs.write("WARNING", self.spec.name, f"not run by pid {os.getpid()}: {why}")
+            return Outcome(self.run_id, Status.SKIPPED, [], SKIP_TAKEN_OVER, why=why)
         if not self.task.enabled:
             return self.skip(SkipReason.DISABLED, "task is disabled")
         if window := self.maintenance():
@@ -156,6 +164,16 @@ class Invocation:
         else:
             pinger.fail(outcome.executions[-1].output)
         return outcome
+
+    def expire(self, why: str) -> Outcome:
+        """A slot its dispatcher claimed but could not start in time (all the host's runs
+        busy until past the start deadline or the next slot): one skipped row says so."""
+        assert self.claimed is not None
+        self.task = sync_task(self.spec)
+        if not slots.take_over(self.task.pk, self.claimed.slot, self.claimed.token):
+            return Outcome(self.run_id, Status.SKIPPED, [], SKIP_TAKEN_OVER)
+        self.scheduled_for = self.claimed.slot
+        return self.skip(SkipReason.DEADLINE, why)
 
     def maintenance(self) -> windows.Occurrence | None:
         """The `skip` window this scheduled invocation falls in; a person's run goes ahead."""
@@ -224,7 +242,7 @@ class Invocation:
         late = slots.too_late(self.spec, found)
         if late:
             return self.skip(SkipReason.DEADLINE, late)
-        if not slots.claim(self.task, found.slot):
+        if self.claimed is None and not slots.claim(self.task, found.slot):
             return self.skip(
                 SkipReason.SLOT_TAKEN, slots.taken_text(self.task, self.spec, found.slot)
             )
@@ -561,6 +579,21 @@ def metrics_record(task: str, row: Execution) -> dict[str, Any]:
 WAIT_POLL = 1.0  # seconds between looks at a held lease (overlap = "wait" or "replace")
 SKIP_HOST = "host"  # not a row's skip_reason: a pinned task on another host records nothing
 SKIP_NOT_A_SLOT = "not_a_slot"  # nor this: a cron call at no slot of the task records nothing
+SKIP_TAKEN_OVER = "taken_over"  # nor this: its dispatcher's claim was taken over, the taker runs it
+
+
+@dataclasses.dataclass(frozen=True)
+class Claimed:
+    """A slot a dispatcher claimed for this invocation under `token` (cronjobs/supervisor/
+    dispatch.py); the invocation takes the claim over instead of claiming."""
+
+    slot: dt.datetime
+    token: str
+
+    def found(self) -> slots.Slot:
+        return slots.Slot(self.slot, lag=(timezone.now() - self.slot).total_seconds())
+
+
 MEMORY_EVERY = 10.0  # seconds between writes of a running attempt's memory
 
 

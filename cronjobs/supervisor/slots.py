@@ -22,6 +22,7 @@ does not let another host run the same slot again; the retries are the task's `m
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import os
 import time
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from cronjobs import schedules
 from cronjobs.models import Execution, Task
@@ -100,8 +101,96 @@ def claim(task: Task, slot: datetime, **also: object) -> bool:
     """Claim (task, slot) for this invocation: True for exactly one caller per slot, whatever
     the host. A compare-and-set on the task's row, checked by its row count; `also` are
     columns written in the same UPDATE (the watchdog's `caught_up_slot`)."""
-    newer = Q(claimed_slot__isnull=True) | Q(claimed_slot__lt=slot)
-    return bool(Task.objects.filter(pk=task.pk).filter(newer).update(claimed_slot=slot, **also))
+    also.setdefault("claimed_by", Token.RUN.make())
+    return bool(_unclaimed(slot).filter(pk=task.pk).update(claimed_slot=slot, **also))
+
+
+class Token(enum.Enum):
+    """Who holds a task's claimed slot (`Task.claimed_by`): `dispatch ...` while a dispatcher
+    (cronjobs/supervisor/dispatch.py) has claimed it and not yet started its supervisor,
+    `run ...` once a supervisor has it. A supervisor forked by a dispatcher swaps the first
+    for the second (`take_over`), and so does a dispatcher or watchdog that finds a dispatcher
+    died between the claim and the start (`orphans`): one compare-and-set each, so of the two
+    exactly one runs the slot."""
+
+    DISPATCH = "dispatch"
+    RUN = "run"
+
+    def make(self, pid: int = 0, host: str = "") -> str:
+        """`<kind> <unix time> <pid> <host>`: the time says how old an unstarted claim is."""
+        host = host or settings.CRONJOBS_HOST
+        return f"{self.value} {time.time():.0f} {pid or os.getpid()} {host}"[:255]
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    kind: str
+    since: float
+    pid: int
+    host: str
+
+    @classmethod
+    def read(cls, token: str) -> Holder | None:
+        parts = token.split(" ", 3)
+        if len(parts) != 4 or not parts[1].isdigit() or not parts[2].isdigit():
+            return None
+        return cls(parts[0], float(parts[1]), int(parts[2]), parts[3])
+
+    def gone(self, now: float, patience: float) -> bool:
+        """A dispatcher's claim whose supervisor never took it over: its process is dead (this
+        host), or it is older than `patience` (another host: a living dispatcher starts the
+        supervisors of a batch within milliseconds of claiming it)."""
+        if self.kind != Token.DISPATCH.value:
+            return False
+        if self.host == settings.CRONJOBS_HOST:
+            return not _alive(self.pid, self.since)
+        return now - self.since > patience
+
+
+def claim_many(task_ids: list[int], slot: datetime, token: str) -> set[int]:
+    """Claim `slot` for each of the tasks in one UPDATE: the ids this caller won. The UPDATE
+    writes `token` on every row it moves; reading back the rows that carry it tells the
+    winners, since a row another dispatcher moved first carries the other's token."""
+    if not task_ids:
+        return set()
+    _unclaimed(slot).filter(pk__in=task_ids).update(claimed_slot=slot, claimed_by=token)
+    won = Task.objects.filter(pk__in=task_ids, claimed_slot=slot, claimed_by=token)
+    return set(won.values_list("pk", flat=True))
+
+
+def take_over(task_id: int, slot: datetime, token: str, new_token: str = "") -> bool:
+    """Swap the claim of (task, slot) from `token` to `new_token` (default: this process's
+    run token); False when someone else swapped it first."""
+    new_token = new_token or Token.RUN.make()
+    moved = Task.objects.filter(pk=task_id, claimed_slot=slot, claimed_by=token)
+    return bool(moved.update(claimed_by=new_token))
+
+
+def orphans(patience: float = 30.0) -> list[Task]:
+    """Tasks whose claimed slot a dispatcher took and died before starting (Holder.gone),
+    within the slot tolerance: the caller takes each over and runs or reports it."""
+    now = time.time()
+    since = datetime.fromtimestamp(now - settings.CRONJOBS_SLOT_TOLERANCE, UTC)
+    claimed = Task.objects.filter(
+        claimed_by__startswith=f"{Token.DISPATCH.value} ", claimed_slot__gte=since
+    )
+    return [
+        task
+        for task in claimed
+        if (holder := Holder.read(task.claimed_by)) and holder.gone(now, patience)
+    ]
+
+
+def _unclaimed(slot: datetime) -> QuerySet[Task]:
+    return Task.objects.filter(Q(claimed_slot__isnull=True) | Q(claimed_slot__lt=slot))
+
+
+def _alive(pid: int, since: float) -> bool:
+    """Is `pid` the process that wrote a token at `since` (not a later one given its pid)?"""
+    try:
+        return psutil.Process(pid).create_time() <= since + 1
+    except psutil.Error:
+        return False
 
 
 def taken_text(task: Task, spec: TaskSpec, slot: datetime) -> str:

@@ -1,4 +1,4 @@
-"""manage.py runjob <task> | --all | --list  (docs/operations.md; exit codes 0, 1, 2, 3)."""
+"""manage.py runjob <task> | --due | --all | --list  (docs/operations.md; exit codes 0, 1, 2, 3)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from cronjobs import schedules
 from cronjobs.models import Execution
 from cronjobs.supervisor import db, spool
 from cronjobs.supervisor.db import bound_waits
+from cronjobs.supervisor.dispatch import Dispatcher
 from cronjobs.supervisor.registry import registry
 from cronjobs.supervisor.runner import (
     EXIT_FAILED,
     EXIT_SUCCEEDED,
     EXIT_USAGE,
+    Claimed,
     Outcome,
     run_chain,
     spool_not_run,
@@ -73,6 +75,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--list", action="store_true", help="list the declared tasks")
         parser.add_argument(
+            "--due",
+            action="store_true",
+            help="start every task due now on this host (the installed line; one Django start "
+            "per minute, a supervisor forked per due task, at most CRONJOBS_MAX_RUNNING at once)",
+        )
+        parser.add_argument(
             "--trigger",
             choices=Execution.Trigger.values,
             default=Execution.Trigger.MANUAL,
@@ -81,6 +89,8 @@ class Command(BaseCommand):
         parser.add_argument("--run-id", help=argparse.SUPPRESS)  # set by "run now" callers
         # The slot a catch-up run is for, ISO 8601 (set by the watchdog, which claimed it).
         parser.add_argument("--slot", type=_slot, help=argparse.SUPPRESS)
+        # With --slot: the claim token a dispatcher or the watchdog holds for that slot.
+        parser.add_argument("--claim", help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         # The jobs this process forks and execs must not inherit its database connection.
@@ -89,18 +99,28 @@ class Command(BaseCommand):
         registry.load()
         if options["list"]:
             return self.list_tasks()
-        if options["all"] == bool(options["task"]):
-            raise CommandError("name one task, or use --all or --list", returncode=EXIT_USAGE)
+        if options["all"] + options["due"] + bool(options["task"]) != 1:
+            raise CommandError(
+                "name one task, or use --due, --all or --list", returncode=EXIT_USAGE
+            )
+        if options["claim"] and not options["slot"]:
+            raise CommandError("--claim needs --slot", returncode=EXIT_USAGE)
         # cron and `kill` send SIGTERM: record the attempt as failed instead of vanishing.
         signal.signal(signal.SIGTERM, _terminate)
         # A silent database (a partition) fails the supervisor's queries, so its rows go to
         # the spool, instead of holding it for as long as TCP takes to give up.
         bound_waits(max(settings.CRONJOBS_LEASE_TTL, SUPERVISOR_WAIT))
         self.replay_spool()
+        if options["due"]:
+            report = Dispatcher(self.supervise).run()
+            self.stdout.write(report.text())
+            sys.exit(EXIT_SUCCEEDED)
         if options["all"]:
             sys.exit(self.run_all(options["trigger"]))
+        claimed = Claimed(options["slot"], options["claim"]) if options["claim"] else None
+        slot = None if claimed else options["slot"]
         sys.exit(
-            self.run_one(options["task"], options["trigger"], options["run_id"], options["slot"])
+            self.run_one(options["task"], options["trigger"], options["run_id"], slot, claimed)
         )
 
     def replay_spool(self) -> None:
@@ -119,12 +139,15 @@ class Command(BaseCommand):
         trigger: str,
         run_id: str | None = None,
         slot: datetime | None = None,
+        claimed: Claimed | None = None,
     ) -> int:
         spec = registry.get(name)
         if spec is None:
             raise CommandError(self.unknown_task_message(name), returncode=EXIT_USAGE)
         try:
-            first, *downstream = run_chain(spec, trigger, run_id=run_id, scheduled_for=slot)
+            first, *downstream = run_chain(
+                spec, trigger, run_id=run_id, scheduled_for=slot, claimed=claimed
+            )
         except DatabaseError as exc:
             return self.database_down(name, trigger, run_id, exc)
         self.report(first)
@@ -133,6 +156,10 @@ class Command(BaseCommand):
         # The task's own outcome, unless a task run after it failed.
         failed = any(each.exit_code == EXIT_FAILED for each in downstream)
         return EXIT_FAILED if failed else first.exit_code
+
+    def supervise(self, spec: TaskSpec, claimed: Claimed) -> int:
+        """One slot the dispatcher claimed, in the supervisor it forked."""
+        return self.run_one(spec.name, Execution.Trigger.CRON, claimed=claimed)
 
     def report(self, outcome: Outcome) -> None:
         if outcome.recorded_nothing:  # pinned elsewhere, or no slot now
