@@ -14,18 +14,26 @@ burst:
   latest Execution.finished_at after the boundary ("all finished within the minute");
 - CPU per supervised start: user+sys of the whole process tree (getrusage(RUSAGE_CHILDREN) of
   this script, which is made a child subreaper so orphans are reaped here and counted), minus
-  N times the jobs' own sh+date cost measured alone beforehand, divided by N;
-- supervision memory: every ~50 ms, the PSS (/proc/<pid>/smaps_rollup) of every process in the
-  tree except the jobs themselves (sh, date); its peak, and that peak divided by the supervised
-  runs in flight at that sample (old: runjob processes; new: the supervisors outside the
-  dispatchers' and the jobs' sessions); and the peak PSS of the whole tree, jobs included;
+  the jobs' own sh+date cost (measured alone beforehand) for each job that started, divided
+  by the jobs that started (N when none was skipped);
+- supervision memory: every ~50 ms (or as fast as one sample reads), the PSS
+  (/proc/<pid>/smaps_rollup) of every process in the tree except the jobs themselves (sh,
+  date); its peak, and that peak divided by the supervised
+  runs in flight at that sample (the supervisors: the runjob processes, or the dispatchers'
+  forks), split by role (dispatcher, supervisor, keeper, worker/launcher); and the peak PSS of
+  the whole tree, jobs included;
 - the Execution rows: each task's slot ran exactly once, and the split between hosts.
 
 The old path at 1,000 is skipped unless `--old-max` allows it: 1,000 Django interpreters at once
 need tens of GiB (issue 26: ~57 MiB each) and would swap this 24 GiB machine.
 
     .venv/bin/python bench/burst.py [--sizes 100,1000] [--skip-old] [--old-max 100]
-        [--hosts 3] [--max-running N] [--database-url mysql://.../flagged_cron_bench_burst]
+        [--hosts 3] [--max-running N] [--profile 41]
+        [--database-url mysql://.../flagged_cron_bench_burst]
+
+`--profile K` first runs K-1 supervised starts one after another inside this warm process
+(what a forked supervisor does once Django is loaded): their CPU, the children's, statements
+per start, and a cProfile of the second half.
 """
 
 from __future__ import annotations
@@ -86,6 +94,7 @@ class Memory:
     peak_total: int = 0  # bytes, the whole tree
     peak_supervision: int = 0  # bytes, the tree but the jobs
     in_flight_at_peak: int = 0  # supervised runs alive at the supervision peak
+    roles_at_peak: Counter[str] = dataclasses.field(default_factory=Counter)  # role -> bytes
     max_in_flight: int = 0
     samples: int = 0
     sampler_cpu: float = 0.0  # seconds of this script's own CPU spent sampling
@@ -264,14 +273,16 @@ def run_burst(
     codes = reap(set(top), boundary + timeout)
     wall = time.time() - boundary
     sampler.stop()
-    cpu = _children_cpu() - cpu_before - burst.size * job_cpu
+    lags = read_lags(workdir / f"{burst.label}.starts", boundary)
+    cpu = _children_cpu() - cpu_before - len(lags) * job_cpu
     rows = read_rows(burst, boundary)
     return Result(
         burst=burst,
-        lags=read_lags(workdir / f"{burst.label}.starts", boundary),
+        lags=lags,
         wall=wall,
         last_finish=rows["last_finish"],
-        cpu_per_start=cpu / burst.size,
+        # Per job that started: a slot skipped unstarted costs less, so this is not flattered.
+        cpu_per_start=cpu / max(1, len(lags)),
         memory=sampler.memory,
         exit_codes=codes,
         runs=rows["runs"],
@@ -345,7 +356,10 @@ class Sampler(threading.Thread):
         self.join()
 
     def sample(self) -> None:
-        total = supervision = in_flight = 0
+        total = supervision = 0
+        roles: Counter[str] = Counter()
+        in_flight: Counter[str] = Counter()
+        supervisors: set[int] = set()
         for process in psutil.Process().children(recursive=True):
             try:
                 pss = _pss(process.pid)
@@ -353,16 +367,29 @@ class Sampler(threading.Thread):
                 if process.name() in JOB_NAMES:
                     continue
                 supervision += pss
-                if process.ppid() in self.parents and process.pid not in self.dispatchers:
-                    in_flight += 1
+                role = self.role(process.pid, process.ppid(), supervisors)
+                roles[role] += pss
+                in_flight[role] += 1
             except (OSError, psutil.Error):
                 continue  # it exited between the listing and the read
         memory = self.memory
         memory.samples += 1
         memory.peak_total = max(memory.peak_total, total)
-        memory.max_in_flight = max(memory.max_in_flight, in_flight)
+        memory.max_in_flight = max(memory.max_in_flight, in_flight["supervisor"])
         if supervision > memory.peak_supervision:
-            memory.peak_supervision, memory.in_flight_at_peak = supervision, in_flight
+            memory.peak_supervision = supervision
+            memory.in_flight_at_peak = in_flight["supervisor"]
+            memory.roles_at_peak = roles
+
+    def role(self, pid: int, ppid: int, supervisors: set[int]) -> str:
+        """psutil lists parents before their children, so a keeper's supervisor is known."""
+        if pid in self.dispatchers:
+            return "dispatcher"
+        if ppid in self.parents:
+            supervisors.add(pid)
+            return "supervisor"
+        # The worker execs the bare-interpreter launcher, which forks the command.
+        return "keeper" if ppid in supervisors else "launcher"
 
 
 def _pss(pid: int) -> int:
@@ -409,6 +436,8 @@ def profile_warm_starts(burst: Burst, env: dict[str, str], workdir: Path) -> Non
     import pstats
 
     from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     from cronjobs.supervisor import db
     from cronjobs.supervisor.registry import registry
@@ -422,9 +451,9 @@ def profile_warm_starts(burst: Burst, env: dict[str, str], workdir: Path) -> Non
     half = len(specs) // 2
     # Each task once: a second run in the same minute would find its slot taken.
     for profiled, batch in ((False, specs[1:half]), (True, specs[half:])):
-        profile = cProfile.Profile()
+        profile, queries = cProfile.Profile(), CaptureQueriesContext(connection)
         own, children = time.process_time(), _children_cpu()
-        with profile if profiled else contextlib.nullcontext():
+        with profile if profiled else contextlib.nullcontext(), queries:
             for spec in batch:
                 run_chain(spec, "cron")
         count = len(batch)
@@ -432,7 +461,8 @@ def profile_warm_starts(burst: Burst, env: dict[str, str], workdir: Path) -> Non
         print(
             f"{count} warm starts{' (profiled)' if profiled else ''}: this process "
             f"{own / count * 1000:.1f} ms CPU, its children {children / count * 1000:.1f} ms "
-            "(keeper, worker, launcher, the job) per start"
+            f"(keeper, worker, launcher, the job), {len(queries) / count:.1f} statements "
+            "per start"
         )
     pstats.Stats(profile).sort_stats("cumulative").print_stats(r"cronjobs|psutil", 25)
 
@@ -452,25 +482,29 @@ def print_result(result: Result) -> None:
         f"  {memory.samples} memory samples, max {memory.max_in_flight} runs in flight, "
         f"sampling cost {memory.sampler_cpu:.1f} s CPU of this script"
     )
+    roles = ", ".join(f"{role} {pss / MIB:.0f}" for role, pss in memory.roles_at_peak.items())
+    print(f"  supervision PSS at its peak, MiB: {roles}")
 
 
 def print_table(results: list[Result]) -> None:
     head = (
         "burst",
+        "started",
         "lag p50",
         "p99",
         "max",
         "wall",
         "last done",
         "CPU/start",
-        "sup. PSS peak",
+        "sup. PSS",
         "per run",
         "peak PSS",
     )
-    print(f"\n{head[0]:12}" + "".join(f"{h:>14}" for h in head[1:]))
+    print(f"\n{head[0]:10}" + "".join(f"{h:>12}" for h in head[1:]))
     for result in results:
         memory, lags = result.memory, result.lags
         cells = [
+            f"{len(lags)}/{result.burst.size}",
             *(f"{value:.2f} s" for value in _lag_figures(lags)),
             f"{result.wall:.1f} s",
             f"{result.last_finish:.1f} s" if result.last_finish is not None else "-",
@@ -479,7 +513,7 @@ def print_table(results: list[Result]) -> None:
             f"{memory.peak_supervision / max(1, memory.in_flight_at_peak) / MIB:.1f} MiB",
             f"{memory.peak_total / MIB:.0f} MiB",
         ]
-        print(f"{result.burst.label:12}" + "".join(f"{cell:>14}" for cell in cells))
+        print(f"{result.burst.label:10}" + "".join(f"{cell:>12}" for cell in cells))
     print(TARGETS)
 
 
