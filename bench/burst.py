@@ -465,6 +465,21 @@ def profile_warm_starts(burst: Burst, env: dict[str, str], workdir: Path) -> Non
             "per start"
         )
     pstats.Stats(profile).sort_stats("cumulative").print_stats(r"cronjobs|psutil", 25)
+    print(f"of the children: the launcher and the job {launcher_cost(workdir) * 1000:.1f} ms")
+
+
+def launcher_cost(workdir: Path, count: int = 50) -> float:
+    """CPU seconds of the bare-interpreter launcher that a command attempt's worker execs
+    (cronjobs/supervisor/launcher.py), with its job, started alone."""
+    from cronjobs.supervisor.process import LAUNCHER
+
+    before = _children_cpu()
+    with open(os.devnull, "wb") as report:
+        argv = [sys.executable, "-I", "-S", LAUNCHER, str(report.fileno())]
+        for _ in range(count):
+            job = job_command("cost", workdir / "job-cost")
+            subprocess.run([*argv, *job], pass_fds=(report.fileno(),), check=True)
+    return (_children_cpu() - before) / count
 
 
 def percentile(values: list[float], fraction: float) -> float:
