@@ -18,10 +18,9 @@ burst:
   by the jobs that started (N when none was skipped);
 - supervision memory: every ~50 ms (or as fast as one sample reads), the PSS
   (/proc/<pid>/smaps_rollup) of every process in the tree except the jobs themselves (sh,
-  date); its peak, and that peak divided by the supervised
-  runs in flight at that sample (the supervisors: the runjob processes, or the dispatchers'
-  forks), split by role (dispatcher, supervisor, keeper, worker/launcher); and the peak PSS of
-  the whole tree, jobs included;
+  date); its peak, and that peak divided by the supervised runs in flight at that sample (the
+  supervisors: the runjob processes, or the dispatchers' forks), split by role (dispatcher,
+  supervisor, keeper, worker/launcher); and the peak PSS of the whole tree, jobs included;
 - the Execution rows: each task's slot ran exactly once, and the split between hosts.
 
 The old path at 1,000 is skipped unless `--old-max` allows it: 1,000 Django interpreters at once
