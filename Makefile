@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: setup setup-dev demo serve test test-sqlite test-mariadb lint format bench bench-reliability \
 	bench-api bench-web bench-admin bench-domain bench-import bench-scheduling bench-rollups \
 	bench-ten-million bench-dashboard bench-windows bench-overview bench-fencing bench-live-output \
-	bench-alerts bench-import-limits bench-slots clean
+	bench-alerts bench-import-limits bench-slots bench-burst clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -144,6 +144,12 @@ bench-fencing: setup-dev
 # of 1, 10 and 50 tasks due in one minute (waits for three minute boundaries), on MariaDB.
 bench-slots: setup-dev
 	$(BIN)/python bench/slots.py --database-url "$(subst flagged_cron,flagged_cron_bench_slots,$(MARIADB_URL))"
+
+# The midnight burst (issue 26): 100 and 1,000 tasks due in one minute, per-task runjob processes
+# beside one `runjob --due` per host, then 1,000 over three hosts (waits for 4 minute boundaries,
+# ~8 minutes); first a profile of 40 warm supervised starts.
+bench-burst: setup-dev
+	$(BIN)/python bench/burst.py --profile 41 --database-url "$(subst flagged_cron,flagged_cron_bench_burst,$(MARIADB_URL))" $(BENCH_ARGS)
 
 # The import diagram in docs/architecture.md (stdlib only; tests/test_architecture.py fails
 # while it is stale).
