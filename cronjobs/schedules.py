@@ -16,11 +16,13 @@ Daylight saving follows what Debian's cron does, not what a naive calendar would
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import functools
 import os
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from cron_descriptor import Options, get_description
@@ -231,6 +233,107 @@ def _fold_shift(moment: datetime, zone: ZoneInfo) -> timedelta:
 
 def _candidates(expression: str, start: datetime, forward: bool) -> Iterator[datetime]:
     """Wall-clock (naive) times matching the expression, moving away from `start`."""
+    compiled = _compiled(expression)
+    if compiled is None:
+        yield from _croniter_candidates(expression, start, forward)
+    elif compiled.fires:
+        yield from compiled.after(start) if forward else compiled.before(start)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    """An expression expanded once into the values of each field, matched minute by minute
+    without croniter (about a millisecond per next or previous time: ten seconds for 10,000
+    tasks). Weekdays run 0 (Sunday) to 6. `days_or`: both the day-of-month and the
+    day-of-week fields are restricted, so a day matching either matches (cron's rule, as
+    croniter reads it); otherwise a day must match both."""
+
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    days_or: bool
+    fires: bool  # False for a date that never comes, such as `0 0 30 2 *`
+
+    def day_matches(self, day: date) -> bool:
+        if day.month not in self.months:
+            return False
+        in_month, in_week = day.day in self.days, (day.weekday() + 1) % 7 in self.weekdays
+        return in_month or in_week if self.days_or else in_month and in_week
+
+    def after(self, start: datetime) -> Iterator[datetime]:
+        """Matching minutes strictly after `start`, soonest first."""
+        first = start.replace(second=0, microsecond=0) + _MINUTE
+        for day in self._days(first.date(), _DAY):
+            late = day == first.date()
+            for hour in self.hours:
+                if late and hour < first.hour:
+                    continue
+                since = first.minute if late and hour == first.hour else 0
+                for minute in self.minutes[bisect.bisect_left(self.minutes, since) :]:
+                    yield datetime.combine(day, time(hour, minute))
+
+    def before(self, start: datetime) -> Iterator[datetime]:
+        """Matching minutes strictly before `start`, latest first."""
+        last = start.replace(second=0, microsecond=0)
+        last -= _MINUTE if last == start else timedelta(0)
+        for day in self._days(last.date(), -_DAY):
+            early = day == last.date()
+            for hour in reversed(self.hours):
+                if early and hour > last.hour:
+                    continue
+                until = last.minute if early and hour == last.hour else 59
+                for minute in reversed(self.minutes[: bisect.bisect_right(self.minutes, until)]):
+                    yield datetime.combine(day, time(hour, minute))
+
+    def _days(self, day: date, step: timedelta) -> Iterator[date]:
+        # Nine years reach past any 29 February (2096 -> 2104), the rarest date that comes.
+        barren = 0
+        while barren < 9 * 366:
+            if self.day_matches(day):
+                yield day
+                barren = 0
+            barren += 1
+            try:
+                day += step
+            except OverflowError:
+                return
+
+
+_MINUTE, _DAY = timedelta(minutes=1), timedelta(days=1)
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # a leap year's
+
+
+# Keyed by expression only: a site's thousands of tasks share it for as long as it runs.
+@functools.lru_cache(maxsize=65536)
+def _compiled(expression: str) -> _Compiled | None:
+    """The expression's field values from croniter.expand, or None when it uses what only
+    croniter knows (L, #, W...): those stay on croniter."""
+    fields, nth_weekday = croniter.expand(expression)
+    if nth_weekday or len(fields) != 5:
+        return None
+    ranges = (range(60), range(24), range(1, 32), range(1, 13), range(7))
+    values: list[tuple[int, ...]] = []
+    for field, every in zip(fields, ranges, strict=True):
+        if field == ["*"]:
+            values.append(tuple(every))
+        elif all(isinstance(value, int) for value in field):
+            values.append(tuple(sorted({int(value) for value in field})))
+        else:
+            return None
+    minutes, hours, days, months, weekdays = values
+    weekdays = tuple(day % 7 for day in weekdays)  # 7 is Sunday, as 0 is
+    days_or = fields[2] != ["*"] and fields[4] != ["*"]
+    # A day of the month that no month of the expression has never comes, unless weekdays
+    # may stand in for it.
+    fires = days_or or any(day <= _DAYS_IN_MONTH[month - 1] for day in days for month in months)
+    return _Compiled(
+        minutes, hours, frozenset(days), frozenset(months), frozenset(weekdays), days_or, fires
+    )
+
+
+def _croniter_candidates(expression: str, start: datetime, forward: bool) -> Iterator[datetime]:
     matches = croniter(expression, start)
     step = matches.get_next if forward else matches.get_prev
     while True:

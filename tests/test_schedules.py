@@ -187,3 +187,93 @@ def test_next_run_follows_a_change_of_time_zone(settings):
     assert stamps([next_run("5 7 * * *", moment)]) == ["2026-06-10T07:05+12:00"]
     settings.TIME_ZONE = "Europe/London"
     assert stamps([next_run("5 7 * * *", moment)]) == ["2026-06-09T07:05+01:00"]
+
+
+# The compiled matcher (schedules._compiled) against croniter itself: random expressions and
+# moments, read through the whole zone and daylight-saving logic both ways.
+FIELDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def random_field(rng, low: int, high: int) -> str:
+    shape = rng.choice(["*", "*", "value", "list", "range", "step", "every"])
+    if shape == "*":
+        return "*"
+    if shape == "value":
+        return str(rng.randint(low, high))
+    if shape == "list":
+        return ",".join(str(v) for v in sorted(rng.sample(range(low, high + 1), 3)))
+    first = rng.randint(low, high - 1)
+    last = rng.randint(first + 1, high)
+    if shape == "range":
+        return f"{first}-{last}"
+    if shape == "step":
+        return f"{first}-{last}/{rng.randint(2, 4)}"
+    return f"*/{rng.randint(2, max(2, (high - low) // 2))}"
+
+
+def random_expression(rng) -> str:
+    return " ".join(random_field(rng, low, high) for low, high in FIELDS)
+
+
+def random_moments(rng, zone: str, count: int) -> list[datetime]:
+    """Moments spread over years, and as many within hours of the zone's clock changes."""
+    tz = ZoneInfo(zone)
+    moments = []
+    for _ in range(count):
+        moment = datetime(2024, 1, 1, tzinfo=ZoneInfo("UTC")) + timedelta(
+            seconds=rng.randint(0, 6 * 365 * 86400)
+        )
+        moments.append(moment)
+    changes = []
+    probe = datetime(2025, 1, 1, tzinfo=ZoneInfo("UTC"))
+    while probe.year < 2027:
+        if (probe + timedelta(hours=1)).astimezone(tz).utcoffset() != probe.astimezone(
+            tz
+        ).utcoffset():
+            changes.append(probe)
+        probe += timedelta(hours=1)
+    for _ in range(count):
+        change = rng.choice(changes) if changes else moments[0]
+        moments.append(change + timedelta(seconds=rng.randint(-3 * 3600, 3 * 3600)))
+    return moments
+
+
+def through_croniter(monkeypatch, call):
+    with monkeypatch.context() as patched:
+        patched.setattr("cronjobs.schedules._compiled", lambda expression: None)
+        return call()
+
+
+@pytest.mark.parametrize("zone", ["Europe/London", "America/New_York", "Pacific/Auckland"])
+def test_compiled_schedules_agree_with_croniter_in_every_zone(monkeypatch, settings, zone):
+    import random
+
+    rng = random.Random(f"schedules-{zone}")
+    settings.TIME_ZONE = zone
+    expressions = [random_expression(rng) for _ in range(40)]
+    expressions += ["5 7 * * *", "30 1 * * *", "30 2 * * 0", "*/30 * * * *", "0 */6 * * *"]
+    expressions += ["0 0 29 2 *", "0 0 30 2 *", "15 3 13 * 5", "0 12 * * 7", "0 0 31 * *"]
+    compared = 0
+    for expression in expressions:
+        for moment in random_moments(rng, zone, 3):
+            at = moment.replace(second=rng.choice((0, 17)), microsecond=0)
+            fast = (next_runs(expression, 3, at, zone), previous_run(expression, at, zone))
+            slow = through_croniter(
+                monkeypatch,
+                lambda e=expression, a=at: (next_runs(e, 3, a, zone), previous_run(e, a, zone)),
+            )
+            assert stamps(fast[0]) == stamps(slow[0]), (expression, at.isoformat())
+            assert fast[1] == slow[1], (expression, at.isoformat())
+            compared += 1
+    assert compared == len(expressions) * 6
+
+
+def test_compiled_schedule_reads_weekday_seven_as_sunday_and_either_day_field():
+    after = nz(2026, 6, 9, 12, 10)  # a Tuesday
+    assert stamps(next_runs("0 12 * * 7", 1, after)) == ["2026-06-14T12:00+12:00"]
+    # Both day fields restricted: the 13th or any Friday, whichever comes first.
+    assert stamps(next_runs("0 9 13 * 5", 2, after)) == [
+        "2026-06-12T09:00+12:00",
+        "2026-06-13T09:00+12:00",
+    ]
+    assert next_runs("0 0 30 2 *", 1, after) == []
