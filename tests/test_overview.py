@@ -17,7 +17,15 @@ from cronjobs.models import CircuitState, Execution, Task
 from cronjobs.reporting import health
 from cronjobs.views.dashboard import build_context
 from tests.api_fixtures import client_for
-from tests.helpers import ago, make_alert, make_execution, make_task, make_user
+from tests.helpers import (
+    add_scheduled_tasks,
+    ago,
+    make_alert,
+    make_execution,
+    make_task,
+    make_user,
+    queries_of,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -365,3 +373,10 @@ def test_history_list_shows_the_error_summary_and_the_run(admin_client):
     page = admin_client.get(reverse("admin:cronjobs_execution_changelist")).content.decode()
     assert "ValueError: no stock file for outlet 12" in page
     assert Execution.objects.get(task=task).run_id[:8] in page
+
+
+def test_overview_queries_do_not_grow_with_the_number_of_tasks(admin_client):
+    add_scheduled_tasks(5)
+    few = queries_of(lambda: admin_client.get(INDEX))
+    add_scheduled_tasks(55)
+    assert queries_of(lambda: admin_client.get(INDEX)) == few
