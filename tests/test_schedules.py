@@ -277,3 +277,34 @@ def test_compiled_schedule_reads_weekday_seven_as_sunday_and_either_day_field():
         "2026-06-13T09:00+12:00",
     ]
     assert next_runs("0 0 30 2 *", 1, after) == []
+
+
+def test_plain_cron_syntax_is_read_as_croniter_expands_it():
+    """schedules reads plain fields itself (croniter.expand is its slowest part); for each
+    expression, the same minutes, hours, days, months, weekdays and day rule, or the same
+    refusal."""
+    import random
+
+    from croniter import CroniterError, croniter
+
+    from cronjobs import schedules
+
+    rng = random.Random("plain-syntax")
+    expressions = [random_expression(rng) for _ in range(2000)]
+    expressions += ["0 0 * * mon-fri", "0 0 1 jan-mar *", "0 0 * * 5-7", "0 0 */1 * 1"]
+    expressions += ["0 0 1-31 * 1", "0 0 * * 0-7", "0 0 */2 * */3", "0 0 * * jan", "61 0 * * *"]
+    expressions += ["*/0 * * * *", "0 0 * sun *", "0 0 1-31 * 1-7", "5/10 * * * *"]
+    for expression in expressions:
+        try:
+            fields, _ = croniter.expand(expression)
+        except CroniterError:
+            with pytest.raises(CroniterError):
+                schedules._compiled.__wrapped__(expression)
+            continue
+        values = [
+            tuple(every) if field == ["*"] else tuple(sorted(int(v) for v in field))
+            for field, every in zip(fields, schedules._RANGES, strict=True)
+        ]
+        days_or = fields[2] != ["*"] and fields[4] != ["*"]
+        expected = schedules._compiled_from(values, days_or=days_or)
+        assert schedules._compiled.__wrapped__(expression) == expected, expression
