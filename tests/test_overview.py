@@ -380,3 +380,16 @@ def test_overview_queries_do_not_grow_with_the_number_of_tasks(admin_client):
     few = queries_of(lambda: admin_client.get(INDEX))
     add_scheduled_tasks(55)
     assert queries_of(lambda: admin_client.get(INDEX)) == few
+
+
+def test_overview_shows_the_worst_rows_and_says_how_many_more(admin_client, monkeypatch):
+    monkeypatch.setattr("cronjobs.views.overview.OVERVIEW_ROWS", 3)
+    add_scheduled_tasks(4)
+    broken = make_task("broken_one")
+    make_execution(broken, "failed", ago(hours=1))
+    page = admin_client.get(INDEX).content.decode()
+    rows = overview_rows(page)
+    assert len(rows) == 3
+    assert rows[0] == ("broken_one", "critical")
+    more = Task.objects.filter(retired_at__isnull=True).count() - 3
+    assert f"and {more} more, no worse than the last above" in page
