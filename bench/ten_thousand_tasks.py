@@ -14,7 +14,7 @@ or `--database-url`'s MariaDB database, dropped and made anew). Each figure is t
 before each one (the first look of a minute, the worst), and the registry reloaded from the file
 for each command (every command is a process of its own):
 
-  synctasks (first)    every row created;       synctasks            nothing changed;
+  synctasks, all new   every row created;       synctasks            nothing changed;
   check                `manage.py check`;        crontab add          into a crontab file kept by
                                                                      a stand-in `crontab` (the
                                                                      CRONTAB_EXECUTABLE seam);
@@ -160,7 +160,8 @@ def measure_size(args: argparse.Namespace) -> dict[str, tuple[float, int]]:
     env_file.write_text("".join(f"{name}={os.environ[name]}\n" for name in checked))
     settings.ALLOWED_HOSTS = ["*"]
     figures: dict[str, tuple[float, int]] = {}
-    figures["synctasks (first)"] = timed(lambda: command("synctasks"), 1, fresh_registry)
+    # `migrate` synced the tasks already: the first sync is measured from an empty table.
+    figures["synctasks, all new"] = timed(lambda: command("synctasks"), 1, no_tasks)
     seed_history()
     surfaces: dict[str, Callable[[], object]] = {
         "synctasks": lambda: command("synctasks"),
@@ -214,6 +215,13 @@ def fresh_registry() -> None:
 
     clear_caches()
     registry._loaded = False  # the next reader loads the file, as a new process would
+
+
+def no_tasks() -> None:
+    from cronjobs.models import Task
+
+    Task.objects.all().delete()
+    fresh_registry()
 
 
 def timed(work: Callable[[], object], repeat: int, before: Callable[[], None]) -> tuple[float, int]:
