@@ -308,3 +308,30 @@ def test_plain_cron_syntax_is_read_as_croniter_expands_it():
         days_or = fields[2] != ["*"] and fields[4] != ["*"]
         expected = schedules._compiled_from(values, days_or=days_or)
         assert schedules._compiled.__wrapped__(expression) == expected, expression
+
+
+@pytest.mark.parametrize("zone", ["Europe/London", "America/New_York"])
+def test_may_fire_between_never_misses_a_fire_time(settings, zone):
+    """The dispatcher's shortcut may say "maybe" when nothing fires, never "no" when
+    something does: checked against previous_run on random expressions and moments, clock
+    changes included."""
+    import random
+
+    from cronjobs.schedules import may_fire_between
+
+    rng = random.Random(f"may-fire-{zone}")
+    settings.TIME_ZONE = "UTC"
+    expressions = [random_expression(rng) for _ in range(40)]
+    expressions += ["5 7 * * *", "30 1 * * *", "30 2 * * 0", "0 */6 * * *", "0 0 30 2 *"]
+    saw_no = saw_yes = 0
+    for expression in expressions:
+        for moment in random_moments(rng, zone, 3):
+            until = moment.replace(microsecond=0)
+            since = until - timedelta(minutes=5)
+            last = previous_run(expression, until + timedelta(microseconds=1), zone)
+            fires = last is not None and last >= since
+            answer = may_fire_between(expression, since, until, zone)
+            assert answer or not fires, (expression, until.isoformat(), last)
+            saw_no += not answer
+            saw_yes += fires
+    assert saw_no and saw_yes  # both answers were put to the test
