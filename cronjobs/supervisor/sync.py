@@ -70,8 +70,8 @@ def sync_all() -> dict[str, list[str]]:
             for field in changed:
                 setattr(task, field, values[field])
             fields.update(changed)
-            task.updated_at = timezone.now()
             if changed:
+                task.updated_at = timezone.now()
                 updated.append(task)
             else:
                 unchanged.append(task.name)
