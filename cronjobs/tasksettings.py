@@ -30,9 +30,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from croniter import croniter
-
-from cronjobs.schedules import cron_syntax_problem
+from cronjobs.schedules import cron_syntax_problem, is_valid
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,99}")  # always fullmatch: `$` would let "x\n" through
 HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
@@ -171,7 +169,7 @@ def _not_negative(value: float) -> float:
 
 def _schedule(value: str) -> str:
     schedule = value.strip()
-    if schedule and not croniter.is_valid(schedule):
+    if schedule and not is_valid(schedule):
         raise ValueError(f"{schedule!r} is not a valid cron expression")
     problem = cron_syntax_problem(schedule) if schedule else ""
     if problem:  # croniter accepts more than the crontab that will run it

@@ -133,3 +133,33 @@ def database_url() -> str:
         return f"sqlite:///{s['NAME']}"
     host, port = s["HOST"] or "127.0.0.1", s["PORT"] or 3306
     return f"mysql://{s['USER']}:{s['PASSWORD']}@{host}:{port}/{s['NAME']}"
+
+
+def queries_of(work: Callable[[], object]) -> int:
+    """How many SQL queries `work` runs."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        work()
+    return len(captured)
+
+
+def add_scheduled_tasks(count: int, **fields: Any) -> list[Task]:
+    """`count` more daily tasks, each with a success at 07:05 today and an open `slow` alert:
+    what every page and pass that reads all tasks finds per task (issue 26's query counts)."""
+    added = []
+    for _ in range(count):
+        task = make_task(schedule="5 7 * * *", **fields)
+        make_execution(task, "succeeded", ago(hours=1))
+        make_alert(task, "slow", severity="warning")
+        added.append(task)
+    return added
+
+
+def declared_tasks_toml(count: int, first: int = 0) -> str:
+    """A tasks file declaring `count` command tasks, daily at spread minutes."""
+    return "".join(
+        f'[tasks.declared_{n:05d}]\ncommand = ["true"]\nschedule = "{n % 60} {n % 24} * * *"\n'
+        "timeout = 60\n\n"
+        for n in range(first, first + count)
+    )

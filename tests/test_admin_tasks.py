@@ -13,12 +13,14 @@ from django.urls import reverse
 
 from cronjobs.models import CircuitState, Execution, Task
 from tests.helpers import (
+    add_scheduled_tasks,
     ago,
     database_url,
     make_alert,
     make_execution,
     make_task,
     make_user,
+    queries_of,
     wait_for,
 )
 
@@ -239,3 +241,10 @@ def test_state_changes_need_a_post_with_a_csrf_token(admin_user):
 def test_anonymous_visitors_are_sent_to_the_login_page(client):
     response = client.get(LIST)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_list_query_count_does_not_grow_with_the_number_of_tasks(admin_client):
+    add_scheduled_tasks(5)
+    few = queries_of(lambda: admin_client.get(LIST))
+    add_scheduled_tasks(55)
+    assert queries_of(lambda: admin_client.get(LIST)) == few

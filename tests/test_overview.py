@@ -17,7 +17,15 @@ from cronjobs.models import CircuitState, Execution, Task
 from cronjobs.reporting import health
 from cronjobs.views.dashboard import build_context
 from tests.api_fixtures import client_for
-from tests.helpers import ago, make_alert, make_execution, make_task, make_user
+from tests.helpers import (
+    add_scheduled_tasks,
+    ago,
+    make_alert,
+    make_execution,
+    make_task,
+    make_user,
+    queries_of,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -365,3 +373,23 @@ def test_history_list_shows_the_error_summary_and_the_run(admin_client):
     page = admin_client.get(reverse("admin:cronjobs_execution_changelist")).content.decode()
     assert "ValueError: no stock file for outlet 12" in page
     assert Execution.objects.get(task=task).run_id[:8] in page
+
+
+def test_overview_queries_do_not_grow_with_the_number_of_tasks(admin_client):
+    add_scheduled_tasks(5)
+    few = queries_of(lambda: admin_client.get(INDEX))
+    add_scheduled_tasks(55)
+    assert queries_of(lambda: admin_client.get(INDEX)) == few
+
+
+def test_overview_shows_the_worst_rows_and_says_how_many_more(admin_client, monkeypatch):
+    monkeypatch.setattr("cronjobs.views.overview.OVERVIEW_ROWS", 3)
+    add_scheduled_tasks(4)
+    broken = make_task("broken_one")
+    make_execution(broken, "failed", ago(hours=1))
+    page = admin_client.get(INDEX).content.decode()
+    rows = overview_rows(page)
+    assert len(rows) == 3
+    assert rows[0] == ("broken_one", "critical")
+    more = Task.objects.filter(retired_at__isnull=True).count() - 3
+    assert f"and {more} more, no worse than the last above" in page

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cronjobs.models import CircuitState, Task
 from tests.api_fixtures import client_for
-from tests.helpers import make_alert, make_execution, make_task
+from tests.helpers import add_scheduled_tasks, make_alert, make_execution, make_task, queries_of
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -120,3 +120,12 @@ def test_unknown_parameter_is_400():
     response = client_for("read_only").get("/metrics?format=json")
     assert response.status_code == 400
     assert response.json() == {"error": "unknown parameter 'format' (allowed: none)"}
+
+
+def test_scrape_queries_do_not_grow_with_the_number_of_tasks():
+    client = client_for("read_only")
+    add_scheduled_tasks(5)
+    client.get("/metrics")  # the token's first use is noted once
+    few = queries_of(lambda: client.get("/metrics"))
+    add_scheduled_tasks(55)
+    assert queries_of(lambda: client.get("/metrics")) == few

@@ -207,3 +207,29 @@ def test_alert_policies_from_the_tasks_file_are_mirrored_to_the_task(settings, t
     task = sync_task(Registry().load().tasks["php_sync"])
     assert (task.alert_after, task.success_target, task.success_window) == (3, 95.0, 3600)
     assert task.ping_url == "https://hc.example/ping/k"
+
+
+@pytest.mark.django_db
+def test_check_asks_the_database_nothing_however_many_tasks(settings, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from cronjobs.supervisor.registry import registry
+    from tests.helpers import declared_tasks_toml, queries_of
+
+    original = settings.CRONJOBS_TASKS_FILE
+
+    def checked(count: int) -> int:
+        settings.CRONJOBS_TASKS_FILE = tmp_path / f"tasks-{count}.toml"
+        settings.CRONJOBS_TASKS_FILE.write_text(declared_tasks_toml(count))
+        registry.load(force=True)
+        queries = queries_of(lambda: call_command("check", stdout=StringIO()))
+        assert len(registry.tasks) >= count
+        return queries
+
+    try:
+        assert checked(5) == checked(60)
+    finally:
+        settings.CRONJOBS_TASKS_FILE = original
+        registry.load(force=True)

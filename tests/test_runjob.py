@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from cronjobs.models import Execution, Task
-from tests.helpers import alive, wait_for
+from tests.helpers import alive, declared_tasks_toml, queries_of, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -196,3 +196,28 @@ def test_sigterm_to_the_supervisor_records_a_failed_attempt(manage):
     assert row.status == Status.FAILED
     assert "supervisor interrupted" in row.error
     assert "SIGTERM" in row.error
+
+
+def test_list_queries_do_not_grow_with_the_number_of_tasks(settings, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from cronjobs.supervisor.registry import registry
+
+    original = settings.CRONJOBS_TASKS_FILE
+
+    def listed(count: int) -> int:
+        settings.CRONJOBS_TASKS_FILE = tmp_path / f"tasks-{count}.toml"
+        settings.CRONJOBS_TASKS_FILE.write_text(declared_tasks_toml(count))
+        registry.load(force=True)
+        out = StringIO()
+        queries = queries_of(lambda: call_command("runjob", "--list", stdout=out))
+        assert out.getvalue().count("declared_") == count
+        return queries
+
+    try:
+        assert listed(5) == listed(60) == 1
+    finally:
+        settings.CRONJOBS_TASKS_FILE = original
+        registry.load(force=True)

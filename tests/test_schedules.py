@@ -187,3 +187,151 @@ def test_next_run_follows_a_change_of_time_zone(settings):
     assert stamps([next_run("5 7 * * *", moment)]) == ["2026-06-10T07:05+12:00"]
     settings.TIME_ZONE = "Europe/London"
     assert stamps([next_run("5 7 * * *", moment)]) == ["2026-06-09T07:05+01:00"]
+
+
+# The compiled matcher (schedules._compiled) against croniter itself: random expressions and
+# moments, read through the whole zone and daylight-saving logic both ways.
+FIELDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def random_field(rng, low: int, high: int) -> str:
+    shape = rng.choice(["*", "*", "value", "list", "range", "step", "every"])
+    if shape == "*":
+        return "*"
+    if shape == "value":
+        return str(rng.randint(low, high))
+    if shape == "list":
+        return ",".join(str(v) for v in sorted(rng.sample(range(low, high + 1), 3)))
+    first = rng.randint(low, high - 1)
+    last = rng.randint(first + 1, high)
+    if shape == "range":
+        return f"{first}-{last}"
+    if shape == "step":
+        return f"{first}-{last}/{rng.randint(2, 4)}"
+    return f"*/{rng.randint(2, max(2, (high - low) // 2))}"
+
+
+def random_expression(rng) -> str:
+    return " ".join(random_field(rng, low, high) for low, high in FIELDS)
+
+
+def random_moments(rng, zone: str, count: int) -> list[datetime]:
+    """Moments spread over years, and as many within hours of the zone's clock changes."""
+    tz = ZoneInfo(zone)
+    moments = []
+    for _ in range(count):
+        moment = datetime(2024, 1, 1, tzinfo=ZoneInfo("UTC")) + timedelta(
+            seconds=rng.randint(0, 6 * 365 * 86400)
+        )
+        moments.append(moment)
+    changes = []
+    probe = datetime(2025, 1, 1, tzinfo=ZoneInfo("UTC"))
+    while probe.year < 2027:
+        if (probe + timedelta(hours=1)).astimezone(tz).utcoffset() != probe.astimezone(
+            tz
+        ).utcoffset():
+            changes.append(probe)
+        probe += timedelta(hours=1)
+    for _ in range(count):
+        change = rng.choice(changes) if changes else moments[0]
+        moments.append(change + timedelta(seconds=rng.randint(-3 * 3600, 3 * 3600)))
+    return moments
+
+
+def through_croniter(monkeypatch, call):
+    with monkeypatch.context() as patched:
+        patched.setattr("cronjobs.schedules._compiled", lambda expression: None)
+        return call()
+
+
+@pytest.mark.parametrize("zone", ["Europe/London", "America/New_York", "Pacific/Auckland"])
+def test_compiled_schedules_agree_with_croniter_in_every_zone(monkeypatch, settings, zone):
+    import random
+
+    rng = random.Random(f"schedules-{zone}")
+    settings.TIME_ZONE = zone
+    expressions = [random_expression(rng) for _ in range(40)]
+    expressions += ["5 7 * * *", "30 1 * * *", "30 2 * * 0", "*/30 * * * *", "0 */6 * * *"]
+    expressions += ["0 0 29 2 *", "0 0 30 2 *", "15 3 13 * 5", "0 12 * * 7", "0 0 31 * *"]
+    compared = 0
+    for expression in expressions:
+        for moment in random_moments(rng, zone, 3):
+            at = moment.replace(second=rng.choice((0, 17)), microsecond=0)
+            fast = (next_runs(expression, 3, at, zone), previous_run(expression, at, zone))
+            slow = through_croniter(
+                monkeypatch,
+                lambda e=expression, a=at: (next_runs(e, 3, a, zone), previous_run(e, a, zone)),
+            )
+            assert stamps(fast[0]) == stamps(slow[0]), (expression, at.isoformat())
+            assert fast[1] == slow[1], (expression, at.isoformat())
+            compared += 1
+    assert compared == len(expressions) * 6
+
+
+def test_compiled_schedule_reads_weekday_seven_as_sunday_and_either_day_field():
+    after = nz(2026, 6, 9, 12, 10)  # a Tuesday
+    assert stamps(next_runs("0 12 * * 7", 1, after)) == ["2026-06-14T12:00+12:00"]
+    # Both day fields restricted: the 13th or any Friday, whichever comes first.
+    assert stamps(next_runs("0 9 13 * 5", 2, after)) == [
+        "2026-06-12T09:00+12:00",
+        "2026-06-13T09:00+12:00",
+    ]
+    assert next_runs("0 0 30 2 *", 1, after) == []
+
+
+def test_plain_cron_syntax_is_read_as_croniter_expands_it():
+    """schedules reads plain fields itself (croniter.expand is its slowest part); for each
+    expression, the same minutes, hours, days, months, weekdays and day rule, or the same
+    refusal."""
+    import random
+
+    from croniter import CroniterError, croniter
+
+    from cronjobs import schedules
+
+    rng = random.Random("plain-syntax")
+    expressions = [random_expression(rng) for _ in range(2000)]
+    expressions += ["0 0 * * mon-fri", "0 0 1 jan-mar *", "0 0 * * 5-7", "0 0 */1 * 1"]
+    expressions += ["0 0 1-31 * 1", "0 0 * * 0-7", "0 0 */2 * */3", "0 0 * * jan", "61 0 * * *"]
+    expressions += ["*/0 * * * *", "0 0 * sun *", "0 0 1-31 * 1-7", "5/10 * * * *"]
+    for expression in expressions:
+        try:
+            fields, _ = croniter.expand(expression)
+        except CroniterError:
+            with pytest.raises(CroniterError):
+                schedules._compiled.__wrapped__(expression)
+            continue
+        values = [
+            tuple(every) if field == ["*"] else tuple(sorted(int(v) for v in field))
+            for field, every in zip(fields, schedules._RANGES, strict=True)
+        ]
+        days_or = fields[2] != ["*"] and fields[4] != ["*"]
+        expected = schedules._compiled_from(values, days_or=days_or)
+        assert schedules._compiled.__wrapped__(expression) == expected, expression
+
+
+@pytest.mark.parametrize("zone", ["Europe/London", "America/New_York"])
+def test_may_fire_between_never_misses_a_fire_time(settings, zone):
+    """The dispatcher's shortcut may say "maybe" when nothing fires, never "no" when
+    something does: checked against previous_run on random expressions and moments, clock
+    changes included."""
+    import random
+
+    from cronjobs.schedules import may_fire_between
+
+    rng = random.Random(f"may-fire-{zone}")
+    settings.TIME_ZONE = "UTC"
+    expressions = [random_expression(rng) for _ in range(40)]
+    expressions += ["5 7 * * *", "30 1 * * *", "30 2 * * 0", "0 */6 * * *", "0 0 30 2 *"]
+    saw_no = saw_yes = 0
+    for expression in expressions:
+        for moment in random_moments(rng, zone, 3):
+            until = moment.replace(microsecond=0)
+            since = until - timedelta(minutes=5)
+            last = previous_run(expression, until + timedelta(microseconds=1), zone)
+            fires = last is not None and last >= since
+            answer = may_fire_between(expression, since, until, zone)
+            assert answer or not fires, (expression, until.isoformat(), last)
+            saw_no += not answer
+            saw_yes += fires
+    assert saw_no and saw_yes  # both answers were put to the test

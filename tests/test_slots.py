@@ -267,3 +267,29 @@ def test_runs_a_person_starts_are_not_bound_to_a_slot(settings):
             outcome = runner.run_task(spec, trigger)
             assert outcome.status == "succeeded"
             assert outcome.executions[0].scheduled_for is None
+
+
+def test_may_be_due_is_false_only_where_find_finds_no_slot(settings):
+    from cronjobs.supervisor.slots import find, may_be_due
+
+    settings.TIME_ZONE = "UTC"
+    specs = [
+        build_spec(f"t{n}", "command", ("true",), {"schedule": s, "timeout": 10, **z}, "here")
+        for n, (s, z) in enumerate(
+            [
+                ("5 7 * * *", {}),
+                ("*/15 * * * *", {}),
+                ("30 1 * * 0", {"time_zone": "Europe/London"}),
+                ("0 2 * * *", {"time_zone": "America/New_York"}),
+            ]
+        )
+    ]
+    start = datetime(2026, 3, 7, tzinfo=UTC)
+    shortcuts = 0
+    for minutes in range(0, 3 * 24 * 60, 7):  # over New York's clock change (8 March)
+        began = start + timedelta(minutes=minutes, seconds=3)
+        for spec in specs:
+            if not may_be_due(spec, began):
+                assert find(spec, began).slot is None, (spec.name, began)
+                shortcuts += 1
+    assert shortcuts > 1000

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 
 from cronjobs.models import Task
 from cronjobs.supervisor.registry import registry
+from tests.helpers import declared_tasks_toml, queries_of
 
 pytestmark = pytest.mark.django_db
 
@@ -57,3 +60,21 @@ def test_created_updated_retired_and_enabled_kept(tasks_file, capsys):
     call_command("synctasks")
     task.refresh_from_db()
     assert task.retired_at is None
+
+
+def test_queries_do_not_grow_with_the_number_of_unchanged_tasks(tasks_file):
+    def synced(count: int) -> int:
+        tasks_file.write_text(declared_tasks_toml(count))
+        registry.load(force=True)
+        call_command("synctasks", stdout=StringIO())  # creates them
+        return queries_of(lambda: call_command("synctasks", stdout=StringIO()))
+
+    assert synced(5) == synced(60)
+    assert Task.objects.filter(retired_at__isnull=True).count() >= 60
+
+
+def test_sixty_new_tasks_are_created_in_one_write(tasks_file):
+    tasks_file.write_text(declared_tasks_toml(60))
+    registry.load(force=True)
+    assert queries_of(lambda: call_command("synctasks", stdout=StringIO())) <= 8
+    assert Task.objects.filter(name__startswith="declared_").count() == 60

@@ -9,7 +9,7 @@ import time_machine
 
 from cronjobs.models import Alert, Task
 from cronjobs.supervisor.watchdog import check_late, grace_for, sweep
-from tests.helpers import make_execution, make_task
+from tests.helpers import add_scheduled_tasks, make_execution, make_task, queries_of
 
 pytestmark = pytest.mark.django_db
 # 07:05 daily, read in UTC here; the task exists from the day before.
@@ -214,3 +214,12 @@ def test_catch_up_starts_a_real_detached_run(manage):
     assert row.scheduled_for == Task.objects.get(pk=task.pk).claimed_slot
     assert row.start_lag is not None and row.start_lag > 0
     assert catch_up(start=start) == []
+
+
+def test_a_sweep_queries_do_not_grow_with_the_number_of_tasks():
+    """Every task on time (a success at its 07:05 slot): nothing to raise or resolve."""
+    with time_machine.travel(datetime(2026, 6, 9, 9, 0, tzinfo=UTC), tick=False):
+        add_scheduled_tasks(5, created_at=datetime(2026, 6, 1, tzinfo=UTC))
+        few = queries_of(sweep)
+        add_scheduled_tasks(55, created_at=datetime(2026, 6, 1, tzinfo=UTC))
+        assert queries_of(sweep) == few
