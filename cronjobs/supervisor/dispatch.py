@@ -293,7 +293,8 @@ def find_due(now: datetime, began: datetime) -> list[Due]:
     host = settings.CRONJOBS_HOST
     found = {}
     for spec in scheduled_tasks():
-        if spec.may_run_on(host):
+        # may_be_due first: it rules out nearly every task of a large estate in microseconds.
+        if spec.may_run_on(host) and slots.may_be_due(spec, began):
             slot = slots.find(spec, now, began).slot
             if slot is not None:
                 found[spec.name] = (spec, slot)
