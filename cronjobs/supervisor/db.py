@@ -27,7 +27,7 @@ def bound_waits(seconds: float) -> None:
     a connection whose peer went silent (a partition, a frozen proxy) fails instead of waiting
     for TCP to give up, which takes a quarter of an hour. The settings of the project are not
     changed: only this thread's connection object carries them, and the job's worker process
-    goes back to the project's own (process._detach_database_connections)."""
+    goes back to the project's own (detach_inherited_connections)."""
     if connection.vendor != "mysql":
         return  # SQLite is a local file: no peer to lose; its lock wait is its own timeout
     wait = max(1, round(seconds))
@@ -102,6 +102,24 @@ def _called(call: Callable[[], Any]) -> concurrent.futures.Future[Any]:
     except Exception as exc:  # handed to the caller through the Future, as on the thread
         future.set_exception(exc)
     return future
+
+
+# Connections a forked child found open in its parent. Using them would interleave two
+# processes on one socket, and closing them (or letting them be freed) would tell the server to
+# hang up on the parent too: the child keeps the objects alive and opens its own.
+_inherited: list[Any] = []
+
+
+def detach_inherited_connections(reset_settings: bool = False) -> None:
+    """In a child just forked: leave the parent's open connections alone and let Django open
+    fresh ones here. `reset_settings` goes back to the project's own connection settings (a
+    job's worker; a supervisor forked by the dispatcher keeps its `bound_waits`)."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None:
+            _inherited.append(conn.connection)
+            conn.connection = None
+        if reset_settings:
+            conn.settings_dict = connections.settings[conn.alias]
 
 
 def not_inheritable(**kwargs: Any) -> None:

@@ -38,12 +38,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from cronjobs import schedules
 from cronjobs.models import Execution, Task
-from cronjobs.supervisor import logs, slots
+from cronjobs.supervisor import db, logs, slots
 from cronjobs.supervisor.crontab import scheduled_tasks
 from cronjobs.supervisor.registry import registry
 from cronjobs.supervisor.runner import EXIT_FAILED, Claimed, Invocation
@@ -228,7 +227,6 @@ class Dispatcher:
 
     def start(self, claimed: list[Due], permits: list[int]) -> None:
         """Fork one supervisor per claimed slot, each holding one permit; give back the rest."""
-        connections.close_all()  # each child opens its own; none may share this one's socket
         sys.stdout.flush()
         sys.stderr.flush()
         for item, permit in zip(claimed, permits, strict=False):
@@ -245,6 +243,7 @@ class Dispatcher:
         """The supervisor: never returns into the dispatcher's loop."""
         code = EXIT_FAILED
         try:
+            db.detach_inherited_connections()  # this one's stays the dispatcher's
             os.setsid()  # a signal to the dispatcher's process group leaves the runs alone
             code = self.supervise(item.spec, Claimed(item.slot, self.token))
         except SystemExit as exc:

@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 import psutil
 
 from cronjobs.models import Execution
+from cronjobs.supervisor import db
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -570,24 +571,9 @@ def _report_error(res_w: int, error: str, tb: str) -> None:
     os.write(res_w, (line + "\n").encode())
 
 
-# The supervisor's open database connections were copied into this process by fork. Using them
-# here would interleave two processes on one socket, and closing them would tell the server to
-# hang up on the supervisor too. Keep the objects alive (never closed, never freed) and let
-# Django open fresh connections for the job.
-_inherited_connections: list[Any] = []
-
-
 def _detach_database_connections() -> None:
-    if "django.db" not in sys.modules:
-        return
-    from django.db import connections
-
-    for conn in connections.all(initialized_only=True):
-        if conn.connection is not None:
-            _inherited_connections.append(conn.connection)
-            conn.connection = None
-        # The supervisor's read and write timeouts (db.bound_waits) are not the job's.
-        conn.settings_dict = connections.settings[conn.alias]
+    # The supervisor's read and write timeouts (db.bound_waits) are not the job's.
+    db.detach_inherited_connections(reset_settings=True)
 
 
 def _close_database_connections() -> None:
