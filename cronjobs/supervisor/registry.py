@@ -32,7 +32,7 @@ from django.conf import settings
 from django.utils.module_loading import module_has_submodule
 
 from cronjobs import schedules, windows
-from cronjobs.tasksettings import NAME_RE, SETTINGS, TaskSpec
+from cronjobs.tasksettings import NAME_RE, REQUIRED, SETTINGS, TaskSpec
 
 
 class ConfigError(ValueError):
@@ -172,7 +172,7 @@ def build_spec(name: str, kind: str, target: Any, options: dict[str, Any], sourc
             fields[key] = SETTINGS[key].check(value)
         except ValueError as exc:
             raise ConfigError(name, key, str(exc)) from None
-    missing = [s.name for s in SETTINGS.values() if s.required and s.name not in fields]
+    missing = [name for name in REQUIRED if name not in fields]
     if missing:
         raise ConfigError(name, missing[0], f"is required ({SETTINGS[missing[0]].wanted})")
     if name in fields.get("after", ()):
