@@ -108,9 +108,11 @@ def test_tasks_file_commands_and_errors(settings, tmp_path):
 def test_a_tasks_file_is_parsed_once_and_an_edit_is_read_at_once(settings, tmp_path):
     path = tmp_path / "tasks.toml"
     path.write_text('[tasks.nightly]\ncommand = "true"\ntimeout = 5\nschedule = "0 2 * * *"\n')
+    path.chmod(0o640)
     settings.CRONJOBS_TASKS_FILE = path
     assert Registry().load().tasks["nightly"].schedule == "0 2 * * *"
     (copy,) = (tmp_path / "__pycache__").iterdir()
+    assert copy.stat().st_mode & 0o777 == path.stat().st_mode & 0o666
     assert Registry().load().tasks["nightly"].schedule == "0 2 * * *"
     path.write_text('[tasks.nightly]\ncommand = "true"\ntimeout = 5\nschedule = "0 3 * * *"\n')
     assert Registry().load().tasks["nightly"].schedule == "0 3 * * *"

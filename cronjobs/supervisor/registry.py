@@ -377,14 +377,16 @@ def _parsed(path: Path) -> dict[str, Any]:
     data = tomllib.loads(raw.decode("utf-8"))
     # ValueError: a TOML date or time, which marshal cannot hold.
     with contextlib.suppress(OSError, ValueError):
-        _keep(copy, marshal.dumps(data))
+        _keep(copy, marshal.dumps(data), path.stat().st_mode & 0o666)
     return data
 
 
-def _keep(copy: Path, content: bytes) -> None:
-    """Write the copy whole (a reader never sees half of it) and drop older copies."""
+def _keep(copy: Path, content: bytes, mode: int) -> None:
+    """Write the copy whole (a reader never sees half of it), readable by whoever may read the
+    tasks file (its `environment` tables may hold secrets), and drop older copies."""
     copy.parent.mkdir(exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=copy.parent, prefix=".tmp-")
+    os.fchmod(fd, mode)
     with os.fdopen(fd, "wb") as out:
         out.write(content)
     os.replace(temporary, copy)
