@@ -105,6 +105,40 @@ def test_tasks_file_commands_and_errors(settings, tmp_path):
     assert any(m.startswith("task 'heartbeat': name: declared twice") for m in messages)
 
 
+def test_a_tasks_file_is_parsed_once_and_an_edit_is_read_at_once(settings, tmp_path):
+    path = tmp_path / "tasks.toml"
+    path.write_text('[tasks.nightly]\ncommand = "true"\ntimeout = 5\nschedule = "0 2 * * *"\n')
+    path.chmod(0o640)
+    settings.CRONJOBS_TASKS_FILE = path
+    assert Registry().load().tasks["nightly"].schedule == "0 2 * * *"
+    (copy,) = (tmp_path / "__pycache__").iterdir()
+    assert copy.stat().st_mode & 0o777 == path.stat().st_mode & 0o666
+    assert Registry().load().tasks["nightly"].schedule == "0 2 * * *"
+    path.write_text('[tasks.nightly]\ncommand = "true"\ntimeout = 5\nschedule = "0 3 * * *"\n')
+    assert Registry().load().tasks["nightly"].schedule == "0 3 * * *"
+    (newer,) = (tmp_path / "__pycache__").iterdir()  # the copy of the old text is gone
+    assert newer != copy
+
+
+def test_a_damaged_parsed_copy_is_parsed_again(settings, tmp_path):
+    path = tmp_path / "tasks.toml"
+    path.write_text('[tasks.nightly]\ncommand = "true"\ntimeout = 5\nschedule = "0 2 * * *"\n')
+    settings.CRONJOBS_TASKS_FILE = path
+    Registry().load()
+    (copy,) = (tmp_path / "__pycache__").iterdir()
+    copy.write_bytes(b"\x00not marshal")
+    assert Registry().load().tasks["nightly"].schedule == "0 2 * * *"
+
+
+def test_a_tasks_file_with_a_toml_date_loads_without_a_copy(settings, tmp_path):
+    path = tmp_path / "tasks.toml"
+    path.write_text('[tasks.nightly]\ncommand = "true"\ndescription = 2026-12-07\n')
+    settings.CRONJOBS_TASKS_FILE = path
+    (error,) = Registry().load().errors
+    assert error.field == "description"
+    assert not list((tmp_path / "__pycache__").glob("tasks.toml.*"))
+
+
 def test_unknown_top_level_key_in_the_file(settings, tmp_path):
     path = tmp_path / "tasks.toml"
     path.write_text('[task.typo]\ncommand = "true"\n')

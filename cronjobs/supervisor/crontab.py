@@ -42,6 +42,7 @@ from django_crontab.app_settings import Settings
 from django_crontab.crontab import Crontab
 
 from cronjobs.schedules import covering_expression, describe, system_time_zone
+from cronjobs.supervisor.cronenv import settings_fingerprint
 from cronjobs.supervisor.registry import registry
 from cronjobs.tasksettings import TaskSpec
 
@@ -219,48 +220,10 @@ def env_file_assignment() -> str:
     return f"CRONJOBS_ENV_FILE={shlex.quote(str(path))}" if path else ""
 
 
-# What an installed line must share with the process that installs it (issue 14): the database,
-# where logs go, which tasks exist, the zone schedules are read in, and a secret key at all.
-CHECKED_SETTINGS = ("DATABASE_URL", "LOG_DIR", "CRONJOBS_TASKS_FILE", "TIME_ZONE", "SECRET_KEY")
 # Cron's environment on Debian: nothing from a login shell.
 CRON_PATH = "/usr/bin:/bin"
 _SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|_KEY$)", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"://[^/:@\s]*:[^@/\s]+@")
-
-
-def settings_fingerprint() -> dict[str, tuple[str, str]]:
-    """Each checked setting of this process: (what may be shown, a digest to compare). The
-    database is shown without its password; the secret key only as set or not set."""
-    db = settings.DATABASES["default"]
-    engine = str(db.get("ENGINE", "")).rsplit(".", 1)[-1]
-    where = f"{db.get('USER') or ''}@{db.get('HOST') or ''}:{db.get('PORT') or ''}/"
-    shown_db = f"{engine}://{where if engine != 'sqlite3' else ''}{db.get('NAME')}"
-    shown = {
-        "DATABASE_URL": (shown_db, f"{shown_db} {_digest(str(db.get('PASSWORD') or ''))}"),
-        "LOG_DIR": (str(Path(settings.LOG_DIR).resolve()),) * 2,
-        "CRONJOBS_TASKS_FILE": (str(settings.CRONJOBS_TASKS_FILE),) * 2,
-        "TIME_ZONE": (settings.TIME_ZONE,) * 2,
-        "SECRET_KEY": ("set" if settings.SECRET_KEY else "not set",) * 2,
-    }
-    return {name: (value[0], value[1]) for name, value in shown.items()}
-
-
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-_FINGERPRINT_SCRIPT = """
-import json
-try:
-    import django
-    django.setup()
-    from cronjobs.supervisor.crontab import settings_fingerprint
-    print(json.dumps(settings_fingerprint()))
-except Exception as exc:
-    print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
-"""
 
 
 def cron_environment(options: Settings | None = None) -> dict[str, str]:
@@ -290,7 +253,7 @@ def cron_fingerprint(options: Settings | None = None) -> dict[str, Any]:
     options = options or crontab_settings()
     manage = Path(options.DJANGO_MANAGE_PATH).resolve()
     result = subprocess.run(
-        [options.PYTHON_EXECUTABLE, "-c", _FINGERPRINT_SCRIPT],
+        [options.PYTHON_EXECUTABLE, "-m", "cronjobs.supervisor.cronenv"],
         cwd=manage.parent,
         env=cron_environment(options),
         capture_output=True,
