@@ -54,14 +54,7 @@ def main() -> None:
     if command == 0:
         _exec(argv, report_fd)
     _report(report_fd, f'"kind": "worker", "pid": {command}')
-    maxrss, orphans, status = 0, 0, 0
-    while True:
-        # The keeper is the subreaper: orphans the command leaves are reaped and billed here.
-        pid, status, usage = os.wait4(-1, 0)
-        if pid == command:
-            maxrss = usage.ru_maxrss * 1024  # Linux reports KiB
-            break
-        orphans = max(orphans, usage.ru_maxrss * 1024)
+    status, maxrss, orphans = _reap(command)
     _report(report_fd, f'"kind": "command", "maxrss": {maxrss if maxrss > floor else 0}')
     if os.WIFSIGNALED(status):
         ended = f'"exit_code": null, "signal": {os.WTERMSIG(status)}'
@@ -69,6 +62,18 @@ def main() -> None:
         ended = f'"exit_code": {os.WEXITSTATUS(status)}, "signal": null'
     _report(report_fd, f'"kind": "exit", "maxrss": {orphans}, {ended}')
     os._exit(0)
+
+
+def _reap(command: int) -> tuple[int, int, int]:
+    """Reap children until the command ends: its wait status, its kernel peak RSS and the
+    largest peak among the orphans reaped meanwhile (the keeper is their subreaper)."""
+    orphans = 0
+    while True:
+        pid, status, usage = os.wait4(-1, 0)
+        maxrss = usage.ru_maxrss * 1024  # Linux reports KiB
+        if pid == command:
+            return status, maxrss, orphans
+        orphans = max(orphans, maxrss)
 
 
 def _kill_own_group(*_: object) -> None:
