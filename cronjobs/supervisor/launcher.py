@@ -10,11 +10,11 @@ bare interpreter (`python -I -S`, stdlib only, no Django), which goes on as the 
 Why exec: Linux carries a process's peak RSS across exec (signal->maxrss), so exec'ing the
 command from a fork of the supervisor would bill every command for ~40 MiB of interpreter pages
 it never used, and a keeper that stays a fork of the supervisor keeps the supervisor's pages it
-later dirties (~4.6 MiB private per running job). This keeper's fork of the command starts from a
-small address space, and wait4's ru_maxrss for that child is the command's own, except that it
-too carries what the fork copied from this launcher (about 8 MiB). So the figure is reported only
-when it is above the launcher's own RSS at fork time: below that it says nothing about the
-command, whose memory the supervisor's samples and VmHWM readings show.
+later dirties (about 5 MiB private per running job). This keeper's fork of the command starts
+from a small address space, and wait4's ru_maxrss for that child is the command's own, except
+that it too carries what the fork copied from this launcher (about 8 MiB). So the figure is
+reported only when it is above the launcher's own RSS at fork time: below that it says nothing
+about the command, whose memory the supervisor's samples and VmHWM readings show.
 
 The parent-death signal and the subreaper flag survive exec; the signal's handler does not, so it
 is installed again here, and the supervisor's pid is checked again in case it died in between.
