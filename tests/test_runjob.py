@@ -178,6 +178,24 @@ def test_killed_supervisor_leaves_no_job_process_behind(manage, job_dir):
     assert row.status == Status.RUNNING  # nobody finalised it: the lease takeover will
 
 
+def test_killed_supervisor_leaves_no_command_process_behind(manage, job_dir, tmp_path):
+    """A command's keeper is the exec'd launcher: the parent-death signal it inherited still
+    kills the group, the command and what the command started in the background."""
+    script = f"echo $$ > {job_dir}/command.pid; sleep 300 & echo $! > {job_dir}/sleep.pid; wait"
+    tasks = tmp_path / "tasks.toml"
+    tasks.write_text(f"[tasks.held]\ntimeout = 600\ncommand = ['sh', '-c', '{script}']\n")
+    env = manage.env({"CRONJOBS_TASKS_FILE": str(tasks)})
+    supervisor = subprocess.Popen(manage.argv("runjob", "held"), env=env)
+    sleep_file = job_dir / "sleep.pid"
+    sleeper = int(wait_for(lambda: sleep_file.exists() and sleep_file.read_text().strip()))
+    command = int((job_dir / "command.pid").read_text())
+    keeper = psutil.Process(command).ppid()
+    assert psutil.Process(keeper).ppid() == supervisor.pid
+    supervisor.send_signal(signal.SIGKILL)
+    supervisor.wait(timeout=10)
+    wait_for(lambda: not any(alive(pid) for pid in (keeper, command, sleeper)), timeout=10)
+
+
 def test_sigterm_to_the_supervisor_records_a_failed_attempt(manage):
     supervisor = subprocess.Popen(
         manage.argv("runjob", "test_sleep"),

@@ -80,8 +80,28 @@ def test_command_that_cannot_start_names_the_program(make_spec):
     )
     row = run_task(spec).executions[0]
     assert row.status == Status.FAILED
-    assert row.exit_code == 127
-    assert "/nonexistent/prog" in row.error
+    assert (row.exit_code, row.signal) == (127, None)
+    assert row.error == "cannot run '/nonexistent/prog': No such file or directory"
+
+
+def test_a_command_runs_as_the_child_of_the_launcher_which_is_the_keeper():
+    """supervisor -> launcher.py (the keeper: own session, exec'd, not a fork of Django) ->
+    the command, with no Python fork in between."""
+    from cronjobs.supervisor.process import LAUNCHER
+    from cronjobs.supervisor.registry import build_spec
+
+    script = 'cat /proc/$$/stat; cat /proc/$PPID/stat; tr "\\0" " " < /proc/$PPID/cmdline'
+    spec = build_spec("tree", "command", ("sh", "-c", script), {"timeout": 10}, "t")
+    row = run_task(spec).executions[0]
+    assert row.status == Status.SUCCEEDED, row.error
+    command_stat, keeper_stat, keeper_cmdline = row.output.splitlines()
+    # /proc/PID/stat: pid (comm) state ppid pgrp session ...
+    command, keeper = command_stat.split(") ")[1].split(), keeper_stat.split(") ")[1].split()
+    keeper_pid = int(command[1])
+    assert int(keeper[1]) == os.getpid()  # the keeper's parent is the supervisor
+    assert int(keeper[2]) == int(keeper[3]) == keeper_pid  # its own session and group
+    assert int(command[2]) == keeper_pid  # the command is in the keeper's group
+    assert f"-I -S {LAUNCHER} --keeper {os.getpid()} " in keeper_cmdline
 
 
 def test_success_is_decided_by_exit_status_not_stderr():

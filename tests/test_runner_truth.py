@@ -56,6 +56,15 @@ def test_a_command_touching_64_mib_records_60_to_90_mib(log_dir):
     assert 60 * MIB <= row.peak_rss_bytes <= 90 * MIB
 
 
+def test_an_orphan_the_command_left_is_adopted_and_its_64_mib_billed(log_dir):
+    code = "b = b'x' * (64 << 20); import time; time.sleep(0.3)"
+    # The subshell exits at once, so its child is orphaned and the keeper adopts it.
+    script = f'( {sys.executable} -I -S -c "{code}" & ); sleep 1'
+    row = run_one(command("orphan_64", ("sh", "-c", script)))
+    assert row.status == Status.SUCCEEDED
+    assert 60 * MIB <= row.peak_rss_bytes <= 90 * MIB
+
+
 def test_a_16_mib_limit_does_not_kill_sleep(log_dir):
     row = run_one(command("small_sleep", ("sleep", "1"), memory_limit="16M"))
     assert row.status == Status.SUCCEEDED

@@ -1,17 +1,26 @@
 """Run one attempt of a task in a child process tree, measure it, and kill it when it must die.
 
-The tree (Linux):
+The tree (Linux), for a function task:
 
     supervisor (runjob)
       `- keeper: own session and process group; child subreaper; dies with the supervisor
-           `- worker: runs the callable, or execs the command; stdout+stderr -> one pipe
+           `- worker: runs the callable; stdout+stderr -> one pipe
                 `- anything the job starts (same process group unless it calls setsid)
+
+and for a command task, where the keeper execs launcher.py and the command is its child:
+
+    supervisor (runjob)
+      `- keeper, then launcher.py (`python -I -S`): the same session, signals and subreaper
+           `- the command: stdout+stderr -> one pipe
+                `- anything the command starts
 
 Why a keeper: if the supervisor is SIGKILLed nobody is left to clean up, so the keeper asks the
 kernel for a parent-death signal and then kills its whole process group. It also adopts
 orphaned grandchildren (PR_SET_CHILD_SUBREAPER), so their memory and CPU stay on the bill.
 Two forks of an already-loaded Django process cost about a millisecond, far less than starting
-a new interpreter, which is what keeps supervision cheap.
+a new interpreter, which is what keeps supervision cheap. A command's keeper execs the launcher
+instead of forking again: one fork of the supervisor fewer, and no copy of the supervisor's
+pages held for the length of the job (launcher.py says why it exists at all).
 
 This module reads and writes no rows: cronjobs/supervisor/runner.py records what it returns. Its
 statuses are the model's (`Execution.Status`), so an attempt's outcome has one vocabulary.
@@ -100,7 +109,8 @@ def run_attempt(
 ) -> AttemptResult:
     """Run `work` (a zero-argument callable, or an argv to exec with `env`) under `limits`.
 
-    1. Fork the keeper, which forks the worker (a command goes through launcher.py).
+    1. Fork the keeper, which forks the worker (a command: execs launcher.py, which forks the
+       command).
     2. Pump output to `on_output` and keep a capped tail; sample the tree's memory, current
        RSS and each process's kernel high-water mark (VmHWM).
     3. On timeout, or when `on_tick` (called with the peak so far) answers a `Halt` (a stop
@@ -238,8 +248,8 @@ class _Monitor:
         try:
             # The job is the keeper's descendants (worker, its children, adopted orphans). The
             # keeper itself is plumbing whose pages are shared with the worker: adding its RSS
-            # would count the forked Django process twice. For a command the worker is the
-            # launcher, plumbing too: the job is what the launcher started.
+            # would count the forked Django process twice. For a command the keeper is the
+            # launcher and the worker is the command itself.
             procs = self.proc.children(recursive=True)
         except psutil.Error:
             return
@@ -249,7 +259,7 @@ class _Monitor:
         private, files = 0, 0
         for proc in procs:
             with contextlib.suppress(psutil.Error, OSError):
-                if self.command and self._is_launcher(proc):
+                if self.command and self._is_unexecd(proc):
                     continue
                 status = _memory_status(proc.pid)
                 private += status.get(b"RssAnon", 0) + status.get(b"RssShmem", 0)
@@ -264,11 +274,9 @@ class _Monitor:
             self.killed_for = Status.MEMORY_EXCEEDED
             self._signal_group(signal.SIGKILL)
 
-    def _is_launcher(self, proc: psutil.Process) -> bool:
-        """The launcher, or its fork of the command before the exec: interpreter pages."""
-        if proc.pid == self.worker:
-            return True
-        return proc.ppid() == self.worker and LAUNCHER in proc.cmdline()
+    def _is_unexecd(self, proc: psutil.Process) -> bool:
+        """The launcher's fork of the command before its exec: the launcher's pages still."""
+        return proc.pid == self.worker and LAUNCHER in proc.cmdline()
 
     def _signal_group(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -332,9 +340,9 @@ class _Monitor:
         """(peak RSS, memory added over the worker's baseline: function tasks only).
 
         A command's peak is the most its tree held at once (samples) or the most one of its
-        processes ever held (kernel high-water marks, from the launcher's wait4, the keeper's
-        wait4 of adopted orphans, and VmHWM while sampling), whichever is larger. The keeper's
-        own rusage is never used for a command: it carries the forked interpreter's pages."""
+        processes ever held (kernel high-water marks, from the launcher's wait4 of the command
+        and of adopted orphans, and VmHWM while sampling), whichever is larger. The keeper's
+        own rusage is never used for a command: it carries the launcher's pages."""
         kernel = [r.get("maxrss", 0) for r in self.reports if r.get("kind") in ("command", "exit")]
         peak = max([self.peak_rss, self.high_water, *kernel])
         if self.command:
@@ -379,8 +387,8 @@ def error_line(output: str) -> str:
 
 
 def _read_worker_pid(res_r: int, reports: list[dict[str, Any]]) -> int | None:
-    """Wait for the keeper's report of the worker's pid (the launcher's, for a command); the
-    worker's own reports may come first and go to `reports`."""
+    """Wait for the keeper's report of the worker's pid (the command's own, for a command);
+    the worker's own reports may come first and go to `reports`."""
     line = b""
     while True:
         byte = os.read(res_r, 1)
@@ -435,7 +443,8 @@ def _keeper(
     cwd: str | None,
     env: dict[str, str] | None,
 ) -> None:
-    """Own session, die with the supervisor, fork the worker, report how it ended."""
+    """Own session, die with the supervisor, fork the worker (or become the launcher of a
+    command), report how it ended."""
     try:
         os.setsid()
         signal.signal(DEATH_SIGNAL, _kill_own_group)
@@ -445,26 +454,27 @@ def _keeper(
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         if os.getppid() != supervisor_pid:  # the supervisor died before prctl took effect
             _kill_own_group()
+        if isinstance(work, tuple):
+            _exec_launcher(work, out_w, res_w, supervisor_pid, cwd, env)
         worker = os.fork()
         if worker == 0:
-            _worker(work, out_w, res_w, cwd, env)
+            _worker(work, out_w, res_w, cwd)
         os.write(res_w, (json.dumps({"kind": "worker", "pid": worker}) + "\n").encode())
         os.close(out_w)
-        report = _wait_for(worker, command=isinstance(work, tuple))
+        report = _wait_for(worker)
         os.write(res_w, (json.dumps(report) + "\n").encode())
     finally:
         os._exit(0)
 
 
-def _wait_for(worker: int, command: bool) -> dict[str, Any]:
+def _wait_for(worker: int) -> dict[str, Any]:
     """Reap children (adopted orphans included) until the worker itself has ended. `maxrss`
-    is the largest kernel high-water mark among them; for a command, the worker (the
-    launcher, a fork of this interpreter) is left out: the launcher reports its command."""
+    is the largest kernel high-water mark among them (launcher.py does the same for a
+    command)."""
     maxrss = 0
     while True:
         pid, status, usage = os.wait4(-1, 0)
-        if pid != worker or not command:
-            maxrss = max(maxrss, usage.ru_maxrss * 1024)  # Linux reports KiB
+        maxrss = max(maxrss, usage.ru_maxrss * 1024)  # Linux reports KiB
         if pid == worker:
             report = {"kind": "exit", "maxrss": maxrss}
             if os.WIFSIGNALED(status):
@@ -472,26 +482,16 @@ def _wait_for(worker: int, command: bool) -> dict[str, Any]:
             return {**report, "exit_code": os.WEXITSTATUS(status), "signal": None}
 
 
-def _worker(
-    work: Work, out_w: int, res_w: int, cwd: str | None, env: dict[str, str] | None
-) -> None:
+def _worker(func: Callable[[], Any], out_w: int, res_w: int, cwd: str | None) -> None:
     code = 1
     try:
         for signum in (signal.SIGTERM, signal.SIGINT, DEATH_SIGNAL, signal.SIGPIPE):
             signal.signal(signum, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_w, 1)
-        os.dup2(out_w, 2)
-        os.close(out_w)
-        if cwd:
-            os.chdir(cwd)
-        if isinstance(work, tuple):
-            _exec(work, res_w, env)
+        _job_files(out_w, cwd)
         _report_baseline(res_w)
         _rebind_std_streams()
         _detach_database_connections()
-        code = _call(work, res_w)
+        code = _call(func, res_w)
     finally:
         try:
             sys.stdout.flush()
@@ -517,16 +517,39 @@ def _rebind_std_streams() -> None:
                 handler.setStream(sys.stderr)
 
 
-def _exec(argv: tuple[str, ...], res_w: int, env: dict[str, str] | None) -> NoReturn:
-    """Exec the launcher, which runs `argv` from a fresh, small address space."""
-    launcher = (sys.executable, "-I", "-S", LAUNCHER, str(res_w), *argv)
+def _job_files(out_w: int, cwd: str | None) -> None:
+    """The job's stdin (/dev/null), stdout and stderr (the output pipe) and working directory."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_w, 1)
+    os.dup2(out_w, 2)
+    os.close(out_w)
+    if cwd:
+        os.chdir(cwd)
+
+
+def _exec_launcher(
+    argv: tuple[str, ...],
+    out_w: int,
+    res_w: int,
+    supervisor_pid: int,
+    cwd: str | None,
+    env: dict[str, str] | None,
+) -> NoReturn:
+    """Become launcher.py, the command's keeper, which runs `argv` from a small address space.
+    The session, the ignored SIGTERM and SIGINT, the parent-death signal and the subreaper flag
+    survive the exec; the death signal's handler does not, and the launcher installs its own."""
+    keeper = (sys.executable, "-I", "-S", LAUNCHER, "--keeper", str(supervisor_pid), str(res_w))
     try:
+        _job_files(out_w, cwd)
         close_inherited_files(keep=res_w)
         os.set_inheritable(res_w, True)
-        os.execve(sys.executable, launcher, os.environ if env is None else env)
+        os.execve(sys.executable, (*keeper, *argv), os.environ if env is None else env)
     except OSError as exc:
         _report_error(res_w, f"cannot start the launcher: {exc.strerror or exc}", "")
-        os._exit(127)
+        report = {"kind": "exit", "maxrss": 0, "exit_code": 127, "signal": None}
+        os.write(res_w, (json.dumps(report) + "\n").encode())
+    os._exit(0)
 
 
 def close_inherited_files(keep: int) -> None:
