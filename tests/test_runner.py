@@ -84,6 +84,18 @@ def test_command_that_cannot_start_names_the_program(make_spec):
     assert row.error == "cannot run '/nonexistent/prog': No such file or directory"
 
 
+def test_a_command_starts_with_no_signal_ignored_so_a_pipeline_ends_quietly():
+    """The launcher's interpreter ignores SIGPIPE and SIGXFSZ; its command must not inherit
+    that (`yes | head -1` would print write errors and `yes` exit 1 instead of ending)."""
+    from cronjobs.supervisor.registry import build_spec
+
+    script = "grep SigIgn /proc/self/status; yes | head -1"
+    spec = build_spec("piped", "command", ("sh", "-c", script), {"timeout": 10}, "t")
+    row = run_task(spec).executions[0]
+    assert row.status == Status.SUCCEEDED
+    assert row.output == "SigIgn:\t0000000000000000\ny\n"
+
+
 def test_a_command_runs_as_the_child_of_the_launcher_which_is_the_keeper():
     """supervisor -> launcher.py (the keeper: own session, exec'd, not a fork of Django) ->
     the command, with no Python fork in between."""

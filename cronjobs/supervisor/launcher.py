@@ -92,6 +92,10 @@ def _exec(argv: list[str], report_fd: int) -> None:
     try:
         _signal.signal(SIGTERM, _signal.SIG_DFL)
         _signal.signal(SIGINT, _signal.SIG_DFL)
+        # Python ignores these at start-up and exec keeps an ignored signal: without this,
+        # `yes | head -1` in a command would get write errors instead of ending quietly.
+        _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+        _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
         os.set_inheritable(report_fd, False)
         # The keeper left only the report pipe (closed by the exec); be sure of it.
         os.closerange(3, report_fd)
