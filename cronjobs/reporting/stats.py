@@ -407,12 +407,21 @@ def _task_ids() -> list[int]:
     return list(Task.objects.order_by().values_list("id", flat=True))
 
 
-def last_executions(status: str | None = None, fields: Sequence[str] = ()) -> dict[int, Execution]:
-    """The latest ended attempt of every task (or the latest with `status`), in one query;
-    with `fields`, rows holding only those columns (the rest deferred): Django's work per
-    column and row was most of the cost for 10,000 tasks.
-    The correlated subquery walks the (task, started_at) index backwards and stops at the first
-    match, so it costs a few index reads per task however long the history is."""
+def last_executions(status: str | None = None) -> dict[int, Execution]:
+    """The latest ended attempt of every task (or the latest with `status`), in one query."""
+    # The output tail and traceback are the only large columns, and no caller shows them.
+    return {row.task_id: row for row in _latest(status).defer("output", "traceback")}
+
+
+def last_execution_values(status: str | None, *columns: str) -> dict[int, tuple[Any, ...]]:
+    """last_executions' rows as tuples of `columns`, by task id: /metrics reads four columns
+    of 10,000 rows, and building a model instance per row was four fifths of the cost."""
+    return {row[0]: row[1:] for row in _latest(status).values_list("task_id", *columns)}
+
+
+def _latest(status: str | None) -> QuerySet[Execution]:
+    """The correlated subquery walks the (task, started_at) index backwards and stops at the
+    first match, so it costs a few index reads per task however long the history is."""
     attempts = Execution.objects.ended().filter(task_id=OuterRef("pk"))
     if status:
         attempts = attempts.filter(status=status)
@@ -420,10 +429,7 @@ def last_executions(status: str | None = None, fields: Sequence[str] = ()) -> di
     # started_at index instead, scanning the whole table for a task that never finished.
     latest = attempts.order_by("-started_at").values("id")[:1]
     ids = Task.objects.annotate(last_id=Subquery(latest)).filter(last_id__isnull=False)
-    rows = Execution.objects.filter(id__in=ids.values("last_id")).order_by()
-    # The output tail and traceback are the only large columns, and no caller shows them.
-    rows = rows.only("task_id", *fields) if fields else rows.defer("output", "traceback")
-    return {row.task_id: row for row in rows}
+    return Execution.objects.filter(id__in=ids.values("last_id")).order_by()
 
 
 def hour_edges(hours: int, now: dt.datetime | None = None) -> list[dt.datetime]:

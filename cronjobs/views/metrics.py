@@ -35,7 +35,6 @@ PREFIX = "flagged_cron_"
 WINDOW = dt.timedelta(hours=24)
 COUNTED = [s for s in stats.OUTCOMES if s != Execution.Status.RUNNING]
 CLOSED = CircuitState.State.CLOSED
-LAST_RUN_FIELDS = ("status", "started_at", "finished_at", "duration")
 
 
 def escape(value: str) -> str:
@@ -107,20 +106,22 @@ class Scrape:
         return [enabled, states]
 
     def last_runs(self) -> list[Family]:
-        last = stats.last_executions(fields=LAST_RUN_FIELDS)
-        success = stats.last_executions(status=Execution.Status.SUCCEEDED, fields=LAST_RUN_FIELDS)
+        last = stats.last_execution_values(None, "status", "started_at", "duration")
+        success = stats.last_execution_values(
+            Execution.Status.SUCCEEDED, "started_at", "finished_at"
+        )
         started = Family("last_run_timestamp_seconds", "Start of the last finished attempt")
         ok = Family("last_run_success", "1 if the last finished attempt succeeded")
         duration = Family("last_run_duration_seconds", "Duration of the last finished attempt")
         succeeded = Family("last_success_timestamp_seconds", "End of the last successful attempt")
-        for task_id, row in last.items():
+        for task_id, (status, started_at, seconds) in last.items():
             task = self.tasks[task_id][0]
-            started.add(task, row.started_at.timestamp())
-            ok.add(task, int(row.status == Execution.Status.SUCCEEDED))
-            if row.duration is not None:
-                duration.add(task, row.duration)
-        for task_id, row in success.items():
-            succeeded.add(self.tasks[task_id][0], (row.finished_at or row.started_at).timestamp())
+            started.add(task, started_at.timestamp())
+            ok.add(task, int(status == Execution.Status.SUCCEEDED))
+            if seconds is not None:
+                duration.add(task, seconds)
+        for task_id, (started_at, finished_at) in success.items():
+            succeeded.add(self.tasks[task_id][0], (finished_at or started_at).timestamp())
         return [started, ok, duration, succeeded]
 
     def last_day(self) -> list[Family]:
