@@ -6,7 +6,9 @@ import datetime as dt
 
 import pytest
 import time_machine
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from cronjobs.models import CircuitState, Task
 from tests.api_fixtures import client_for
@@ -129,3 +131,30 @@ def test_scrape_queries_do_not_grow_with_the_number_of_tasks():
     few = queries_of(lambda: client.get("/metrics"))
     add_scheduled_tasks(55)
     assert queries_of(lambda: client.get("/metrics")) == few
+
+
+@pytest.mark.django_db
+def test_scrape_is_the_text_prometheus_client_writes():
+    """/metrics writes its own lines (cronjobs.views.metrics.Family); read back and written
+    again by prometheus_client's generate_latest they come out byte for byte the same, escaped
+    label values, counters, histogram and exponent-written timestamps included."""
+    odd = make_task('quote"back\\slash')
+    make_task("plain")
+    CircuitState.objects.create(task=odd, state="half_open", opened_at=NOW)
+    make_execution(
+        odd, "succeeded", NOW - dt.timedelta(hours=2), duration=1234567.25, start_lag=0.75
+    )
+    make_execution(odd, "failed", NOW - dt.timedelta(hours=1), duration=0.1)
+    make_alert(odd, "failed", severity="critical", message="x")
+    with time_machine.travel(NOW, tick=False):
+        text = client_for("read_only").get("/metrics").content
+
+    class Replay(Collector):
+        def collect(self):
+            yield from text_string_to_metric_families(text.decode())
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Replay())
+    assert b'task="quote\\"back\\\\slash"' in text
+    assert b"flagged_cron_start_lag_seconds_24h_bucket" in text
+    assert text == generate_latest(registry)

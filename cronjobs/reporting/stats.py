@@ -408,9 +408,20 @@ def _task_ids() -> list[int]:
 
 
 def last_executions(status: str | None = None) -> dict[int, Execution]:
-    """The latest ended attempt of every task (or the latest with `status`), in one query.
-    The correlated subquery walks the (task, started_at) index backwards and stops at the first
-    match, so it costs a few index reads per task however long the history is."""
+    """The latest ended attempt of every task (or the latest with `status`), in one query."""
+    # The output tail and traceback are the only large columns, and no caller shows them.
+    return {row.task_id: row for row in _latest(status).defer("output", "traceback")}
+
+
+def last_execution_values(status: str | None, *columns: str) -> dict[int, tuple[Any, ...]]:
+    """last_executions' rows as tuples of `columns`, by task id: /metrics reads four columns
+    of 10,000 rows, and building a model instance per row was four fifths of the cost."""
+    return {row[0]: row[1:] for row in _latest(status).values_list("task_id", *columns)}
+
+
+def _latest(status: str | None) -> QuerySet[Execution]:
+    """The correlated subquery walks the (task, started_at) index backwards and stops at the
+    first match, so it costs a few index reads per task however long the history is."""
     attempts = Execution.objects.ended().filter(task_id=OuterRef("pk"))
     if status:
         attempts = attempts.filter(status=status)
@@ -418,9 +429,7 @@ def last_executions(status: str | None = None) -> dict[int, Execution]:
     # started_at index instead, scanning the whole table for a task that never finished.
     latest = attempts.order_by("-started_at").values("id")[:1]
     ids = Task.objects.annotate(last_id=Subquery(latest)).filter(last_id__isnull=False)
-    rows = Execution.objects.filter(id__in=ids.values("last_id")).order_by()
-    # The output tail and traceback are the only large columns, and no caller shows them.
-    return {row.task_id: row for row in rows.defer("output", "traceback")}
+    return Execution.objects.filter(id__in=ids.values("last_id")).order_by()
 
 
 def hour_edges(hours: int, now: dt.datetime | None = None) -> list[dt.datetime]:

@@ -114,9 +114,10 @@ class MetricsBody(TypedDict):
     tasks: list[Columns]
 
 
-def iso(moment: dt.datetime | None) -> str | None:
-    """Timestamps are ISO 8601 in TIME_ZONE with their UTC offset."""
-    return timezone.localtime(moment).isoformat() if moment else None
+def iso(moment: dt.datetime | None, zone: dt.tzinfo | None = None) -> str | None:
+    """Timestamps are ISO 8601 in TIME_ZONE with their UTC offset. `zone` is that zone, from
+    a caller writing thousands: looking up the current zone costs more than the conversion."""
+    return timezone.localtime(moment, zone).isoformat() if moment else None
 
 
 def _round(value: float | None, places: int = 3) -> float | None:
@@ -136,10 +137,14 @@ class Snapshot:
         self.tasks = list(Task.objects.select_related("circuitstate").order_by("priority", "name"))
         self.last = stats.last_executions()
         self.healths = self._healths()
-        self.last_success = stats.last_executions(status=Execution.Status.SUCCEEDED)
         self.running = list(
             Execution.objects.running().select_related("task").order_by("started_at")
         )
+
+    @functools.cached_property
+    def last_success(self) -> dict[int, Execution]:
+        """Read when a task body is built (the status does not show it)."""
+        return stats.last_executions(status=Execution.Status.SUCCEEDED)
 
     @functools.cached_property
     def calendar(self) -> windows.Calendar:
@@ -166,17 +171,18 @@ EXECUTION_COLUMNS = Execution.columns(
 NULL_WHEN_BLANK = ("skip_reason", "upstream_run_id", "stopped_by")
 
 
-def execution_dict(row: Execution | None) -> Columns | None:
+def execution_dict(row: Execution | None, zone: dt.tzinfo | None = None) -> Columns | None:
     """An attempt's columns (times in TIME_ZONE, seconds to the millisecond) and the job's own
-    memory figure."""
+    memory figure. `zone`: iso()'s."""
     if row is None:
         return None
-    return {name: _api_value(name, value) for name, value in row.readings(EXECUTION_COLUMNS)}
+    zone = zone or timezone.get_current_timezone()
+    return {name: _api_value(name, value, zone) for name, value in row.readings(EXECUTION_COLUMNS)}
 
 
-def _api_value(name: str, value: Any) -> Any:
+def _api_value(name: str, value: Any, zone: dt.tzinfo) -> Any:
     if isinstance(value, dt.datetime):
-        return iso(value)
+        return iso(value, zone)
     if isinstance(value, float):
         return _round(value)
     if name in NULL_WHEN_BLANK:
@@ -343,6 +349,7 @@ def overall_status(healths: list[str], alerts: list[Alert]) -> str:
 
 def status_payload() -> StatusBody:
     snap = Snapshot()
+    zone = timezone.get_current_timezone()
     alerts = list(Alert.objects.unresolved().select_related("task").order_by("-last_seen"))
     healths = {task.id: snap.health(task) for task in snap.tasks}
     counts: dict[str, int] = {}
@@ -363,7 +370,7 @@ def status_payload() -> StatusBody:
             {
                 "task": t.name,
                 "health": healths[t.id],
-                "last_run": execution_dict(snap.last.get(t.id)),
+                "last_run": execution_dict(snap.last.get(t.id), zone),
             }
             for t in snap.tasks
         ],
