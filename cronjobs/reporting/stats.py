@@ -407,8 +407,11 @@ def _task_ids() -> list[int]:
     return list(Task.objects.order_by().values_list("id", flat=True))
 
 
-def last_executions(status: str | None = None) -> dict[int, Execution]:
-    """The latest ended attempt of every task (or the latest with `status`), in one query.
+def last_executions(
+    status: str | None = None, task_ids: list[int] | None = None
+) -> dict[int, Execution]:
+    """The latest ended attempt of every task (or the latest with `status`; of `task_ids` only,
+    a page of a list, when given), in one query.
     The correlated subquery walks the (task, started_at) index backwards and stops at the first
     match, so it costs a few index reads per task however long the history is."""
     attempts = Execution.objects.ended().filter(task_id=OuterRef("pk"))
@@ -418,6 +421,8 @@ def last_executions(status: str | None = None) -> dict[int, Execution]:
     # started_at index instead, scanning the whole table for a task that never finished.
     latest = attempts.order_by("-started_at").values("id")[:1]
     ids = Task.objects.annotate(last_id=Subquery(latest)).filter(last_id__isnull=False)
+    if task_ids is not None:
+        ids = ids.filter(pk__in=task_ids)
     rows = Execution.objects.filter(id__in=ids.values("last_id")).order_by()
     # The output tail and traceback are the only large columns, and no caller shows them.
     return {row.task_id: row for row in rows.defer("output", "traceback")}
