@@ -408,10 +408,14 @@ def _task_ids() -> list[int]:
 
 
 def last_executions(
-    status: str | None = None, task_ids: list[int] | None = None
+    status: str | None = None,
+    task_ids: list[int] | None = None,
+    columns: tuple[str, ...] = (),
 ) -> dict[int, Execution]:
     """The latest ended attempt of every task (or the latest with `status`; of `task_ids` only,
-    a page of a list, when given), in one query.
+    a page of a list, when given), in one query; only `columns` read when given (Django
+    builds 10,000 full rows in a third of a second), and any other column read later is a
+    query of its own.
     The correlated subquery walks the (task, started_at) index backwards and stops at the first
     match, so it costs a few index reads per task however long the history is."""
     attempts = Execution.objects.ended().filter(task_id=OuterRef("pk"))
@@ -425,7 +429,8 @@ def last_executions(
         ids = ids.filter(pk__in=task_ids)
     rows = Execution.objects.filter(id__in=ids.values("last_id")).order_by()
     # The output tail and traceback are the only large columns, and no caller shows them.
-    return {row.task_id: row for row in rows.defer("output", "traceback")}
+    rows = rows.only("task_id", *columns) if columns else rows.defer("output", "traceback")
+    return {row.task_id: row for row in rows}
 
 
 def hour_edges(hours: int, now: dt.datetime | None = None) -> list[dt.datetime]:
