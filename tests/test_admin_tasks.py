@@ -100,6 +100,7 @@ def test_list_sorted_by_p95_puts_the_slowest_first_and_shows_the_same_p95(admin_
 
     assert [task.name for task in ours(by_p95)] == ["slow", "middling", "quick"]
     assert [task.name for task in ours(reverse)] == ["quick", "middling", "slow"]
+    assert admin_client.get(LIST, {"o": "99.-98"}).status_code == 200  # a stale link
     shown = {task.name: task.health.day.p95_duration for task in ours(unsorted)}
     assert {task.name: task.health.day.p95_duration for task in ours(by_p95)} == shown
     assert shown["slow"] > shown["middling"] > shown["quick"]
