@@ -44,7 +44,9 @@ class TaskHealth:
     open_alerts: int
     critical_alerts: int = 0
 
-    @property
+    # Cached: a page sorts, counts and shows each of 10,000 words, and a health is read once
+    # per request, never changing under it.
+    @functools.cached_property
     def status(self) -> str:
         """The one health rule, first match wins:
         retired, disabled (not judged);
