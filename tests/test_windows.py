@@ -25,8 +25,18 @@ from tests.helpers import make_execution, make_task
 from tests.loopback import endpoint
 
 pytestmark = pytest.mark.django_db
+
+
 # A Sunday evening: the tills are counted from 22:00 for four hours.
-SUNDAY = datetime(2026, 12, 6, 21, 0, tzinfo=UTC)
+def _a_december_sunday() -> datetime:
+    """21:00 UTC on the first Sunday of next December: a winter evening (Paris at UTC+1), and
+    always ahead of the real clock, so windows created now cover it (a fixed date became the
+    past, and tests that travel there found windows created after it)."""
+    first = datetime(datetime.now(UTC).year + 1, 12, 1, 21, 0, tzinfo=UTC)
+    return first + timedelta(days=(6 - first.weekday()) % 7)
+
+
+SUNDAY = _a_december_sunday()
 COMMAND = actions.Actor.for_command("maintenance")
 
 
@@ -450,10 +460,15 @@ def test_the_tasks_files_sunday_window_skips_cron_runs_at_sunday_22_30(manage, t
         env = manage.env(extra)
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
 
-    assert runjob_at("2026-12-06 22:30:00", "--trigger", "cron").returncode == 3
-    assert runjob_at("2026-12-06 22:35:00").returncode == 0  # a person's run goes ahead
-    assert runjob_at("2026-12-06 21:55:00", "--trigger", "cron").returncode == 0  # before it
-    assert runjob_at("2026-12-07 02:00:00", "--trigger", "cron").returncode == 0  # after it
+    def evening(hours: int, minutes: int) -> str:
+        return (SUNDAY.replace(hour=0) + timedelta(hours=hours, minutes=minutes)).strftime(
+            "%Y-%m-%d %H:%M:%S"
+        )
+
+    assert runjob_at(evening(22, 30), "--trigger", "cron").returncode == 3
+    assert runjob_at(evening(22, 35)).returncode == 0  # a person's run goes ahead
+    assert runjob_at(evening(21, 55), "--trigger", "cron").returncode == 0  # before it
+    assert runjob_at(evening(26, 0), "--trigger", "cron").returncode == 0  # after it
     rows = Execution.objects.filter(task__name="tills").order_by("started_at")
     assert [(r.status, r.skip_reason) for r in rows] == [
         ("succeeded", ""),
@@ -462,5 +477,5 @@ def test_the_tasks_files_sunday_window_skips_cron_runs_at_sunday_22_30(manage, t
         ("succeeded", ""),
     ]
     assert "tills are counted on Sunday night" in rows[1].error
-    late = rows[1].started_at - datetime(2026, 12, 6, 22, 30, tzinfo=UTC)
+    late = rows[1].started_at - (SUNDAY + timedelta(hours=1, minutes=30))
     assert timedelta(0) <= late < timedelta(minutes=1)
