@@ -173,10 +173,10 @@ class TaskChangeList(ChangeList):
         """Whether the `o` parameter (column indexes, as ChangeList.get_ordering reads them)
         names the p95 column."""
         columns = [part.lstrip("-") for part in str(self.params.get(ORDER_VAR, "")).split(".")]
-        shown = len(self.list_display)  # a stale or made-up index is ignored, as Django does
-        return "p95_24h" in [
-            self.list_display[int(c)] for c in columns if c.isdigit() and int(c) < shown
-        ]
+        shown = len(self.list_display)
+        # A stale or made-up index (any length of digits) is ignored, as Django does.
+        indexes = [int(c) for c in columns if c.isdigit() and len(c) <= len(str(shown))]
+        return "p95_24h" in [self.list_display[i] for i in indexes if i < shown]
 
     def get_results(self, request: HttpRequest) -> None:
         """Attach each task's health to the rows of this page: iterating fills the queryset's
