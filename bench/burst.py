@@ -460,7 +460,7 @@ def profile_warm_starts(burst: Burst, env: dict[str, str], workdir: Path) -> Non
         print(
             f"{count} warm starts{' (profiled)' if profiled else ''}: this process "
             f"{own / count * 1000:.1f} ms CPU, its children {children / count * 1000:.1f} ms "
-            f"(keeper, worker, launcher, the job), {len(queries) / count:.1f} statements "
+            f"(the keeper and launcher, the job), {len(queries) / count:.1f} statements "
             "per start"
         )
     pstats.Stats(profile).sort_stats("cumulative").print_stats(r"cronjobs|psutil", 25)
@@ -468,13 +468,15 @@ def profile_warm_starts(burst: Burst, env: dict[str, str], workdir: Path) -> Non
 
 
 def launcher_cost(workdir: Path, count: int = 50) -> float:
-    """CPU seconds of the bare-interpreter launcher that a command attempt's worker execs
-    (cronjobs/supervisor/launcher.py), with its job, started alone."""
+    """CPU seconds of the bare-interpreter launcher that a command attempt's keeper execs
+    (cronjobs/supervisor/launcher.py), with its job, started alone (this process stands in
+    for the supervisor)."""
     from cronjobs.supervisor.process import LAUNCHER
 
     before = _children_cpu()
     with open(os.devnull, "wb") as report:
-        argv = [sys.executable, "-I", "-S", LAUNCHER, str(report.fileno())]
+        keeper = ["--keeper", str(os.getpid()), str(report.fileno())]
+        argv = [sys.executable, "-I", "-S", LAUNCHER, *keeper]
         for _ in range(count):
             job = job_command("cost", workdir / "job-cost")
             subprocess.run([*argv, *job], pass_fds=(report.fileno(),), check=True)
